@@ -1,0 +1,44 @@
+// What a host should look like after apply. The applier makes a host match exactly this; the plan
+// compares it with what a host has now.
+
+import type { SecretRef } from '../policy/model.ts';
+
+export interface ManagedFile {
+  /** Absolute path on the host. */
+  readonly path: string;
+  /** Octal mode, e.g. "0644". Secret files are always "0600". */
+  readonly mode: string;
+  /** "user:group". @default root:root */
+  readonly owner: string;
+  /** Literal content; exactly one of content and secret. */
+  readonly content?: string;
+  /** Content resolved at apply time; plans show only a fingerprint of the reference. */
+  readonly secret?: SecretRef;
+}
+
+/** A disruptive action that only runs inside the host's maintenance window. */
+export interface WindowAction {
+  readonly kind: 'reboot' | 'restart';
+  readonly unit?: string;
+}
+
+export interface HostDesiredState {
+  readonly host: string;
+  /** Files sorted by path. */
+  readonly files: readonly ManagedFile[];
+  /** Units to enable (and start, for timers), sorted. */
+  readonly units: readonly string[];
+  /** Packages the host must have, sorted. */
+  readonly packages: readonly string[];
+}
+
+/** Directory of unit files written by upkeep on every host. */
+export const UNIT_DIR = '/etc/systemd/system';
+/** Prefix of every unit upkeep writes, so upkeep's units are recognisable and never collide. */
+export const UNIT_PREFIX = 'upkeep-';
+/** Where upkeep's runtime shell programs are installed on hosts. */
+export const RUNTIME_DIR = '/usr/local/lib/upkeep';
+/** Configuration upkeep writes for its runtime programs. */
+export const CONFIG_DIR = '/etc/upkeep';
+/** Host state: manifest and generations. */
+export const STATE_DIR = '/var/lib/upkeep';

@@ -1,0 +1,50 @@
+// Policy errors name the file, the line and column (YAML), and the policy path of what is wrong.
+// Validation collects every issue and fails once with all of them.
+
+/** A path into the policy, e.g. ["hosts", "web1", "backups", "repository", "host"]. */
+export type PolicyPath = readonly (string | number)[];
+
+export interface SourceLocation {
+  readonly line: number;
+  readonly column: number;
+}
+
+/** Where a policy came from; YAML sources can map a policy path to a line and column. */
+export interface PolicySource {
+  readonly file: string;
+  locate(path: PolicyPath): SourceLocation | undefined;
+}
+
+export interface PolicyIssue {
+  readonly path: PolicyPath;
+  readonly message: string;
+}
+
+/** "hosts.web1.backups" — the dotted form used in messages. */
+export function formatPath(path: PolicyPath): string {
+  return path.length === 0 ? '(fleet)' : path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
+}
+
+function formatIssue(issue: PolicyIssue, source?: PolicySource): string {
+  const where = source?.locate(issue.path);
+  const file = source ? (where ? `${source.file}:${where.line}:${where.column}` : source.file) : undefined;
+  return `${file ? `${file}: ` : ''}${formatPath(issue.path)}: ${issue.message}`;
+}
+
+export class PolicyError extends Error {
+  readonly issues: readonly PolicyIssue[];
+  readonly source?: PolicySource;
+
+  constructor(issues: readonly PolicyIssue[], source?: PolicySource) {
+    const lines = issues.map((i) => formatIssue(i, source));
+    super(issues.length === 1 ? lines[0] : `${issues.length} problems in the policy:\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+    this.name = 'PolicyError';
+    this.issues = issues;
+    this.source = source;
+  }
+
+  /** The same issues, located in `source` (used once the source of a loaded policy is known). */
+  withSource(source: PolicySource): PolicyError {
+    return new PolicyError(this.issues, source);
+  }
+}

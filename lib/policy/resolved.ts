@@ -1,0 +1,116 @@
+// The resolved fleet: every default applied, every layer merged, every duration in seconds and
+// every window turned into exact systemd calendar expressions. Compilers read only this.
+
+import type { Check, PackageFamily, ProvisionSpec, ProvisioningSpec, Role, SecretRef, Weekday } from './model.ts';
+
+export interface ResolvedWindow {
+  readonly every: 'week' | 'month';
+  /** Weekdays the window may open on. */
+  readonly days: readonly Weekday[];
+  /** For monthly windows: which occurrence of the weekday. */
+  readonly nth?: 1 | 2 | 3 | 4 | 'last';
+  /** Minutes after local midnight. */
+  readonly startMinute: number;
+  readonly durationSeconds: number;
+  readonly timeZone: string;
+  readonly blackouts: readonly string[];
+  /** OnCalendar expressions (one per line in a unit) for the window's opening, in `timeZone`. */
+  readonly onCalendar: readonly string[];
+}
+
+export interface ResolvedMitigation {
+  readonly id: string;
+  readonly package: string;
+  readonly fixedIn?: string;
+  readonly action:
+    | { readonly kind: 'mask-unit'; readonly unit: string }
+    | { readonly kind: 'stop-unit'; readonly unit: string }
+    | { readonly kind: 'firewall-port'; readonly port: number; readonly protocol: 'tcp' | 'udp' }
+    | { readonly kind: 'drop-in'; readonly path: string; readonly content: string };
+}
+
+export interface ResolvedUpdates {
+  readonly window: ResolvedWindow;
+  readonly securityDeadlineSeconds: number;
+  readonly securityCheckSeconds: number;
+  readonly reboot: 'never' | 'when-needed' | 'always';
+  readonly hold: readonly string[];
+  readonly mitigations: readonly ResolvedMitigation[];
+}
+
+export interface ResolvedBackups {
+  readonly schedule: string;
+  readonly retention: { readonly daily: number; readonly weekly: number; readonly monthly: number; readonly yearly: number };
+  readonly paths: readonly string[];
+  readonly exclude: readonly string[];
+  /** The restic repository as restic takes it, e.g. "sftp:backup@backup1:/srv/restic/web1". */
+  readonly repository: string;
+  /** The fleet host holding the repository, when it is one of ours. */
+  readonly repositoryHost?: string;
+  readonly password: SecretRef;
+  readonly checkSchedule: string;
+  readonly checkReadDataSubset: string;
+  readonly drillSchedule: string;
+}
+
+export interface ResolvedCheck {
+  readonly name: string;
+  /** The host this check is about. */
+  readonly subject: string;
+  /** The host the check runs on (the subject itself, or a monitor host). */
+  readonly runsOn: string;
+  readonly intervalSeconds: number;
+  readonly spec: Check<string>;
+}
+
+export interface ResolvedRoute {
+  readonly name: string;
+  readonly webhook: string;
+  readonly token?: SecretRef;
+  readonly deliverySeconds: number;
+}
+
+export interface ResolvedMonitoring {
+  readonly intervalSeconds: number;
+  readonly failureThreshold: number;
+  readonly recoveryThreshold: number;
+  readonly slaSeconds: number;
+  readonly routes: readonly ResolvedRoute[];
+  /** Checks about this host, sorted by name. Some may run on another host. */
+  readonly checks: readonly ResolvedCheck[];
+}
+
+export interface ResolvedHost {
+  readonly name: string;
+  readonly group: string;
+  readonly roles: readonly Role[];
+  readonly packageFamily: PackageFamily;
+  readonly address?: string;
+  readonly hostKey?: string;
+  readonly port: number;
+  readonly provision?: ProvisionSpec & { readonly image: string; readonly location: string };
+  readonly updates?: ResolvedUpdates;
+  readonly backups?: ResolvedBackups;
+  readonly monitoring?: ResolvedMonitoring;
+  readonly exempt: { readonly updates?: string; readonly backups?: string; readonly monitoring?: string };
+}
+
+export interface ResolvedGroup {
+  readonly name: string;
+  readonly after: readonly string[];
+  readonly staging: boolean;
+  readonly soakSeconds: number;
+  readonly batchSize: number;
+  readonly failureBudget: number;
+  /** Host names in this group, sorted. */
+  readonly hosts: readonly string[];
+}
+
+export interface ResolvedFleet {
+  readonly name: string;
+  /** Groups in rollout order: every group after the groups it names in `after`, ties by name. */
+  readonly groups: readonly ResolvedGroup[];
+  /** Hosts sorted by name. */
+  readonly hosts: readonly ResolvedHost[];
+  readonly provisioning?: ProvisioningSpec;
+}
