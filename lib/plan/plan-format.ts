@@ -1,0 +1,90 @@
+// plan.json: the reviewed plan that bin/apply executes. Versioned; bump PLAN_FORMAT_VERSION on any
+// incompatible change. Everything except `metadata` is a pure function of the policy (and base),
+// so `plan_id` — a hash of that part — names exactly what was reviewed.
+//
+// A plan directory holds:
+//   plan.json            this document
+//   plan.md              the review text
+//   hosts/<host>/<path>  the content of every non-secret managed file, e.g. hosts/web1/etc/systemd/system/x.timer
+//   terraform/           the synthesized stack (when the fleet provisions hosts)
+
+import type { SecretRef } from '../policy/model.ts';
+
+export const PLAN_FORMAT_VERSION = 1;
+
+export interface PlannedFile {
+  readonly path: string;
+  readonly mode: string;
+  readonly owner: string;
+  /** sha256 hex of the content; absent for secret files, whose content only exists at apply time. */
+  readonly sha256?: string;
+  /** For secret files: the reference the applier resolves. */
+  readonly secret?: SecretRef;
+}
+
+export type ChangeAction = 'create' | 'update' | 'delete';
+
+export interface FileChange {
+  readonly path: string;
+  readonly action: ChangeAction;
+  /** What changed for an update: content, mode, owner. */
+  readonly fields?: readonly ('content' | 'mode' | 'owner')[];
+}
+
+export interface PlannedHost {
+  readonly name: string;
+  readonly group: string;
+  /** ssh address; absent until a provisioned host exists (filled from Terraform outputs). */
+  readonly address?: string;
+  readonly port: number;
+  /** Pinned host public key, "ssh-ed25519 AAAA...". */
+  readonly hostKey?: string;
+  readonly files: readonly PlannedFile[];
+  readonly units: readonly string[];
+  readonly packages: readonly string[];
+  /** sha256 over files, units and packages: the generation this plan installs. */
+  readonly generation: string;
+  /** The generation the plan was computed against (null: nothing applied yet). */
+  readonly baseGeneration: string | null;
+  readonly changes: {
+    readonly files: readonly FileChange[];
+    readonly unitsEnabled: readonly string[];
+    readonly unitsDisabled: readonly string[];
+    readonly packagesAdded: readonly string[];
+  };
+}
+
+export interface PlannedGroup {
+  readonly name: string;
+  readonly after: readonly string[];
+  readonly staging: boolean;
+  readonly soakSeconds: number;
+  readonly batchSize: number;
+  readonly failureBudget: number;
+  readonly hosts: readonly string[];
+}
+
+export interface PlanDocument {
+  readonly format_version: typeof PLAN_FORMAT_VERSION;
+  /** sha256 of the document without `metadata` and without `plan_id`. */
+  readonly plan_id: string;
+  readonly fleet: string;
+  /** Groups in rollout order. */
+  readonly groups: readonly PlannedGroup[];
+  /** Hosts by name, keys sorted. */
+  readonly hosts: { readonly [name: string]: PlannedHost };
+  readonly summary: {
+    readonly hostsChanged: number;
+    readonly hostsUnchanged: number;
+    readonly filesCreated: number;
+    readonly filesUpdated: number;
+    readonly filesDeleted: number;
+  };
+  /** The only part that differs between runs. */
+  readonly metadata: {
+    readonly created_at: string;
+    readonly upkeep_version: string;
+    /** Policy file, relative to the working directory. */
+    readonly policy: string;
+  };
+}
