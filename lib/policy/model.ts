@@ -287,9 +287,11 @@ export interface FleetSpec<G extends string = string, H extends string = string>
   /** Fleet name; used in labels and resource names. */
   readonly name: string;
   /** Policy every group and host starts from. */
-  readonly defaults?: MaintenancePolicy<H>;
-  readonly groups: { readonly [K in G]: GroupSpec<G, H> };
-  readonly hosts: { readonly [K in H]: HostSpec<G, H> };
+  readonly defaults?: MaintenancePolicy<NoInfer<H>>;
+  // Names are inferred from the keys of `groups` and `hosts` only; every other mention is a
+  // reference that must match one of them.
+  readonly groups: { readonly [K in G]: GroupSpec<NoInfer<G>, NoInfer<H>> };
+  readonly hosts: { readonly [K in H]: HostSpec<NoInfer<G>, NoInfer<H>> };
   readonly provisioning?: ProvisioningSpec;
 }
 

@@ -1,0 +1,247 @@
+// resolve: defaults and layering (fleet -> group -> host) turned into exact values. Pure. Every
+// problem found on the way is collected as an issue at the policy path where the value was
+// written (the host, its group or the fleet defaults), so YAML errors point at the right line.
+
+import { tryParseDuration } from './duration.ts';
+import type { PolicyIssue, PolicyPath } from './errors.ts';
+import { layerPolicies, policyOf } from './layering.ts';
+import type { BackupPolicy, FleetSpec, HostSpec, MaintenancePolicy, Mitigation, MonitoringPolicy, UpdatePolicy } from './model.ts';
+import type {
+  ResolvedBackups,
+  ResolvedCheck,
+  ResolvedFleet,
+  ResolvedGroup,
+  ResolvedHost,
+  ResolvedMitigation,
+  ResolvedMonitoring,
+  ResolvedUpdates,
+} from './resolved.ts';
+import { rolloutOrder } from './rollout-order.ts';
+import { resolveWindow } from './window.ts';
+
+export const DEFAULTS = {
+  port: 22,
+  packageFamily: 'apt',
+  image: 'debian-12',
+  location: 'nbg1',
+  securityDeadline: '24h',
+  securityCheckEvery: '1h',
+  reboot: 'when-needed',
+  backupSchedule: '*-*-* 01:30:00',
+  retentionDaily: 90,
+  backupPaths: ['/'],
+  repositoryRoot: '/srv/restic',
+  repositoryUser: 'restic',
+  checkSchedule: 'Sun *-*-* 05:00:00',
+  checkReadDataSubset: '5%',
+  drillSchedule: 'Sat *-*-* 06:00:00',
+  monitoringInterval: '1m',
+  failureThreshold: 2,
+  recoveryThreshold: 2,
+  sla: '15m',
+  routeDelivery: '2m',
+  soak: '1h',
+  batchSize: 1,
+  failureBudget: 0,
+} as const;
+
+export interface ResolveResult {
+  readonly fleet: ResolvedFleet;
+  readonly issues: readonly PolicyIssue[];
+}
+
+type Layers = { readonly host: string; readonly group: string | undefined };
+
+/** Where a field of a host's effective policy was written: the host, else its group, else the defaults. */
+function origin(spec: FleetSpec, layers: Layers, field: PolicyPath): PolicyPath {
+  const candidates: [PolicyPath, unknown][] = [
+    [['hosts', layers.host], spec.hosts[layers.host]],
+    ...(layers.group ? [[['groups', layers.group], spec.groups[layers.group]] as [PolicyPath, unknown]] : []),
+    [['defaults'], spec.defaults],
+  ];
+  for (const [prefix, root] of candidates) {
+    let node: unknown = root;
+    for (const key of field) node = node && typeof node === 'object' ? (node as Record<string | number, unknown>)[key] : undefined;
+    if (node !== undefined) return [...prefix, ...field];
+  }
+  return ['hosts', layers.host, ...field];
+}
+
+class Resolver {
+  readonly issues: PolicyIssue[] = [];
+  constructor(readonly spec: FleetSpec) {}
+
+  issue(path: PolicyPath, message: string): void {
+    this.issues.push({ path, message });
+  }
+
+  duration(layers: Layers, field: PolicyPath, value: string | undefined, fallback: string): number {
+    const text = value ?? fallback;
+    const seconds = tryParseDuration(text);
+    if (seconds === undefined) {
+      this.issue(origin(this.spec, layers, field), `expected a duration such as 15m, 24h or 7d, got ${JSON.stringify(text)}`);
+      return tryParseDuration(fallback)!;
+    }
+    return seconds;
+  }
+
+  updates(layers: Layers, policy: UpdatePolicy): ResolvedUpdates | undefined {
+    if (!policy.window) {
+      this.issue(origin(this.spec, layers, ['updates']), 'updates need a maintenance window (updates.window) for routine updates and reboots');
+      return undefined;
+    }
+    const { window, issues } = resolveWindow(policy.window, origin(this.spec, layers, ['updates', 'window']));
+    this.issues.push(...issues);
+    if (!window) return undefined;
+    return {
+      window,
+      securityDeadlineSeconds: this.duration(layers, ['updates', 'security', 'deadline'], policy.security?.deadline, DEFAULTS.securityDeadline),
+      securityCheckSeconds: this.duration(layers, ['updates', 'security', 'checkEvery'], policy.security?.checkEvery, DEFAULTS.securityCheckEvery),
+      reboot: policy.reboot ?? DEFAULTS.reboot,
+      hold: [...(policy.hold ?? [])].sort(),
+      mitigations: (policy.mitigations ?? []).map(resolveMitigation),
+    };
+  }
+
+  backups(layers: Layers, policy: BackupPolicy): ResolvedBackups | undefined {
+    const at = (field: PolicyPath) => origin(this.spec, layers, ['backups', ...field]);
+    if (!policy.repository) this.issue(at([]), 'backups need a repository (backups.repository: a backup host or a restic URL)');
+    if (!policy.password) this.issue(at([]), 'backups need a repository password reference (backups.password: {env} or {file})');
+    if (!policy.repository || !policy.password) return undefined;
+
+    let repository: string;
+    let repositoryHost: string | undefined;
+    if ('host' in policy.repository) {
+      repositoryHost = policy.repository.host;
+      const target = this.spec.hosts[repositoryHost];
+      if (!target) {
+        this.issue(at(['repository', 'host']), `backup host "${repositoryHost}" is not a host of this fleet`);
+        return undefined;
+      }
+      const path = policy.repository.path ?? `${DEFAULTS.repositoryRoot}/${layers.host}`;
+      repository = `sftp:${DEFAULTS.repositoryUser}@${repositoryHost}:${path}`;
+    } else {
+      repository = policy.repository.url;
+    }
+    const r = policy.retention ?? {};
+    return {
+      schedule: policy.schedule ?? DEFAULTS.backupSchedule,
+      retention: { daily: r.daily ?? DEFAULTS.retentionDaily, weekly: r.weekly ?? 0, monthly: r.monthly ?? 0, yearly: r.yearly ?? 0 },
+      paths: [...(policy.paths ?? DEFAULTS.backupPaths)],
+      exclude: [...(policy.exclude ?? [])],
+      repository,
+      ...(repositoryHost !== undefined && { repositoryHost }),
+      password: policy.password,
+      checkSchedule: policy.check?.schedule ?? DEFAULTS.checkSchedule,
+      checkReadDataSubset: policy.check?.readDataSubset ?? DEFAULTS.checkReadDataSubset,
+      drillSchedule: policy.drill?.schedule ?? DEFAULTS.drillSchedule,
+    };
+  }
+
+  monitoring(layers: Layers, policy: MonitoringPolicy): ResolvedMonitoring {
+    const at = (field: PolicyPath) => ['monitoring', ...field];
+    const intervalSeconds = this.duration(layers, at(['interval']), policy.interval, DEFAULTS.monitoringInterval);
+    const checks: ResolvedCheck[] = [];
+    for (const name of Object.keys(policy.checks ?? {}).sort()) {
+      const check = policy.checks![name];
+      if (check === false || check === undefined) continue;
+      checks.push({
+        name,
+        subject: layers.host,
+        runsOn: check.from ?? layers.host,
+        intervalSeconds: check.interval ? this.duration(layers, at(['checks', name, 'interval']), check.interval, DEFAULTS.monitoringInterval) : intervalSeconds,
+        spec: check,
+      });
+    }
+    return {
+      intervalSeconds,
+      failureThreshold: policy.failureThreshold ?? DEFAULTS.failureThreshold,
+      recoveryThreshold: policy.recoveryThreshold ?? DEFAULTS.recoveryThreshold,
+      slaSeconds: this.duration(layers, at(['sla']), policy.sla, DEFAULTS.sla),
+      routes: (policy.routes ?? []).map((route, i) => ({
+        name: route.name,
+        webhook: route.webhook,
+        ...(route.token && { token: route.token }),
+        deliverySeconds: this.duration(layers, at(['routes', i, 'delivery']), route.delivery, DEFAULTS.routeDelivery),
+      })),
+      checks,
+    };
+  }
+
+  host(name: string, host: HostSpec): ResolvedHost {
+    const groupSpec = this.spec.groups[host.group];
+    const layers: Layers = { host: name, group: groupSpec ? host.group : undefined };
+    if (!groupSpec) this.issue(['hosts', name, 'group'], `group "${host.group}" is not defined in groups`);
+    const policy: MaintenancePolicy = [policyOf(this.spec.defaults), policyOf(groupSpec), policyOf(host)].reduce(layerPolicies);
+    const exempt = host.exempt ?? {};
+    const provisioning = this.spec.provisioning;
+    // An exemption drops the inherited policy for that part: the reason replaces it.
+    const updates = exempt.updates === undefined && policy.updates ? this.updates(layers, policy.updates) : undefined;
+    const backups = exempt.backups === undefined && policy.backups ? this.backups(layers, policy.backups) : undefined;
+    const monitoring = exempt.monitoring === undefined && policy.monitoring ? this.monitoring(layers, policy.monitoring) : undefined;
+    return {
+      name,
+      group: host.group,
+      roles: [...(host.roles ?? [])].sort(),
+      packageFamily: host.packageFamily ?? DEFAULTS.packageFamily,
+      ...(host.address !== undefined && { address: host.address }),
+      ...(host.hostKey !== undefined && { hostKey: host.hostKey }),
+      port: host.port ?? DEFAULTS.port,
+      ...(host.provision && {
+        provision: {
+          ...host.provision,
+          image: host.provision.image ?? DEFAULTS.image,
+          location: host.provision.location ?? provisioning?.location ?? DEFAULTS.location,
+        },
+      }),
+      ...(updates && { updates }),
+      ...(backups && { backups }),
+      ...(monitoring && { monitoring }),
+      exempt,
+    };
+  }
+
+  groups(): ResolvedGroup[] {
+    const { order, issues } = rolloutOrder(this.spec.groups);
+    this.issues.push(...issues);
+    const hostNames = Object.keys(this.spec.hosts).sort();
+    return order.map((name) => {
+      const g = this.spec.groups[name];
+      const at = (field: string): PolicyPath => ['groups', name, field];
+      if (g.batchSize !== undefined && !(Number.isInteger(g.batchSize) && g.batchSize >= 1)) this.issue(at('batchSize'), `batch size must be a whole number of at least 1, got ${g.batchSize}`);
+      if (g.failureBudget !== undefined && !(Number.isInteger(g.failureBudget) && g.failureBudget >= 0)) this.issue(at('failureBudget'), `failure budget must be a whole number of at least 0, got ${g.failureBudget}`);
+      const soakSeconds = tryParseDuration(g.soak ?? DEFAULTS.soak);
+      if (soakSeconds === undefined) this.issue(at('soak'), `expected a duration such as 30m or 2h, got ${JSON.stringify(g.soak)}`);
+      return {
+        name,
+        after: [...(g.after ?? [])].sort(),
+        staging: g.staging ?? false,
+        soakSeconds: soakSeconds ?? 0,
+        batchSize: g.batchSize ?? DEFAULTS.batchSize,
+        failureBudget: g.failureBudget ?? DEFAULTS.failureBudget,
+        hosts: hostNames.filter((h) => this.spec.hosts[h].group === name),
+      };
+    });
+  }
+}
+
+function resolveMitigation(m: Mitigation): ResolvedMitigation {
+  const a = m.action;
+  const action: ResolvedMitigation['action'] =
+    'maskUnit' in a ? { kind: 'mask-unit', unit: a.maskUnit }
+    : 'stopUnit' in a ? { kind: 'stop-unit', unit: a.stopUnit }
+    : 'firewallPort' in a ? { kind: 'firewall-port', port: a.firewallPort, protocol: a.protocol ?? 'tcp' }
+    : { kind: 'drop-in', path: a.dropIn.path, content: a.dropIn.content };
+  return { id: m.id, package: m.package, ...(m.fixedIn !== undefined && { fixedIn: m.fixedIn }), action };
+}
+
+/** Applies defaults and layers; returns the resolved fleet and every issue found doing so. */
+export function resolveFleet(spec: FleetSpec): ResolveResult {
+  const r = new Resolver(spec);
+  const groups = r.groups();
+  const hosts = Object.keys(spec.hosts).sort().map((name) => r.host(name, spec.hosts[name]));
+  return {
+    fleet: { name: spec.name, groups, hosts, ...(spec.provisioning && { provisioning: spec.provisioning }) },
+    issues: r.issues,
+  };
+}

@@ -1,0 +1,187 @@
+// validate: the whole-fleet rules of the maintenance contract. Pure; returns every issue at once.
+
+import { calendarProblem } from './calendar.ts';
+import { formatDuration, tryParseDuration } from './duration.ts';
+import type { PolicyIssue, PolicyPath } from './errors.ts';
+import type { FleetSpec } from './model.ts';
+import type { ResolvedFleet, ResolvedGroup, ResolvedHost, ResolvedWindow } from './resolved.ts';
+import { windowOpenings } from './zoned-time.ts';
+
+/**
+ * Time allowed for one production batch in the security deadline arithmetic: install, health
+ * gate and confirmation. A documented allowance, not a measurement.
+ */
+export const BATCH_ALLOWANCE_SECONDS = 15 * 60;
+
+/** Windows are compared over this many weeks from a fixed date, so the result never depends on today. */
+const WINDOW_SAMPLE = { from: Date.UTC(2027, 0, 4), weeks: 16 };
+
+type Issues = PolicyIssue[];
+
+function coverage(host: ResolvedHost, issues: Issues): void {
+  const needs = [
+    ['updates', host.updates !== undefined, 'an update policy'],
+    ['backups', host.backups !== undefined, 'a backup policy'],
+    ['monitoring', host.monitoring !== undefined && host.monitoring.checks.length > 0, 'a monitoring policy with at least one check'],
+  ] as const;
+  for (const [part, covered, what] of needs) {
+    const reason = host.exempt[part];
+    if (reason !== undefined && reason.trim().length < 10) {
+      issues.push({ path: ['hosts', host.name, 'exempt', part], message: `an exemption needs a written reason (at least a sentence), got ${JSON.stringify(reason)}` });
+    } else if (!covered && reason === undefined) {
+      issues.push({ path: ['hosts', host.name], message: `host has no ${what}; add one (or an exemption with a reason in exempt.${part})` });
+    }
+  }
+  if (host.monitoring && host.monitoring.checks.length > 0 && host.monitoring.routes.length === 0) {
+    issues.push({ path: ['hosts', host.name, 'monitoring'], message: 'monitoring has checks but no alert route (monitoring.routes): nobody would be told' });
+  }
+}
+
+function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<string, ResolvedHost>, issues: Issues): void {
+  const b = host.backups;
+  if (b?.repositoryHost !== undefined) {
+    const target = byName.get(b.repositoryHost);
+    const at: PolicyPath = ['hosts', host.name, 'backups', 'repository', 'host'];
+    if (b.repositoryHost === host.name) issues.push({ path: at, message: `host backs up to itself: a backup on the host it protects is lost with it; choose another backup host or a repository URL` });
+    else if (target && !target.roles.includes('backup')) issues.push({ path: at, message: `backup host "${target.name}" does not have the role "backup"` });
+  }
+  for (const check of host.monitoring?.checks ?? []) {
+    if (check.runsOn === host.name) continue;
+    const runner = byName.get(check.runsOn);
+    const at: PolicyPath = ['hosts', host.name, 'monitoring', 'checks', check.name, 'from'];
+    if (!runner) issues.push({ path: at, message: `monitor host "${check.runsOn}" is not a host of this fleet` });
+    else if (!runner.roles.includes('monitor')) issues.push({ path: at, message: `host "${check.runsOn}" runs checks for others but does not have the role "monitor"` });
+  }
+  const spec_ = spec.hosts[host.name];
+  if ((spec_.address === undefined) === (spec_.provision === undefined)) {
+    issues.push({ path: ['hosts', host.name], message: 'a host needs exactly one of address (an existing host) and provision (a host to create)' });
+  }
+  if (spec_.provision && !spec.provisioning) {
+    issues.push({ path: ['hosts', host.name, 'provision'], message: 'provisioned hosts need a provisioning section (token, operator keys, admin networks) in the fleet' });
+  }
+}
+
+function schedules(host: ResolvedHost, issues: Issues): void {
+  const b = host.backups;
+  if (!b) return;
+  for (const [field, expr] of [['schedule', b.schedule], ['check', b.checkSchedule], ['drill', b.drillSchedule]] as const) {
+    const problem = calendarProblem(expr);
+    if (problem) issues.push({ path: ['hosts', host.name, 'backups', ...(field === 'schedule' ? ['schedule'] : [field, 'schedule'])], message: `bad calendar expression: ${problem}` });
+  }
+}
+
+/** Detection + alert delivery must fit the promised response time, for every check. */
+function sla(host: ResolvedHost, issues: Issues): void {
+  const m = host.monitoring;
+  if (!m || m.routes.length === 0) return;
+  const delivery = Math.max(...m.routes.map((r) => r.deliverySeconds));
+  for (const check of m.checks) {
+    // A mail-delivery check only fails once the mail is overdue, so its wait adds to detection.
+    const wait = check.spec.kind === 'mail-delivery' ? tryParseDuration(check.spec.maxDelay ?? '5m') ?? 0 : 0;
+    const worst = check.intervalSeconds * m.failureThreshold + wait + delivery;
+    if (worst > m.slaSeconds) {
+      issues.push({
+        path: ['hosts', host.name, 'monitoring', 'checks', check.name],
+        message: `SLA response time ${formatDuration(m.slaSeconds)} cannot be met: check interval ${formatDuration(check.intervalSeconds)} x failure threshold ${m.failureThreshold}${wait ? ` + delivery wait ${formatDuration(wait)}` : ''} + alert delivery ${formatDuration(delivery)} = ${formatDuration(worst)}`,
+      });
+    }
+  }
+}
+
+/** A security fix must pass staging and every production batch within the deadline. */
+function securityDeadline(fleet: ResolvedFleet, host: ResolvedHost, issues: Issues): void {
+  const u = host.updates;
+  if (!u) return;
+  let total = u.securityCheckSeconds;
+  const parts = [`detection ${formatDuration(u.securityCheckSeconds)}`];
+  const last = fleet.groups.findIndex((g) => g.name === host.group);
+  for (const group of fleet.groups.slice(0, last + 1)) {
+    const batches = Math.ceil(group.hosts.length / group.batchSize);
+    total += batches * BATCH_ALLOWANCE_SECONDS;
+    parts.push(`${group.name} ${batches} batch(es) x ${formatDuration(BATCH_ALLOWANCE_SECONDS)}`);
+    if (group.name !== host.group) {
+      total += group.soakSeconds;
+      parts.push(`${group.name} soak ${formatDuration(group.soakSeconds)}`);
+    }
+  }
+  if (total > u.securityDeadlineSeconds) {
+    issues.push({
+      path: ['hosts', host.name, 'updates', 'security', 'deadline'],
+      message: `security deadline ${formatDuration(u.securityDeadlineSeconds)} cannot be met: ${parts.join(' + ')} = ${formatDuration(total)}`,
+    });
+  }
+}
+
+function describeWindow(w: ResolvedWindow): string {
+  const hh = String(Math.floor(w.startMinute / 60)).padStart(2, '0');
+  const mm = String(w.startMinute % 60).padStart(2, '0');
+  const when = w.every === 'week' ? w.days.join(',') : `${w.nth === 'last' ? 'last' : `#${w.nth}`} ${w.days[0]} of the month`;
+  return `${when} ${hh}:${mm} ${w.timeZone}`;
+}
+
+/** Staging must have its window, and its soak, before every production window opens. */
+function stagingWindows(fleet: ResolvedFleet, issues: Issues): void {
+  const windowOf = (g: ResolvedGroup) => fleet.hosts.find((h) => h.group === g.name && h.updates)?.updates?.window;
+  const to = WINDOW_SAMPLE.from + WINDOW_SAMPLE.weeks * 7 * 86_400_000;
+  for (const staging of fleet.groups.filter((g) => g.staging)) {
+    const sw = windowOf(staging);
+    if (!sw) continue;
+    const stagingOpenings = windowOpenings(sw, WINDOW_SAMPLE.from - 62 * 86_400_000, to);
+    for (const prod of fleet.groups.filter((g) => !g.staging)) {
+      const pw = windowOf(prod);
+      if (!pw) continue;
+      const prodOpenings = windowOpenings(pw, WINDOW_SAMPLE.from, to);
+      const ok = prodOpenings.every((p, i) => {
+        const previous = i > 0 ? prodOpenings[i - 1] : -Infinity;
+        return stagingOpenings.some((s) => s > previous && s + (sw.durationSeconds + staging.soakSeconds) * 1000 <= p);
+      });
+      if (!ok) {
+        issues.push({
+          path: ['groups', prod.name],
+          message: `staging group "${staging.name}" must finish its window (${describeWindow(sw)}) and soak before each window of "${prod.name}" (${describeWindow(pw)}) opens`,
+        });
+      }
+    }
+  }
+}
+
+function stagingFirst(fleet: ResolvedFleet, issues: Issues): void {
+  if (fleet.groups.length > 0 && !fleet.groups.some((g) => g.staging)) {
+    issues.push({ path: ['groups'], message: 'no staging group: mark the group that receives every change first with staging: true' });
+  }
+  for (const g of fleet.groups.filter((g) => g.staging)) {
+    const waits = g.after.filter((a) => !fleet.groups.find((x) => x.name === a)?.staging);
+    if (waits.length > 0) issues.push({ path: ['groups', g.name, 'after'], message: `a staging group cannot wait for production group(s) ${waits.join(', ')}` });
+  }
+  for (const g of fleet.groups) {
+    if (g.hosts.length === 0) issues.push({ path: ['groups', g.name], message: 'group has no hosts' });
+  }
+}
+
+function addresses(fleet: ResolvedFleet, issues: Issues): void {
+  const seen = new Map<string, string>();
+  for (const host of fleet.hosts) {
+    if (host.address === undefined) continue;
+    const key = `${host.address}:${host.port}`;
+    const other = seen.get(key);
+    if (other) issues.push({ path: ['hosts', host.name, 'address'], message: `address ${host.address} port ${host.port} is already used by host "${other}"` });
+    else seen.set(key, host.name);
+  }
+}
+
+/** Every issue with the fleet as a whole. An empty list means the fleet may be compiled. */
+export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssue[] {
+  const issues: Issues = [];
+  const byName = new Map(fleet.hosts.map((h) => [h.name, h]));
+  stagingFirst(fleet, issues);
+  addresses(fleet, issues);
+  for (const host of fleet.hosts) {
+    coverage(host, issues);
+    references(spec, host, byName, issues);
+    schedules(host, issues);
+    sla(host, issues);
+    securityDeadline(fleet, host, issues);
+  }
+  stagingWindows(fleet, issues);
+  return issues;
+}
