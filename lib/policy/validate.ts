@@ -20,9 +20,9 @@ type Issues = PolicyIssue[];
 
 function coverage(host: ResolvedHost, issues: Issues): void {
   const needs = [
-    ['updates', host.updates !== undefined, 'an update policy'],
-    ['backups', host.backups !== undefined, 'a backup policy'],
-    ['monitoring', host.monitoring !== undefined && host.monitoring.checks.length > 0, 'a monitoring policy with at least one check'],
+    ['updates', host.updates !== undefined, 'update policy'],
+    ['backups', host.backups !== undefined, 'backup policy'],
+    ['monitoring', host.monitoring !== undefined && host.monitoring.checks.length > 0, 'monitoring policy with at least one check'],
   ] as const;
   for (const [part, covered, what] of needs) {
     const reason = host.exempt[part];

@@ -1,0 +1,20 @@
+// The public API of upkeep. Everything a policy author or a tool built on upkeep needs is
+// exported here and nowhere else; test/public-api.test.ts pins this list.
+
+export * from './policy/model.ts';
+export type * from './policy/resolved.ts';
+export { PolicyError, formatPath, type PolicyIssue, type PolicyPath, type PolicySource, type SourceLocation } from './policy/errors.ts';
+export { loadPolicy, checkFleetShape } from './policy/load.ts';
+export { resolveFleet, DEFAULTS } from './policy/resolve.ts';
+export { validateFleet, BATCH_ALLOWANCE_SECONDS } from './policy/validate.ts';
+export { prepareFleet } from './policy/prepare.ts';
+export { resolveWindow } from './policy/window.ts';
+export type { HostDesiredState, ManagedFile } from './compile/desired-state.ts';
+export { compileHost } from './compile/host.ts';
+export { compileFleet, type CompiledFleet } from './compile/fleet.ts';
+export { synthesizeInfra } from './compile/infra.ts';
+export { buildPlan, type BaseHost, type BuiltPlan, type PlanInput } from './plan/build-plan.ts';
+export { renderPlanMarkdown } from './plan/markdown.ts';
+export { readPlanDir, writePlanDir } from './plan/plan-dir.ts';
+export * from './plan/plan-format.ts';
+export { UPKEEP_VERSION } from './version.ts';

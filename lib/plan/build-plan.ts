@@ -1,0 +1,113 @@
+// plan: the desired state of every host compared with a base (nothing applied, an earlier plan,
+// or the live hosts) -> the plan document and the files of the plan directory. Pure.
+
+import type { HostDesiredState } from '../compile/desired-state.ts';
+import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
+import { canonicalJson } from './canonical-json.ts';
+import { generationOf, plannedFile, sha256 } from './generation.ts';
+import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost } from './plan-format.ts';
+
+/** What a host has now, as far as the plan knows. */
+export interface BaseHost {
+  readonly generation: string | null;
+  readonly files: readonly PlannedFile[];
+  readonly units: readonly string[];
+  readonly packages: readonly string[];
+}
+
+export interface PlanInput {
+  readonly fleet: ResolvedFleet;
+  /** Compiled hosts, in the order of fleet.hosts. */
+  readonly hosts: readonly HostDesiredState[];
+  /** The base per host; a host missing here has nothing applied. */
+  readonly base: ReadonlyMap<string, BaseHost>;
+  readonly metadata: PlanDocument['metadata'];
+}
+
+export interface BuiltPlan {
+  readonly document: PlanDocument;
+  /** Plan-directory files other than plan.json and plan.md: hosts/<host>/<path> -> content. */
+  readonly hostFiles: ReadonlyMap<string, string>;
+}
+
+const EMPTY_BASE: BaseHost = { generation: null, files: [], units: [], packages: [] };
+
+function fileChanges(base: readonly PlannedFile[], next: readonly PlannedFile[]): FileChange[] {
+  const before = new Map(base.map((f) => [f.path, f]));
+  const after = new Map(next.map((f) => [f.path, f]));
+  const changes: FileChange[] = [];
+  for (const f of next) {
+    const old = before.get(f.path);
+    if (!old) {
+      changes.push({ path: f.path, action: 'create' });
+      continue;
+    }
+    const fields = [
+      ...(old.sha256 !== f.sha256 || canonicalJson(old.secret) !== canonicalJson(f.secret) ? (['content'] as const) : []),
+      ...(old.mode !== f.mode ? (['mode'] as const) : []),
+      ...(old.owner !== f.owner ? (['owner'] as const) : []),
+    ];
+    if (fields.length > 0) changes.push({ path: f.path, action: 'update', fields });
+  }
+  for (const f of base) if (!after.has(f.path)) changes.push({ path: f.path, action: 'delete' });
+  return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function plannedHost(host: ResolvedHost, state: HostDesiredState, base: BaseHost): PlannedHost {
+  const files = state.files.map(plannedFile);
+  const generation = generationOf(files, state.units, state.packages);
+  const unitsBefore = new Set(base.units);
+  const unitsAfter = new Set(state.units);
+  const packagesBefore = new Set(base.packages);
+  return {
+    name: host.name,
+    group: host.group,
+    ...(host.address !== undefined && { address: host.address }),
+    port: host.port,
+    ...(host.hostKey !== undefined && { hostKey: host.hostKey }),
+    files,
+    units: state.units,
+    packages: state.packages,
+    generation,
+    baseGeneration: base.generation,
+    changes: {
+      files: base.generation === generation ? [] : fileChanges(base.files, files),
+      unitsEnabled: state.units.filter((u) => !unitsBefore.has(u)),
+      unitsDisabled: base.units.filter((u) => !unitsAfter.has(u)),
+      packagesAdded: state.packages.filter((p) => !packagesBefore.has(p)),
+    },
+  };
+}
+
+export function hasChanges(host: PlannedHost): boolean {
+  return host.generation !== host.baseGeneration;
+}
+
+/** The plan of `input`; `plan_id` names everything but the metadata. */
+export function buildPlan(input: PlanInput): BuiltPlan {
+  const hostFiles = new Map<string, string>();
+  const hosts: Record<string, PlannedHost> = {};
+  input.fleet.hosts.forEach((host, i) => {
+    const state = input.hosts[i];
+    hosts[host.name] = plannedHost(host, state, input.base.get(host.name) ?? EMPTY_BASE);
+    for (const file of state.files) if (file.content !== undefined) hostFiles.set(`hosts/${host.name}${file.path}`, file.content);
+  });
+  const all = Object.values(hosts);
+  const changed = all.filter(hasChanges);
+  const count = (action: FileChange['action']) => all.reduce((n, h) => n + h.changes.files.filter((c) => c.action === action).length, 0);
+  const body = {
+    format_version: PLAN_FORMAT_VERSION,
+    fleet: input.fleet.name,
+    groups: input.fleet.groups.map((g) => ({ ...g })),
+    hosts,
+    summary: {
+      hostsChanged: changed.length,
+      hostsUnchanged: all.length - changed.length,
+      filesCreated: count('create'),
+      filesUpdated: count('update'),
+      filesDeleted: count('delete'),
+    },
+  };
+  const document: PlanDocument = { ...body, plan_id: sha256(canonicalJson(body)), metadata: input.metadata };
+  return { document, hostFiles };
+}

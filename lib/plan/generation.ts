@@ -1,0 +1,29 @@
+// A host's generation: a hash that names exactly one desired state (files, units, packages).
+// Two plans that would leave a host identical give it the same generation.
+
+import { createHash } from 'node:crypto';
+import type { HostDesiredState, ManagedFile } from '../compile/desired-state.ts';
+import type { PlannedFile } from './plan-format.ts';
+import { canonicalJson } from './canonical-json.ts';
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function plannedFile(file: ManagedFile): PlannedFile {
+  return {
+    path: file.path,
+    mode: file.mode,
+    owner: file.owner,
+    ...(file.content !== undefined && { sha256: sha256(file.content) }),
+    ...(file.secret !== undefined && { secret: file.secret }),
+  };
+}
+
+export function generationOf(files: readonly PlannedFile[], units: readonly string[], packages: readonly string[]): string {
+  return sha256(canonicalJson({ files, units, packages }));
+}
+
+export function hostGeneration(state: HostDesiredState): string {
+  return generationOf(state.files.map(plannedFile), state.units, state.packages);
+}

@@ -1,0 +1,77 @@
+// plan.md: the review text for a pull request. The summary comes first and always survives;
+// per-host details sit in <details> folds, cut (and said so) when the text would not fit a
+// GitHub comment.
+
+import { formatDuration } from '../policy/duration.ts';
+import type { PlanDocument, PlannedHost } from './plan-format.ts';
+import { hasChanges } from './build-plan.ts';
+
+/** GitHub comments hold at most 65,536 characters; leave room for a wrapper around ours. */
+export const MARKDOWN_LIMIT = 60_000;
+
+function secretLabel(ref: NonNullable<PlannedHost['files'][number]['secret']>): string {
+  return 'env' in ref ? `secret from env ${ref.env}` : `secret from file ${ref.file}`;
+}
+
+function hostDetails(host: PlannedHost): string {
+  const c = host.changes;
+  const byAction = (a: string) => c.files.filter((f) => f.action === a).length;
+  const title = `${host.name} (${host.group}): ${byAction('create')} to create, ${byAction('update')} to update, ${byAction('delete')} to delete`;
+  const files = new Map(host.files.map((f) => [f.path, f]));
+  const rows = c.files.map((ch) => {
+    const f = files.get(ch.path);
+    const what = f?.secret ? secretLabel(f.secret) : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
+    const fields = ch.fields ? ` (${ch.fields.join(', ')})` : '';
+    return `| ${ch.action}${fields} | \`${ch.path}\` | ${f?.mode ?? ''} | ${f?.owner ?? ''} | ${what} |`;
+  });
+  const lines = [`<details><summary>${title}</summary>`, ''];
+  if (rows.length > 0) lines.push('| action | path | mode | owner | content |', '|---|---|---|---|---|', ...rows, '');
+  if (c.unitsEnabled.length > 0) lines.push(`Units to enable: ${c.unitsEnabled.map((u) => `\`${u}\``).join(', ')}`, '');
+  if (c.unitsDisabled.length > 0) lines.push(`Units to disable: ${c.unitsDisabled.map((u) => `\`${u}\``).join(', ')}`, '');
+  if (c.packagesAdded.length > 0) lines.push(`Packages to install: ${c.packagesAdded.join(', ')}`, '');
+  lines.push(`Generation \`${host.generation.slice(0, 12)}\` (from ${host.baseGeneration ? `\`${host.baseGeneration.slice(0, 12)}\`` : 'nothing applied'})`, '', '</details>', '');
+  return lines.join('\n');
+}
+
+function rollout(plan: PlanDocument): string[] {
+  return plan.groups.map((g, i) => {
+    const traits = [
+      g.staging ? 'staging' : undefined,
+      g.after.length > 0 ? `after ${g.after.join(', ')}` : undefined,
+      `soak ${formatDuration(g.soakSeconds)}`,
+      `batches of ${g.batchSize}`,
+      `failure budget ${g.failureBudget}`,
+    ].filter(Boolean);
+    return `${i + 1}. **${g.name}** (${traits.join(', ')}): ${g.hosts.join(', ')}`;
+  });
+}
+
+/** The review text; `infraSection` is the infrastructure part when the fleet provisions hosts. */
+export function renderPlanMarkdown(plan: PlanDocument, infraSection?: string): string {
+  const s = plan.summary;
+  const head = [
+    `# upkeep plan: ${plan.fleet}`,
+    '',
+    `**${s.hostsChanged} host(s) to change, ${s.hostsUnchanged} unchanged** · ${s.filesCreated} file(s) to create, ${s.filesUpdated} to update, ${s.filesDeleted} to delete · plan \`${plan.plan_id.slice(0, 12)}\``,
+    '',
+    '## Rollout order',
+    '',
+    ...rollout(plan),
+    '',
+    ...(infraSection ? [infraSection.trimEnd(), ''] : []),
+    '## Hosts',
+    '',
+  ].join('\n');
+  const changed = Object.values(plan.hosts).filter(hasChanges);
+  let body = '';
+  let shown = 0;
+  for (const host of changed) {
+    const details = hostDetails(host);
+    if (head.length + body.length + details.length > MARKDOWN_LIMIT) break;
+    body += details;
+    shown++;
+  }
+  if (changed.length === 0) body = 'No host changes.\n';
+  if (shown < changed.length) body += `\n_Truncated: ${changed.length - shown} more host(s) with changes are not shown here; plan.json lists every change._\n`;
+  return `${head}${body}`;
+}

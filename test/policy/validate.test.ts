@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { resolveFleet } from '../../lib/policy/resolve.ts';
+import { validateFleet } from '../../lib/policy/validate.ts';
+import { editable } from '../fixtures/small-fleet.ts';
+
+function issuesOf(spec: any): string[] {
+  const { fleet, issues } = resolveFleet(spec);
+  return [...issues, ...validateFleet(spec, fleet)].map((i) => `${i.path.join('.')}: ${i.message}`);
+}
+
+describe('validateFleet', () => {
+  it('accepts the small fleet as it is', () => {
+    expect(issuesOf(editable())).toEqual([]);
+  });
+
+  it('refuses a host without a backup policy unless it has a written exemption', () => {
+    const spec = editable();
+    delete spec.defaults.backups;
+    spec.hosts.backup1.exempt = { backups: 'no' };
+    const issues = issuesOf(spec);
+    expect(issues).toContainEqual('hosts.web1: host has no backup policy; add one (or an exemption with a reason in exempt.backups)');
+    expect(issues).toContainEqual('hosts.backup1.exempt.backups: an exemption needs a written reason (at least a sentence), got "no"');
+  });
+
+  it('refuses a host that backs up to itself', () => {
+    const spec = editable();
+    delete spec.hosts.backup1.backups;
+    expect(issuesOf(spec)).toContainEqual(expect.stringContaining('hosts.backup1.backups.repository.host: host backs up to itself'));
+  });
+
+  it('proves the SLA arithmetic and shows it when it does not add up', () => {
+    const spec = editable();
+    spec.defaults.monitoring.interval = '5m';
+    spec.defaults.monitoring.failureThreshold = 3;
+    expect(issuesOf(spec)).toContainEqual(
+      'hosts.web1.monitoring.checks.disk-usage: SLA response time 15m cannot be met: check interval 5m x failure threshold 3 + alert delivery 2m = 17m',
+    );
+  });
+
+  it('refuses a security deadline that staging soak and production batches cannot meet', () => {
+    const spec = editable();
+    spec.groups.staging.soak = '6h';
+    spec.defaults.updates.security = { deadline: '6h' };
+    expect(issuesOf(spec)).toContainEqual(expect.stringMatching(/^hosts\.web1\.updates\.security\.deadline: security deadline 6h cannot be met: detection 1h .*staging soak 6h.* = /));
+  });
+
+  it('requires the staging window (and its soak) to come before every production window', () => {
+    const spec = editable();
+    spec.groups.staging.updates.window = { every: 'week', days: ['sun'], start: '03:00', duration: '2h', timeZone: 'Europe/Berlin' };
+    expect(issuesOf(spec)).toContainEqual(expect.stringContaining('groups.production: staging group "staging" must finish its window'));
+  });
+
+  it('accepts monthly windows where staging is the first Saturday and production the second Sunday', () => {
+    const spec = editable();
+    spec.groups.staging.updates.window = { every: 'month', nth: 1, weekday: 'sat', start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' };
+    spec.defaults.updates.window = { every: 'month', nth: 2, weekday: 'sun', start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' };
+    expect(issuesOf(spec)).toEqual([]);
+  });
+
+  it('refuses checks run from a host that is not a monitor, and two hosts on one address', () => {
+    const spec = editable();
+    spec.hosts.web1.monitoring = { checks: { http: { kind: 'http', url: 'https://www.example.com/', from: 'web2' } } };
+    spec.hosts.web2.address = '192.0.2.2';
+    const issues = issuesOf(spec);
+    expect(issues).toContainEqual('hosts.web1.monitoring.checks.http.from: host "web2" runs checks for others but does not have the role "monitor"');
+    expect(issues).toContainEqual('hosts.web2.address: address 192.0.2.2 port 22 is already used by host "web1"');
+  });
+
+  it('refuses a fleet without a staging group', () => {
+    const spec = editable();
+    spec.groups.staging.staging = false;
+    expect(issuesOf(spec)).toContainEqual('groups: no staging group: mark the group that receives every change first with staging: true');
+  });
+
+  it('refuses a bad backup calendar', () => {
+    const spec = editable();
+    spec.defaults.backups.schedule = 'Sun *-*-* 25:00';
+    expect(issuesOf(spec)).toContainEqual(expect.stringContaining('hosts.web1.backups.schedule: bad calendar expression: "25:00" is not a time'));
+  });
+
+  it('collects every problem at once instead of stopping at the first', () => {
+    const spec = editable();
+    spec.hosts.web1.group = 'nope';
+    spec.groups.staging.after = ['missing'];
+    delete spec.hosts.backup1.backups;
+    expect(issuesOf(spec).length).toBeGreaterThanOrEqual(3);
+  });
+});
