@@ -1,0 +1,156 @@
+// Benchmark: bin/plan's work (load -> resolve -> validate -> compile -> synth -> plan -> write) on
+// generated fleets of 100, 1,000 and 10,000 hosts, beside the floor: a bare cdktf synth of the
+// same Terraform resources plus writing the same number of files and bytes.
+//
+//   npx tsx test/bench/plan-scale.ts                 # all sizes
+//   npx tsx test/bench/plan-scale.ts 100 1000        # some sizes
+//
+// Each measurement runs in a fresh child process so peak memory (maxRSS) belongs to it alone.
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, TerraformResource, TerraformStack } from 'cdktf';
+import type { FleetSpec, HostSpec } from '../../lib/policy/model.ts';
+
+const here = fileURLToPath(import.meta.url);
+const root = join(dirname(here), '..', '..');
+
+/** A fleet of `size` provisioned hosts under the standard contract. */
+export function generatedFleet(size: number): FleetSpec {
+  const backups = Math.max(1, Math.ceil(size / 200));
+  const staging = Math.max(1, Math.ceil(size / 100));
+  const hosts: Record<string, HostSpec> = {};
+  const name = (prefix: string, i: number) => `${prefix}${String(i).padStart(5, '0')}`;
+  for (let i = 0; i < backups; i++) hosts[name('backup', i)] = { group: 'production', roles: ['backup'], provision: { serverType: 'cx22', volumeSize: 500 }, backups: { repository: { url: `sftp:u1@box.example.com:/${name('backup', i)}` } } };
+  hosts.monitor00000 = { group: 'production', roles: ['monitor'], provision: { serverType: 'cx22' } };
+  for (let i = 0, count = backups + 1; count < size; i++, count++) {
+    const group = i < staging ? 'staging' : 'production';
+    hosts[name('web', i)] = {
+      group,
+      roles: ['web'],
+      provision: { serverType: 'cx22' },
+      backups: { repository: { host: name('backup', i % backups) } },
+      monitoring: { checks: { http: { kind: 'http', url: `https://web${i}.example.com/`, from: 'monitor00000' } } },
+    };
+  }
+  const window = (nth: 1 | 2, weekday: 'sat' | 'sun') => ({ every: 'month', nth, weekday, start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' }) as const;
+  return {
+    name: 'bench',
+    defaults: {
+      updates: { window: window(2, 'sun') },
+      backups: { repository: { host: name('backup', 0) }, password: { env: 'RESTIC_PASSWORD' } },
+      monitoring: {
+        routes: [{ name: 'oncall', webhook: 'https://alerts.example.com/hook' }],
+        checks: { 'disk-usage': { kind: 'disk-usage' }, 'failed-units': { kind: 'failed-units' }, smart: { kind: 'smart' }, 'backup-freshness': { kind: 'backup-freshness' } },
+      },
+    },
+    groups: {
+      staging: { staging: true, soak: '2h', updates: { window: window(1, 'sat') } },
+      production: { after: ['staging'], batchSize: Math.max(2, Math.ceil(size / 40)) },
+    },
+    hosts,
+    provisioning: { token: { env: 'HCLOUD_TOKEN' }, operatorKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH7bJ5dfg0bE2oQ3oWc8rXb2sU0t1Xcm4t2n2zVt0b1X ops'], adminNetworks: ['203.0.113.0/24'] },
+  } as FleetSpec;
+}
+
+interface Measurement {
+  seconds: number;
+  maxRssMiB: number;
+  files: number;
+  bytes: number;
+  resources: number;
+}
+
+/** In a child: the whole plan pipeline into `out`. */
+async function measureUpkeep(size: number, out: string): Promise<Measurement> {
+  const { prepareFleet } = await import('../../lib/policy/prepare.ts');
+  const { compileFleet } = await import('../../lib/compile/fleet.ts');
+  const { buildPlan } = await import('../../lib/plan/build-plan.ts');
+  const { renderPlanMarkdown } = await import('../../lib/plan/markdown.ts');
+  const { writePlanDir } = await import('../../lib/plan/plan-dir.ts');
+  const spec = generatedFleet(size);
+  const start = performance.now();
+  const fleet = prepareFleet(spec);
+  const compiled = compileFleet(fleet);
+  const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), metadata: { created_at: '', upkeep_version: '', policy: '' } });
+  const markdown = renderPlanMarkdown(document);
+  await writePlanDir(out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  const seconds = (performance.now() - start) / 1000;
+  const terraform = compiled.terraform ?? {};
+  const all = [...hostFiles.values(), ...Object.values(terraform), markdown];
+  const resources = Object.values(terraform).reduce((n, text) => n + countResources(text), 0);
+  const files = all.length + 1;
+  const bytes = all.reduce((n, t) => n + Buffer.byteLength(t), 0) + Buffer.byteLength(JSON.stringify(document, null, 2));
+  // The floor run writes the same resources, files and bytes.
+  writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, files, bytes }));
+  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files, bytes, resources };
+}
+
+function countResources(text: string): number {
+  const json = JSON.parse(text) as { resource?: Record<string, Record<string, unknown>> };
+  return Object.values(json.resource ?? {}).reduce((n, byName) => n + Object.keys(byName).length, 0);
+}
+
+/** In a child: a bare cdktf synth of the same resources, and the same number of files and bytes written. */
+function measureFloor(shapeFile: string, out: string): Measurement {
+  const shape = JSON.parse(readFileSync(shapeFile, 'utf8')) as { terraform: Record<string, string>; files: number; bytes: number };
+  const start = performance.now();
+  const app = new App({ outdir: join(out, 'cdktf.out'), skipValidation: true });
+  const stack = new TerraformStack(app, 'floor');
+  let resources = 0;
+  for (const text of Object.values(shape.terraform)) {
+    const json = JSON.parse(text) as { resource?: Record<string, Record<string, Record<string, unknown>>> };
+    for (const [type, byName] of Object.entries(json.resource ?? {})) {
+      for (const [id, config] of Object.entries(byName)) {
+        const r = new TerraformResource(stack, `${type}_${id}`, { terraformResourceType: type });
+        for (const [key, value] of Object.entries(config)) if (key !== '//') r.addOverride(key, value);
+        resources++;
+      }
+    }
+  }
+  app.synth();
+  const perFile = Math.ceil(shape.bytes / shape.files);
+  const chunk = 'x'.repeat(perFile);
+  for (let i = 0; i < shape.files; i++) {
+    const dir = join(out, 'files', String(i % 1000));
+    if (i < 1000) mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, String(i)), chunk);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.files, bytes: shape.bytes, resources };
+}
+
+async function child(mode: string, size: number, work: string): Promise<void> {
+  const m = mode === 'upkeep' ? await measureUpkeep(size, join(work, 'plan')) : measureFloor(join(work, 'shape.json'), join(work, 'floor'));
+  process.stdout.write(JSON.stringify(m));
+}
+
+function run(mode: string, size: number, work: string): Measurement {
+  const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [here, '--child', mode, String(size), work], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192' } });
+  return JSON.parse(out) as Measurement;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child') return child(args[1], Number(args[2]), args[3]);
+  const sizes = args.length > 0 ? args.map(Number) : [100, 1000, 10000];
+  console.log('hosts   upkeep s  hosts/s  peak MiB  files    resources | floor s  peak MiB | ratio');
+  for (const size of sizes) {
+    const work = mkdtempSync(join(tmpdir(), 'upkeep-bench-'));
+    try {
+      const u = run('upkeep', size, work);
+      const f = run('floor', size, work);
+      const ratio = u.seconds / f.seconds;
+      console.log(
+        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.files).padStart(7)} ${String(u.resources).padStart(10)} | ${f.seconds.toFixed(2).padStart(7)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x`,
+      );
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+}
+
+await main();
