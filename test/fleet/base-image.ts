@@ -1,0 +1,101 @@
+// The Debian base image every test host boots from, read-only through an overlay. Built once per
+// machine with debootstrap and cached outside the repository, keyed by everything that goes into
+// it, so a second run skips the build. The build happens in a temporary directory that is renamed
+// into place only when complete: a killed build never leaves a half-made image behind.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive, release, tryClaim } from './owner-lock.ts';
+import { removeTree } from './remove-tree.ts';
+import { runChecked } from './run-command.ts';
+
+export const BASE_SUITE = 'bookworm';
+/** Given explicitly: the machine's own apt sources may point at a snapshot debootstrap cannot use. */
+export const BASE_MIRROR = 'http://deb.debian.org/debian';
+/** What a stock Debian server managed by upkeep has, plus what the fleet tests use on hosts. */
+export const BASE_PACKAGES: readonly string[] = [
+  'apt-utils',
+  'ca-certificates',
+  'curl',
+  'dbus',
+  'iproute2',
+  'openssh-server',
+  'procps',
+  'python3',
+  'restic',
+  'systemd',
+  'systemd-sysv',
+  'unattended-upgrades',
+];
+
+/** Bump when the way the image is made changes, so cached images from older recipes are not reused. */
+const RECIPE_VERSION = 1;
+
+export function imageCacheRoot(): string {
+  return process.env.UPKEEP_TESTBED_CACHE ?? '/var/cache/upkeep-testbed';
+}
+
+export function imageKey(extraPackages: readonly string[]): string {
+  const packages = [...new Set([...BASE_PACKAGES, ...extraPackages])].sort();
+  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: BASE_SUITE, mirror: BASE_MIRROR, variant: 'minbase', packages });
+  return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
+}
+
+/** Makes the debootstrapped tree fit for sharing between hosts: nothing host-specific may stay in it. */
+function prepareForSharing(root: string): void {
+  // Every host gets its own host key and machine id in its upper directory before it boots.
+  for (const file of readdirSync(join(root, 'etc/ssh'))) {
+    if (file.startsWith('ssh_host_')) rmSync(join(root, 'etc/ssh', file));
+  }
+  writeFileSync(join(root, 'etc/machine-id'), '');
+  writeFileSync(join(root, 'etc/hostname'), '');
+  rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
+}
+
+async function build(target: string, extraPackages: readonly string[]): Promise<void> {
+  const packages = [...new Set([...BASE_PACKAGES, ...extraPackages])].sort();
+  await runChecked('debootstrap', ['--variant=minbase', `--include=${packages.join(',')}`, BASE_SUITE, target, BASE_MIRROR], {
+    timeoutMs: 30 * 60_000,
+  });
+  prepareForSharing(target);
+}
+
+/** Removes build directories left by builds whose process died (their name carries the builder's pid). */
+function removeDeadBuilds(cacheRoot: string, key: string): void {
+  for (const entry of readdirSync(cacheRoot)) {
+    const match = new RegExp(`^${key}\\.building-(\\d+)$`).exec(entry);
+    if (match && !isAlive(Number(match[1]))) removeTree(join(cacheRoot, entry));
+  }
+}
+
+/**
+ * The path of the base image for this package list, building it first when it is not cached.
+ * Concurrent callers (several test processes) wait for one build instead of each building.
+ */
+export async function ensureBaseImage(extraPackages: readonly string[] = []): Promise<string> {
+  const cacheRoot = imageCacheRoot();
+  const key = imageKey(extraPackages);
+  const image = join(cacheRoot, key);
+  if (existsSync(image)) return image;
+  const lock = join(cacheRoot, `${key}.lock`);
+  while (!tryClaim(lock, { pid: process.pid }, () => removeDeadBuilds(cacheRoot, key))) {
+    await sleep(1_000);
+  }
+  try {
+    if (existsSync(image)) return image;
+    removeDeadBuilds(cacheRoot, key);
+    const building = join(cacheRoot, `${key}.building-${process.pid}`);
+    removeTree(building);
+    try {
+      await build(building, extraPackages);
+      renameSync(building, image);
+    } finally {
+      removeTree(building);
+    }
+    return image;
+  } finally {
+    release(lock);
+  }
+}
