@@ -1,0 +1,214 @@
+// The shape of a fleet, checked against the published JSON Schema (the same file editors use), for
+// YAML and TypeScript policies alike. ajv's errors are rewritten into messages an operator can act
+// on: one message per mistake, with the policy path, the expected form and the value found.
+
+import { Ajv, type ErrorObject } from 'ajv';
+import schema from './fleet.schema.json' with { type: 'json' };
+import { didYouMean } from './did-you-mean.ts';
+import { PolicyError, type PolicyIssue, type PolicyPath, type PolicySource } from './errors.ts';
+
+type SchemaNode = { readonly [key: string]: unknown };
+
+const ajv = new Ajv({ allErrors: true, discriminator: true, verbose: true });
+const validate = ajv.compile(schema);
+const definitions = schema.definitions as unknown as Record<string, SchemaNode>;
+
+/** What a value of each named schema definition looks like, in words. */
+const EXPECTED: Record<string, string> = {
+  Duration: 'a duration such as 15m, 24h or 7d',
+  TimeOfDay: 'a time of day "HH:MM" (00:00 to 23:59)',
+  Date: 'a date "YYYY-MM-DD"',
+  TimeZone: 'an IANA time zone such as Europe/Berlin',
+  Calendar: 'a systemd calendar expression such as "daily" or "Sun *-*-* 05:00:00"',
+  HostName: 'a host name of lower-case letters, digits and "-"',
+  GroupName: 'a group name of lower-case letters, digits and "-"',
+  Name: 'a name of lower-case letters, digits and "-"',
+  AbsolutePath: 'an absolute path of letters, digits and ._-/+@%=:,~ (no spaces or shell characters)',
+  ExcludePattern: 'an exclude pattern on a single line',
+  Package: 'a package name',
+  UnitName: 'a systemd unit name such as "cups.service"',
+  Endpoint: 'a host name or IP address, optionally with ":port"',
+  Address: 'a host name or IP address',
+  DnsName: 'a DNS name',
+  HttpUrl: 'an http:// or https:// URL without spaces or shell characters',
+  PublicKey: 'an ssh public key such as "ssh-ed25519 AAAA..."',
+  Cidr: 'a network such as 203.0.113.0/24',
+  Reason: 'a written reason for the exemption',
+  Port: 'a port number from 1 to 65535',
+  Percent: 'a percentage such as 5%',
+  SecretRef: 'a secret reference: {env: NAME} or {file: PATH}',
+  Check: 'a check (a mapping with "kind") or false to remove an inherited check',
+};
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'text',
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping',
+};
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return JSON.stringify(value);
+}
+
+const definitionNames = new Map<unknown, string>(Object.entries(definitions).map(([name, def]) => [def, name]));
+
+/** The schema definition the failing keyword belongs to, e.g. "Duration" for a bad duration's pattern. */
+function definitionOf(e: ErrorObject): string | undefined {
+  return definitionNames.get(e.parentSchema);
+}
+
+function expected(e: ErrorObject): string {
+  const def = definitionOf(e);
+  if (def && EXPECTED[def]) return EXPECTED[def];
+  const type = (e.parentSchema as SchemaNode | undefined)?.type;
+  return typeof type === 'string' ? TYPE_WORDS[type] : 'a different value';
+}
+
+function pathOf(e: ErrorObject, ...more: (string | number)[]): PolicyPath {
+  const segments = e.instancePath === '' ? [] : e.instancePath.slice(1).split('/');
+  const path = segments.map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  return [...path, ...more];
+}
+
+/** "a, b or c" */
+function oneOfWords(words: readonly string[]): string {
+  const quoted = words.map((w) => JSON.stringify(w));
+  return quoted.length < 2 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
+}
+
+/** The keys of a "keyed union" (`oneOf` of bare `required` branches), e.g. ["env", "file"]. */
+function unionKeys(oneOf: unknown): string[] | undefined {
+  if (!Array.isArray(oneOf)) return undefined;
+  const keys = oneOf.map((branch: SchemaNode) => (Object.keys(branch).length === 1 && Array.isArray(branch.required) && branch.required.length === 1 ? String(branch.required[0]) : undefined));
+  return keys.every((k): k is string => k !== undefined) ? keys : undefined;
+}
+
+/** The tag values a discriminated union accepts, e.g. the check kinds. */
+function tagValues(parent: SchemaNode, tag: string): string[] {
+  return (parent.oneOf as { $ref: string }[]).map((branch) => {
+    const def = definitions[branch.$ref.replace('#/definitions/', '')] as { properties: Record<string, { const: string }> };
+    return def.properties[tag].const;
+  });
+}
+
+function issueFor(e: ErrorObject): PolicyIssue | undefined {
+  const parent = (e.parentSchema ?? {}) as SchemaNode;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(e.params.additionalProperty);
+      const known = Object.keys((parent.properties as object | undefined) ?? {});
+      const hint = didYouMean(key, known) || (known.length > 0 ? ` (expected one of ${oneOfWords(known)})` : '');
+      return { path: pathOf(e, key), message: `unknown key ${JSON.stringify(key)}${hint}` };
+    }
+    case 'required':
+      return { path: pathOf(e), message: `missing required key ${JSON.stringify(e.params.missingProperty)}` };
+    case 'dependencies':
+      return {
+        path: pathOf(e, String(e.params.property)),
+        message: `${JSON.stringify(e.params.property)} only applies together with ${JSON.stringify(e.params.missingProperty)}`,
+      };
+    case 'discriminator': {
+      const tag = String(e.params.tag);
+      const values = tagValues(parent, tag);
+      if (e.params.error === 'mapping') {
+        const got = String(e.params.tagValue);
+        return { path: pathOf(e, tag), message: `unknown ${tag} ${JSON.stringify(got)}${didYouMean(got, values) || `; expected one of ${oneOfWords(values)}`}` };
+      }
+      return { path: pathOf(e, tag), message: `expected ${tag} to be one of ${oneOfWords(values)}, got ${describe((e.data as SchemaNode)[tag])}` };
+    }
+    case 'oneOf': {
+      const keys = unionKeys(e.schema);
+      if (!keys) return { path: pathOf(e), message: `expected ${expected(e)}` };
+      const passing = e.params.passingSchemas as number[] | null;
+      return passing
+        ? { path: pathOf(e), message: `give only one of ${oneOfWords(passing.map((i) => keys[i]))}, not several` }
+        : { path: pathOf(e), message: `expected one of ${oneOfWords(keys)}` };
+    }
+    case 'enum': {
+      const values = (e.schema as unknown[]).map(String);
+      const got = describe(e.data);
+      return { path: pathOf(e), message: `expected one of ${oneOfWords(values)}, got ${got}${typeof e.data === 'string' ? didYouMean(e.data, values) : ''}` };
+    }
+    case 'const':
+      return { path: pathOf(e), message: `expected ${JSON.stringify(e.schema)}, got ${describe(e.data)}` };
+    case 'type':
+    case 'pattern':
+    case 'minLength':
+      return { path: pathOf(e), message: `expected ${expected(e)}, got ${describe(e.data)}` };
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum': {
+      const def = definitionOf(e);
+      const bound = { minimum: 'at least', maximum: 'at most', exclusiveMinimum: 'more than', exclusiveMaximum: 'less than' }[e.keyword];
+      const what = def && EXPECTED[def] ? EXPECTED[def] : `${expected(e)} of ${bound} ${String(e.schema)}`;
+      return { path: pathOf(e), message: `expected ${what}, got ${describe(e.data)}` };
+    }
+    case 'minItems':
+      return { path: pathOf(e), message: `expected a list of at least ${String(e.schema)} item${e.schema === 1 ? '' : 's'}, got ${(e.data as unknown[]).length}` };
+    case 'uniqueItems': {
+      const data = e.data as unknown[];
+      return { path: pathOf(e, Number(e.params.i)), message: `${describe(data[Number(e.params.i)])} is listed twice` };
+    }
+    case 'propertyNames':
+      // The name's own error (below, with `propertyName`) says what is wrong with it.
+      return undefined;
+    case 'if':
+      // The failing then/else branch reports its own errors.
+      return undefined;
+    default:
+      return { path: pathOf(e), message: e.message ?? 'is not valid' };
+  }
+}
+
+/** Issues for names of groups, hosts and checks: the name is the problem, not its value. */
+function nameIssue(e: ErrorObject): PolicyIssue {
+  const name = String(e.propertyName);
+  return { path: pathOf(e, name), message: `${JSON.stringify(name)} is not a valid name: expected ${expected(e)}` };
+}
+
+/** Every shape problem of `spec` (unknown keys, wrong types, malformed values), in document order. */
+export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
+    return [{ path: [], message: `expected a fleet (a mapping with name, groups and hosts), got ${describe(spec)}` }];
+  }
+  // A TypeScript fleet may carry `undefined` for omitted options; JSON has no such value.
+  if (validate(JSON.parse(JSON.stringify(spec)))) return [];
+  const errors = validate.errors ?? [];
+  // A keyed union (`oneOf` of `required` branches) reports its missing keys once, as one issue.
+  const unionBranch = (e: ErrorObject) =>
+    e.keyword === 'required' &&
+    errors.some((u) => u.keyword === 'oneOf' && unionKeys(u.schema) && u.instancePath === e.instancePath && e.schemaPath.startsWith(`${u.schemaPath}/`));
+  const issues: PolicyIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (unionBranch(e)) continue;
+    const issue = e.propertyName !== undefined && e.keyword !== 'propertyNames' ? nameIssue(e) : issueFor(e);
+    if (!issue) continue;
+    const key = `${issue.path.join('\u0000')}\u0001${issue.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push(issue);
+  }
+  return issues;
+}
+
+/**
+ * Throws a PolicyError with every shape problem of `spec`, located in `source` when given and
+ * then listed in the order they appear in the file.
+ */
+export function checkFleetShape(spec: unknown, source?: PolicySource): void {
+  const issues = fleetShapeIssues(spec);
+  if (issues.length === 0) return;
+  const position = (issue: PolicyIssue) => {
+    const at = source?.locate(issue.path);
+    return at ? at.line * 1e6 + at.column : Number.MAX_SAFE_INTEGER;
+  };
+  throw new PolicyError([...issues].sort((a, b) => position(a) - position(b)), source);
+}
