@@ -2,7 +2,11 @@
 // Transport (one round trip); the agent does the atomic work on the host, under the host's lock,
 // and recovers an interrupted operation before anything else.
 
-import type { Transport } from './transport.ts';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { shellQuote } from '../compile/env-file.ts';
+import { RUNTIME_DIR, STATE_DIR } from '../compile/desired-state.ts';
+import { lastLines, type Transport } from './transport.ts';
 
 /** A file as the orchestrator sends it: secrets already resolved, content travels on stdin only. */
 export interface BundleFile {
@@ -142,27 +146,265 @@ export interface HealthReport {
   readonly problems: readonly string[];
 }
 
-export type HostAgentErrorKind = 'locked' | 'stale-plan' | 'failed' | 'invalid-bundle' | 'not-supported';
+export type HostAgentErrorKind = 'locked' | 'stale-plan' | 'failed' | 'not-on-generation' | 'invalid-bundle' | 'not-supported' | 'unrecovered';
 
-/** The agent refused or failed; the host is on its old generation unless `kind` says otherwise. */
-export declare class HostAgentError extends Error {
+/**
+ * The agent refused or failed. Every kind except "unrecovered" leaves the host on its old
+ * generation; "unrecovered" means the agent could not restore it and the next run retries.
+ */
+export class HostAgentError extends Error {
   readonly host: string;
   readonly kind: HostAgentErrorKind;
   /** For "locked": who holds the host's lock. */
   readonly holder?: LockHolder;
   /** For "stale-plan": the host's actual generation. */
   readonly currentGeneration?: string | null;
+
+  constructor(host: string, kind: HostAgentErrorKind, message: string, extra: { holder?: LockHolder; currentGeneration?: string | null } = {}) {
+    super(`${host}: ${message}`);
+    this.name = 'HostAgentError';
+    this.host = host;
+    this.kind = kind;
+    if (extra.holder !== undefined) this.holder = extra.holder;
+    if (extra.currentGeneration !== undefined) this.currentGeneration = extra.currentGeneration;
+  }
 }
 
-/** One round trip: the host's committed generation, managed files as on disk now, units, lock. */
-export declare function readState(t: Transport): Promise<HostState>;
-/** One round trip: makes the host match `bundle` atomically, or leaves it on its old generation. */
-export declare function apply(t: Transport, bundle: HostBundle, options: ApplyOptions): Promise<ApplyResult>;
+const AGENT_SOURCE = readFileSync(new URL('../runtime/upkeep-agent.sh', import.meta.url));
+const AGENT_PATH = `${RUNTIME_DIR}/upkeep-agent`;
+
+/** The agent's exit statuses (see lib/runtime/upkeep-agent.sh). */
+const EXIT_KIND: Readonly<Record<number, HostAgentErrorKind>> = {
+  10: 'locked',
+  11: 'stale-plan',
+  12: 'failed',
+  13: 'invalid-bundle',
+  14: 'not-supported',
+  15: 'not-on-generation',
+  20: 'unrecovered',
+};
+
+// Everything below reaches the agent as words it splits on spaces: accept only plain forms.
+const WORD = /^[A-Za-z0-9._:@-]{1,200}$/;
+const PATH = /^\/[A-Za-z0-9._/@+-]+$/;
+const MODE = /^0?[0-7]{3}$|^[0-7]{4}$/;
+const OWNER = /^[a-z_][a-z0-9_.-]*:[a-z_][a-z0-9_.-]*$/;
+const UNIT = /^[A-Za-z0-9@._:-]+\.(service|timer|socket|path|target|mount)$/;
+const PACKAGE = /^[a-z0-9][a-z0-9+.-]*$/;
+const HOLDER = /^[\x20-\x7e]{1,200}$/;
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function word(host: string, what: string, value: string, pattern: RegExp = WORD): string {
+  if (!pattern.test(value)) throw new HostAgentError(host, 'invalid-bundle', `${what} is not valid: ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** The script one run executes: optional variables, the agent's arguments, the agent itself. */
+function agentScript(args: readonly string[], vars: Readonly<Record<string, string>> = {}): string {
+  const prelude = Object.entries(vars).map(([name, value]) => `${name}=${shellQuote(value)}`);
+  return [...prelude, `set -- ${args.map(shellQuote).join(' ')}`, AGENT_SOURCE.toString('utf8')].join('\n');
+}
+
+/**
+ * The bundle as the agent reads it from stdin: a header of one line per item, then the contents
+ * back to back in header order (the agent cuts them by length and checks each hash). Contents,
+ * secrets included, never appear anywhere but here.
+ */
+export function encodeBundle(host: string, bundle: HostBundle): Buffer {
+  const header = ['upkeep-bundle 1', `agent ${AGENT_SOURCE.length} ${sha256(AGENT_SOURCE)}`];
+  const bodies: Uint8Array[] = [AGENT_SOURCE];
+  const seen = new Set<string>();
+  for (const file of [...bundle.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const path = word(host, 'file path', file.path, PATH);
+    if (/\/\.{1,2}(\/|$)|\/\//.test(path)) throw new HostAgentError(host, 'invalid-bundle', `file path must be canonical: ${path}`);
+    if (path === AGENT_PATH || path === STATE_DIR || path.startsWith(`${STATE_DIR}/`)) {
+      throw new HostAgentError(host, 'invalid-bundle', `${path} belongs to upkeep itself and cannot be a managed file`);
+    }
+    if (seen.has(path)) throw new HostAgentError(host, 'invalid-bundle', `file ${path} appears twice`);
+    seen.add(path);
+    const mode = word(host, `mode of ${path}`, file.mode, MODE).padStart(4, '0');
+    const owner = word(host, `owner of ${path}`, file.owner, OWNER);
+    const content = typeof file.content === 'string' ? Buffer.from(file.content, 'utf8') : file.content;
+    header.push(`file ${content.length} ${sha256(content)} ${mode} ${owner} ${path}`);
+    bodies.push(content);
+  }
+  for (const unit of [...new Set(bundle.units)].sort()) header.push(`unit ${word(host, 'unit name', unit, UNIT)}`);
+  for (const pkg of [...new Set(bundle.packages)].sort()) header.push(`package ${word(host, 'package name', pkg, PACKAGE)}`);
+  header.push('end', '');
+  return Buffer.concat([Buffer.from(header.join('\n'), 'utf8'), ...bodies]);
+}
+
+interface AgentOutput {
+  /** Lines "key rest", in order. */
+  readonly lines: readonly { readonly key: string; readonly rest: string }[];
+  first(key: string): string | undefined;
+  all(key: string): string[];
+}
+
+function parseOutput(stdout: string): AgentOutput {
+  const lines = stdout
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      const space = l.indexOf(' ');
+      return space < 0 ? { key: l, rest: '' } : { key: l.slice(0, space), rest: l.slice(space + 1) };
+    });
+  return {
+    lines,
+    first: (key) => lines.find((l) => l.key === key)?.rest,
+    all: (key) => lines.filter((l) => l.key === key).map((l) => l.rest),
+  };
+}
+
+function parseLock(rest: string): LockHolder | null {
+  if (rest === 'free') return null;
+  const field = (name: string): string => new RegExp(`(?:^| )${name}=(.*?)(?= \\w+=|$)`).exec(rest)?.[1] ?? '';
+  return { pid: Number(field('pid')), ageSeconds: Number(field('age')), from: field('from'), holder: field('holder') };
+}
+
+function generationOrNull(value: string | undefined): string | null {
+  return value === undefined || value === '' || value === 'none' ? null : value;
+}
+
+/** Runs the agent; a non-zero status becomes a HostAgentError naming what the agent said. */
+async function runAgent(t: Transport, what: string, args: readonly string[], input?: Uint8Array, vars?: Readonly<Record<string, string>>, timeoutMs?: number): Promise<AgentOutput> {
+  const result = await t.run(agentScript(args, vars), input, timeoutMs === undefined ? {} : { timeoutMs });
+  const out = parseOutput(result.stdout);
+  if (result.exitCode === 0) return out;
+  const kind = EXIT_KIND[result.exitCode] ?? 'failed';
+  const message = out.all('error').at(-1) ?? `exit ${result.exitCode}${result.stderr ? `: ${lastLines(result.stderr, 3)}` : ''}`;
+  const lock = out.first('lock');
+  throw new HostAgentError(t.host, kind, `${what}: ${message}`, {
+    ...(kind === 'locked' && lock !== undefined ? { holder: parseLock(lock) ?? undefined } : {}),
+  });
+}
+
+function fileState(rest: string): HostFileState {
+  const [path = '', sha, mode, owner] = rest.split(' ');
+  if (sha === undefined || sha === 'absent') return { path, sha256: null, mode: null, owner: null };
+  return { path, sha256: sha, mode: mode ?? null, owner: owner ?? null };
+}
+
+/**
+ * One round trip: the host's committed generation, its managed files as they are on disk now
+ * (drift), units, failed units, lock holder. Recovers an interrupted operation first when the host
+ * is not locked, so the answer is always a whole generation.
+ */
+export async function readState(t: Transport): Promise<HostState> {
+  const out = await runAgent(t, 'read state', ['read-state']);
+  const manifest = out.all('manifest').map(fileState);
+  const files = out.all('disk').map(fileState);
+  const drift: FileDrift[] = [];
+  manifest.forEach((recorded, i) => {
+    const actual = files[i];
+    if (actual === undefined || actual.sha256 === null) return void drift.push({ path: recorded.path, fields: ['missing'] });
+    const fields = (['content', 'mode', 'owner'] as const).filter((f) => (f === 'content' ? actual.sha256 !== recorded.sha256 : actual[f] !== recorded[f]));
+    if (fields.length > 0) drift.push({ path: recorded.path, fields });
+  });
+  const lock = out.first('lock');
+  return {
+    host: t.host,
+    generation: generationOrNull(out.first('generation')),
+    planId: out.first('plan') || null,
+    previousGeneration: generationOrNull(out.first('previous')),
+    manifest,
+    files,
+    drift,
+    units: out.all('unit').map((rest) => {
+      const [name = '', enabled = '', active = ''] = rest.split(' ');
+      return { name, enabled: enabled || 'absent', active };
+    }),
+    packages: out.all('package'),
+    failedUnits: out.all('failed'),
+    systemState: out.first('system') ?? 'unknown',
+    lock: lock === undefined ? null : parseLock(lock),
+    unconfirmedGeneration: out.first('unconfirmed') ?? null,
+    recovered: out.first('recovered') ?? null,
+  };
+}
+
+/**
+ * One round trip: makes the host match `bundle` atomically, or leaves it on its old generation
+ * (HostAgentError). Refuses when the host is neither on `baseGeneration` nor already on
+ * `generation` (kind "stale-plan"), or when another session holds the host (kind "locked").
+ */
+export async function apply(t: Transport, bundle: HostBundle, options: ApplyOptions): Promise<ApplyResult> {
+  const generation = word(t.host, 'generation', options.generation);
+  const base = options.baseGeneration === null ? 'none' : word(t.host, 'base generation', options.baseGeneration);
+  const planId = word(t.host, 'plan id', options.planId);
+  const confirmSeconds = options.confirmTimeoutSeconds ?? 0;
+  if (!Number.isInteger(confirmSeconds) || confirmSeconds < 0) throw new HostAgentError(t.host, 'invalid-bundle', `confirmTimeoutSeconds must be a whole number of seconds, got ${confirmSeconds}`);
+  const holder = options.holder ?? 'upkeep';
+  if (!HOLDER.test(holder)) throw new HostAgentError(t.host, 'invalid-bundle', 'holder must be one line of printable ASCII');
+  const vars: Record<string, string> = { UPKEEP_HOLDER: holder };
+  if (options.pauseAfterStep !== undefined) {
+    vars.UPKEEP_PAUSE_AFTER = options.pauseAfterStep.step;
+    vars.UPKEEP_PAUSE_SECONDS = String(options.pauseAfterStep.seconds);
+  }
+  const out = await runAgent(t, `apply generation ${generation}`, ['apply', generation, base, planId, String(confirmSeconds)], encodeBundle(t.host, bundle), vars, options.timeoutMs);
+  const words = (key: string): string[] => out.all(key).flatMap((rest) => rest.split(' ').filter(Boolean));
+  return {
+    host: t.host,
+    generation,
+    previousGeneration: generationOrNull(out.first('previous')),
+    changed: out.first('result') === 'changed',
+    filesWritten: out.all('wrote'),
+    filesRemoved: out.all('removed'),
+    unitsEnabled: out.all('enabled'),
+    unitsDisabled: out.all('disabled'),
+    unitsRestarted: out.all('restarted'),
+    daemonReloaded: out.lines.some((l) => l.key === 'daemon-reload'),
+    packagesInstalled: words('installed'),
+    rollbackUnit: out.first('armed') ?? null,
+    recovered: out.first('recovered') ?? null,
+  };
+}
+
 /** Cancels the self-rollback of `generation`; call over a new connection to prove the host is reachable. */
-export declare function confirm(t: Transport, generation: string): Promise<void>;
-/** Restores the previous generation byte for byte (files, modes, owners, enabled units). */
-export declare function rollback(t: Transport, options?: { readonly toGeneration?: string | null }): Promise<RollbackResult>;
+export async function confirm(t: Transport, generation: string): Promise<void> {
+  await runAgent(t, `confirm generation ${generation}`, ['confirm', word(t.host, 'generation', generation)]);
+}
+
+/**
+ * Returns the host to the generation before the current one, byte for byte as it was on disk
+ * (files, modes, owners, enabled and active units). `toGeneration` asserts which one that is.
+ */
+export async function rollback(t: Transport, options: { readonly toGeneration?: string | null } = {}): Promise<RollbackResult> {
+  const args = ['rollback'];
+  if (options.toGeneration !== undefined) args.push(options.toGeneration === null ? 'none' : word(t.host, 'generation', options.toGeneration));
+  const out = await runAgent(t, 'rollback', args);
+  return { host: t.host, from: generationOrNull(out.first('from')), to: generationOrNull(out.first('to')) };
+}
+
 /** Runs the host's check services now and reads their results, the system state and the managed timers. */
-export declare function healthGate(t: Transport, checkUnits: readonly string[]): Promise<HealthReport>;
-/** Ends the session holding the host's lock (after recovery the host is on its old or new generation); returns who held it. */
-export declare function breakLock(t: Transport): Promise<LockHolder | null>;
+export async function healthGate(t: Transport, checkUnits: readonly string[]): Promise<HealthReport> {
+  const units = checkUnits.map((u) => word(t.host, 'check unit', u, UNIT));
+  const out = await runAgent(t, 'health gate', ['health', ...units]);
+  const checks = out.all('check').map((rest): CheckResult => {
+    const [unit = '', result = '', status = ''] = rest.split(' ');
+    return { unit, ok: result === 'success' && status === '0', result: `${result} ${status}`.trim() };
+  });
+  const systemState = out.first('system') ?? 'unknown';
+  const failedUnits = out.all('failed');
+  const inactiveTimers = out
+    .all('timer')
+    .map((rest) => rest.split(' '))
+    .filter(([, active]) => active !== 'active')
+    .map(([unit = '']) => unit);
+  const problems = [
+    ...checks.filter((c) => !c.ok).map((c) => `check ${c.unit} failed (${c.result})`),
+    ...(systemState === 'running' ? [] : [`system is ${systemState}${failedUnits.length > 0 ? `: failed units ${failedUnits.join(', ')}` : ''}`]),
+    ...inactiveTimers.map((u) => `timer ${u} is not active`),
+  ];
+  return { host: t.host, ok: problems.length === 0, checks, systemState, failedUnits, inactiveTimers, problems };
+}
+
+/** Ends the session holding the host's lock and recovers what it left; returns who held it (null: nobody). */
+export async function breakLock(t: Transport): Promise<LockHolder | null> {
+  const out = await runAgent(t, 'break lock', ['break-lock']);
+  const lock = out.first('lock');
+  return lock === undefined ? null : parseLock(lock);
+}

@@ -16,6 +16,8 @@ export interface RunOptions {
    * @default 600_000
    */
   readonly timeoutMs?: number;
+  /** Aborting kills this session (for ssh: the client process; the host sees the connection drop). */
+  readonly signal?: AbortSignal;
 }
 
 export interface Transport {

@@ -1,0 +1,681 @@
+#!/bin/sh
+# upkeep-agent: the host side of `upkeep apply`. Streamed to a host over ssh for every operation
+# (and installed under /usr/local/lib/upkeep for the self-rollback timer). It switches the host
+# between generations atomically: every host is on its old or its new generation, never between.
+#
+# How a switch stays atomic: the new generation is staged and the current state of every touched
+# path and unit is snapshotted before anything live changes; then an intent journal is written;
+# then files and units change; the manifest is written last (the commit point). An operation that
+# dies midway (cut connection, SIGKILL, full disk) leaves the journal behind, and every run of the
+# agent first recovers: before the commit it undoes the switch from the snapshot, after it finishes.
+#
+# Protocol: lines "key value..." on stdout; exit 0 ok, 10 host locked, 11 stale plan, 12 failed and
+# left on the old generation, 13 invalid input, 14 not supported here, 15 not on that generation,
+# 20 failed and could not restore (the journal stays; the next run retries the recovery).
+#
+# UPKEEP_ROOT=DIR applies into an image root: paths under DIR, `systemctl --root`, nothing started.
+
+# Names read from manifests and headers are validated words (no spaces), so word splitting them is safe.
+# shellcheck disable=SC2013
+
+set -u
+umask 077
+
+ROOT=${UPKEEP_ROOT:-}
+STATE=$ROOT/var/lib/upkeep
+RUNTIME=$ROOT/usr/local/lib/upkeep
+AGENT=$RUNTIME/upkeep-agent
+TXN=$STATE/txn
+
+say() { printf '%s\n' "$*"; }
+
+die() {
+	code=$1
+	shift
+	say "error $*"
+	printf 'upkeep-agent: %s\n' "$*" >&2
+	exit "$code"
+}
+
+# Progress after each step. Writing to a connection that is gone kills the agent with SIGPIPE
+# between two steps, which the next run recovers from; the test hook pauses here to allow that.
+step() {
+	say "step $1"
+	if [ "${UPKEEP_PAUSE_AFTER:-}" = "$1" ]; then
+		sleep "${UPKEEP_PAUSE_SECONDS:-0}" 9>&-
+		say "resumed $1"
+	fi
+}
+
+live() { [ -z "$ROOT" ]; }
+
+sc() {
+	if live; then systemctl "$@"; else systemctl --root="$ROOT" "$@"; fi
+}
+
+valid_word() {
+	case $1 in '' | *[!A-Za-z0-9._:@-]*) return 1 ;; esac
+}
+
+# --- files ----------------------------------------------------------------------------------
+
+pad_mode() { printf '%04d' "$1"; }
+
+# Owner names come from the image's own user database in an image root, not this machine's.
+name_of_id() { # DB ID
+	n=$(awk -F: -v id="$2" '$3 == id { print $1; exit }' "$ROOT/etc/$1" 2>/dev/null)
+	if [ -n "$n" ]; then say "$n"; elif [ "$2" = 0 ]; then say root; else say "$2"; fi
+}
+
+id_of_name() { # DB NAME
+	n=$(awk -F: -v name="$2" '$1 == name { print $3; exit }' "$ROOT/etc/$1" 2>/dev/null)
+	if [ -n "$n" ]; then say "$n"; elif [ "$2" = root ]; then say 0; else return 1; fi
+}
+
+# "sha mode owner" of a host path as it is on disk now, or "absent".
+file_state() {
+	f=$ROOT$1
+	if [ ! -f "$f" ]; then
+		say absent
+		return 0
+	fi
+	sha=$(sha256sum <"$f") || return 1
+	if live; then
+		# shellcheck disable=SC2046 # word splitting of stat's three fields is intended
+		set -- $(stat -c '%a %U %G' "$f")
+		say "${sha%% *} $(pad_mode "$1") $2:$3"
+	else
+		# shellcheck disable=SC2046
+		set -- $(stat -c '%a %u %g' "$f")
+		say "${sha%% *} $(pad_mode "$1") $(name_of_id passwd "$2"):$(name_of_id group "$3")"
+	fi
+}
+
+set_owner() { # OWNER FILE
+	if live; then
+		chown "$1" "$2"
+	else
+		u=$(id_of_name passwd "${1%%:*}") && g=$(id_of_name group "${1#*:}") && chown "$u:$g" "$2"
+	fi
+}
+
+# Atomic install: temp file beside the target, owner and mode set, fsync, rename, fsync the dir.
+install_file() { # SRC HOSTPATH MODE OWNER
+	dest=$ROOT$2
+	dir=${dest%/*}
+	tmp=$dir/.upkeep-new.${dest##*/}
+	(umask 022 && mkdir -p "$dir") || return 1
+	if cat "$1" >"$tmp" && set_owner "$4" "$tmp" && chmod "$3" "$tmp" && sync "$tmp" && mv -f "$tmp" "$dest"; then
+		sync "$dir"
+		return 0
+	fi
+	rm -f "$tmp"
+	return 1
+}
+
+remove_file() { # HOSTPATH
+	rm -f "$ROOT$1" && sync "$(dirname "$ROOT$1")"
+}
+
+is_unit_file() {
+	case $1 in */systemd/system/*) return 0 ;; esac
+	return 1
+}
+
+# --- manifest -------------------------------------------------------------------------------
+# upkeep-manifest 1 / generation G / plan P / previous G|none / file SHA MODE OWNER PATH / unit U / package P
+
+mget() { # KEY FILE
+	[ -f "$2" ] && awk -v k="$1" '$1 == k { print $2; exit }' "$2"
+}
+
+current_generation() {
+	g=$(mget generation "$STATE/manifest")
+	say "${g:-none}"
+}
+
+# The file/unit/package lines: what a generation is, without its name and history.
+manifest_body() { # FILE
+	[ -f "$1" ] && grep -E '^(file|unit|package) ' "$1"
+}
+
+write_atomic() { # DEST (content on stdin)
+	cat >"$1.tmp" && sync "$1.tmp" && mv -f "$1.tmp" "$1" && sync "${1%/*}"
+}
+
+# --- lock -----------------------------------------------------------------------------------
+# flock on fd 9, held by this shell: it ends with the session, whatever ends the session.
+
+lock_info() {
+	if [ -f "$STATE/lock.holder" ]; then
+		since=$(mget since "$STATE/lock.holder")
+		say "lock pid=$(mget pid "$STATE/lock.holder") age=$(($(date +%s) - ${since:-0})) from=$(mget from "$STATE/lock.holder") holder=$(sed -n 's/^holder //p' "$STATE/lock.holder")"
+	else
+		say "lock pid=0 age=0 from=unknown holder=unknown"
+	fi
+}
+
+open_lock() {
+	mkdir -p "$STATE" || die 12 "cannot create $STATE"
+	exec 9>>"$STATE/lock"
+}
+
+take_lock() { # WAITSECONDS
+	open_lock
+	if [ "$1" = 0 ]; then flock -n 9; else flock -w "$1" 9; fi || {
+		lock_info
+		die 10 "host is locked by another upkeep session"
+	}
+	from=local
+	if [ -n "${SSH_CONNECTION:-}" ]; then from=${SSH_CONNECTION%% *}; fi
+	printf 'pid %s\nsince %s\nfrom %s\nholder %s\n' "$$" "$(date +%s)" "$from" "${UPKEEP_HOLDER:-upkeep}" | write_atomic "$STATE/lock.holder"
+}
+
+# --- snapshot and restore -------------------------------------------------------------------
+
+# Records every path and unit a switch may touch as they are now, so the switch can be undone
+# byte for byte: snapshot/list "PATH STATE...", snapshot/files/PATH, snapshot/units "U ENABLED ACTIVE".
+snapshot() { # DIR PATHS UNITS OLDMANIFEST
+	rm -rf "$1" && mkdir -p "$1/files" || return 1
+	: >"$1/list" && : >"$1/units" || return 1
+	for p in $2; do
+		s=$(file_state "$p") || return 1
+		say "$p $s" >>"$1/list" || return 1
+		if [ "$s" != absent ]; then
+			mkdir -p "$1/files${p%/*}" && cp -p "$ROOT$p" "$1/files$p" || return 1
+		fi
+	done
+	for u in $3; do
+		say "$u $(unit_enabled "$u") $(unit_active "$u")" >>"$1/units" || return 1
+	done
+	if [ -f "$4" ]; then cp "$4" "$1/manifest"; else : >"$1/manifest.none"; fi || return 1
+	sync "$1/list" "$1/units" && sync -f "$1/list"
+}
+
+# One word: systemd's answer, or "absent" when there is no such unit file.
+unit_enabled() {
+	e=$(sc is-enabled "$1" 2>/dev/null | head -n 1)
+	say "${e:-absent}"
+}
+
+unit_active() {
+	if live; then systemctl is-active "$1" 2>/dev/null || :; else say offline; fi
+}
+
+# Puts back exactly what a snapshot recorded: files, modes, owners, enablement, active timers, manifest.
+restore_snapshot() { # DIR
+	reload=no
+	restart=''
+	# Units that were not enabled go first, while their unit files still exist.
+	while read -r u en act; do
+		if [ "$en" != enabled ] && [ "$(unit_enabled "$u")" = enabled ]; then
+			sc disable "$u" >/dev/null 2>&1 || return 1
+		fi
+		if live && [ "$act" != active ] && [ "$(unit_active "$u")" = active ]; then
+			systemctl stop "$u" || return 1
+		fi
+	done <"$1/units"
+	# Remove what did not exist first: it frees the space the restored files may need.
+	while read -r p s _; do
+		if [ "$s" = absent ] && [ -e "$ROOT$p" ]; then
+			remove_file "$p" || return 1
+			if is_unit_file "$p"; then reload=yes; fi
+		fi
+	done <"$1/list"
+	while read -r p sha mode owner; do
+		[ "$sha" = absent ] && continue
+		[ "$(file_state "$p")" = "$sha $mode $owner" ] && continue
+		install_file "$1/files$p" "$p" "$mode" "$owner" || return 1
+		if is_unit_file "$p"; then
+			reload=yes
+			restart="$restart ${p##*/}"
+		fi
+	done <"$1/list"
+	if live && [ $reload = yes ]; then systemctl daemon-reload || return 1; fi
+	while read -r u en act; do
+		if [ "$en" = enabled ] && [ "$(unit_enabled "$u")" != enabled ]; then
+			sc enable "$u" >/dev/null 2>&1 || return 1
+		fi
+		if live && [ "$act" = active ]; then
+			case " $restart " in
+			*" $u "*) systemctl restart "$u" || return 1 ;;
+			*) [ "$(unit_active "$u")" = active ] || systemctl start "$u" || return 1 ;;
+			esac
+		fi
+	done <"$1/units"
+	if [ -f "$1/manifest" ]; then
+		write_atomic "$STATE/manifest" <"$1/manifest" || return 1
+	else
+		rm -f "$STATE/manifest" && sync "$STATE" || return 1
+	fi
+}
+
+# --- recovery -------------------------------------------------------------------------------
+
+# The agent's first act under the lock: an interrupted switch is undone (before its commit) or
+# finished (after it); an interrupted rollback is redone.
+recover() {
+	[ -f "$STATE/journal" ] || return 0
+	# shellcheck disable=SC2046
+	set -- $(cat "$STATE/journal")
+	op=${1:-}
+	from=${2:-}
+	to=${3:-}
+	case $op in
+	switch)
+		if [ "$(current_generation)" = "$to" ] && [ "$from" != "$to" ]; then
+			finish_switch "$from" "$to" || die 20 "could not finish the interrupted switch $from -> $to"
+			RECOVERED="finished interrupted switch $from -> $to"
+		else
+			restore_snapshot "$TXN/before" || die 20 "could not undo the interrupted switch $from -> $to"
+			rm -f "$STATE/journal" && rm -rf "$TXN"
+			RECOVERED="undid interrupted switch $from -> $to"
+		fi
+		;;
+	rollback)
+		restore_snapshot "$STATE/undo/$from" || die 20 "could not finish the interrupted rollback $from -> $to"
+		rm -f "$STATE/journal"
+		RECOVERED="finished interrupted rollback $from -> $to"
+		;;
+	*) die 20 "unknown journal entry in $STATE/journal: $op" ;;
+	esac
+	sync "$STATE"
+	say "recovered $RECOVERED"
+}
+
+# After the commit: keep the new generation and the way back to the previous one.
+finish_switch() { # FROM TO
+	mkdir -p "$STATE/generations" "$STATE/undo" || return 1
+	if [ -d "$TXN/stage" ]; then
+		rm -rf "$STATE/generations/$2" && mv "$TXN/stage" "$STATE/generations/$2" || return 1
+	fi
+	if [ "$1" != "$2" ] && [ -d "$TXN/before" ]; then
+		rm -rf "$STATE/undo/$2" && mv "$TXN/before" "$STATE/undo/$2" || return 1
+	fi
+	sync "$STATE/generations" "$STATE/undo"
+	rm -f "$STATE/journal" && rm -rf "$TXN" && sync "$STATE"
+}
+
+# Keeps the current and the previous generation; older ones cannot be rolled back to anyway.
+prune() {
+	keep=" $(current_generation) $(mget previous "$STATE/manifest") "
+	for d in "$STATE"/generations/* "$STATE"/undo/*; do
+		[ -d "$d" ] || continue
+		case $keep in *" ${d##*/} "*) ;; *) rm -rf "$d" ;; esac
+	done
+}
+
+# --- read-state -----------------------------------------------------------------------------
+
+cmd_read_state() {
+	RECOVERED=''
+	open_lock
+	if flock -n 9; then
+		recover
+		exec 9>&-
+		say "lock free"
+	else
+		lock_info
+	fi
+	m=$STATE/manifest
+	say "generation $(current_generation)"
+	say "plan $(mget plan "$m")"
+	say "previous $(mget previous "$m")"
+	[ -f "$STATE/unconfirmed" ] && say "unconfirmed $(cat "$STATE/unconfirmed")"
+	if [ -f "$m" ]; then
+		while read -r kind a b c d; do
+			case $kind in
+			file) say "manifest $d $a $b $c" && say "disk $d $(file_state "$d")" ;;
+			unit) say "unit $a $(unit_enabled "$a") $(unit_active "$a")" ;;
+			package) say "package $a" ;;
+			esac
+		done <"$m"
+	fi
+	if live; then
+		systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
+		say "system $(systemctl is-system-running 2>/dev/null)"
+	else
+		say "system offline"
+	fi
+}
+
+# --- apply ----------------------------------------------------------------------------------
+
+# Reads the bundle header from stdin (byte by byte, so the contents stay on stdin):
+#   upkeep-bundle 1 / agent LEN SHA / file LEN SHA MODE OWNER PATH / unit U / package P / end
+read_header() {
+	read -r magic version || die 13 "empty bundle"
+	[ "$magic $version" = "upkeep-bundle 1" ] || die 13 "not an upkeep bundle (version 1)"
+	: >"$TXN/header" || die 12 "cannot write $TXN"
+	while read -r kind a b c d e; do
+		case $kind in
+		end) return 0 ;;
+		agent) if ! { valid_word "$a" && valid_word "$b"; }; then die 13 "bad agent line"; fi ;;
+		file)
+			case $e in /*) ;; *) die 13 "file path must be absolute: $e" ;; esac
+			if ! { valid_word "$a" && valid_word "$b" && valid_word "$c" && valid_word "$d"; }; then die 13 "bad file line for $e"; fi
+			case $e in *[!A-Za-z0-9._/@+-]* | */../* | */./* | *//*) die 13 "bad file path: $e" ;; esac
+			;;
+		unit | package) valid_word "$a" || die 13 "bad $kind name: $a" ;;
+		*) die 13 "unknown bundle line: $kind" ;;
+		esac
+		say "$kind $a $b $c $d $e" >>"$TXN/header" || die 12 "cannot write $TXN"
+	done
+	die 13 "bundle ended before its header did"
+}
+
+# The manifest body the bundle describes, in manifest order.
+bundle_body() {
+	awk '$1 == "file" { print "file", $3, $4, $5, $6 } $1 == "unit" || $1 == "package" { print $1, $2 }' "$TXN/header"
+}
+
+# True when the host already is exactly this generation: manifest, disk, units and agent.
+already_there() { # NEW
+	[ "$(current_generation)" = "$1" ] || return 1
+	[ "$(manifest_body "$STATE/manifest")" = "$(bundle_body)" ] || return 1
+	while read -r kind _ sha mode owner path; do
+		case $kind in
+		file) [ "$(file_state "$path")" = "$sha $mode $owner" ] || return 1 ;;
+		agent) [ "$(file_state "${AGENT#"$ROOT"}" | cut -d' ' -f1)" = "$sha" ] || return 1 ;;
+		esac
+	done <"$TXN/header"
+	for u in $(awk '$1 == "unit" { print $2 }' "$TXN/header"); do
+		[ "$(unit_enabled "$u")" = enabled ] || return 1
+		case $u in *.timer) live && { [ "$(unit_active "$u")" = active ] || return 1; } ;; esac
+	done
+	[ -z "$(missing_packages)" ]
+}
+
+package_installed() {
+	if command -v dpkg-query >/dev/null 2>&1; then
+		[ "$(dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+	else
+		rpm --root="${ROOT:-/}" -q "$1" >/dev/null 2>&1
+	fi
+}
+
+missing_packages() {
+	for p in $(awk '$1 == "package" { print $2 }' "$TXN/header"); do
+		package_installed "$p" || printf '%s ' "$p"
+	done
+}
+
+# Cuts the spooled contents (in header order, no separators) into the stage, checking every hash.
+stage() { # NEW PLAN BASE
+	mkdir -p "$TXN/stage/files" || return 1
+	offset=1
+	while read -r kind len sha mode owner path; do
+		case $kind in agent | file) ;; *) continue ;; esac
+		if [ "$kind" = agent ]; then out=$TXN/agent; else out=$TXN/stage/files$path; fi
+		mkdir -p "${out%/*}" || return 1
+		tail -c +"$offset" "$TXN/spool" | head -c "$len" >"$out" || return 1
+		got=$(sha256sum <"$out") || return 1
+		[ "${got%% *}" = "$sha" ] || {
+			say "error content of ${path:-the agent} does not match its hash"
+			return 1
+		}
+		offset=$((offset + len))
+	done <"$TXN/header"
+	rm -f "$TXN/spool"
+	{
+		say "upkeep-manifest 1"
+		say "generation $1"
+		say "plan $2"
+		say "previous $3"
+		bundle_body
+	} >"$TXN/stage/manifest" || return 1
+	sync -f "$TXN/stage/manifest"
+}
+
+# The switch itself, between the journal and the commit. Prints what it changed.
+switch_to() { # NEW
+	new_units=" $(awk '$1 == "unit" { printf "%s ", $2 }' "$TXN/header")"
+	reload=no
+	changed_units=''
+	for u in $(awk '$1 == "unit" { print $2 }' "$STATE/manifest" 2>/dev/null); do
+		case $new_units in *" $u "*) continue ;; esac
+		if [ "$(unit_enabled "$u")" = enabled ]; then
+			sc disable "$u" >/dev/null 2>&1 || return 1
+			say "disabled $u"
+		fi
+		if live && [ "$(unit_active "$u")" = active ]; then systemctl stop "$u" || return 1; fi
+	done
+	while read -r kind _ sha mode owner path; do
+		[ "$kind" = file ] || continue
+		[ "$(file_state "$path")" = "$sha $mode $owner" ] && continue
+		install_file "$TXN/stage/files$path" "$path" "$mode" "$owner" || {
+			say "error cannot install $path"
+			return 1
+		}
+		say "wrote $path"
+		if is_unit_file "$path"; then
+			reload=yes
+			changed_units="$changed_units ${path##*/}"
+		fi
+	done <"$TXN/header"
+	new_paths=" $(awk '$1 == "file" { printf "%s ", $6 }' "$TXN/header")"
+	for p in $(awk '$1 == "file" { print $5 }' "$STATE/manifest" 2>/dev/null); do
+		case $new_paths in *" $p "*) continue ;; esac
+		[ -e "$ROOT$p" ] || continue
+		remove_file "$p" || return 1
+		say "removed $p"
+		if is_unit_file "$p"; then reload=yes; fi
+	done
+	step files
+	if live && [ $reload = yes ]; then
+		systemctl daemon-reload || return 1
+		say "daemon-reload"
+	fi
+	for u in $new_units; do
+		if [ "$(unit_enabled "$u")" != enabled ]; then
+			sc enable "$u" >/dev/null 2>&1 || {
+				say "error cannot enable $u"
+				return 1
+			}
+			say "enabled $u"
+		fi
+		case $u in *.timer) ;; *) continue ;; esac
+		live || continue
+		if [ "$(unit_active "$u")" != active ]; then
+			systemctl start "$u" || return 1
+		else
+			# A changed timer is restarted so its new schedule counts from now.
+			case " $changed_units " in *" $u "*)
+				systemctl restart "$u" || return 1
+				say "restarted $u"
+				;;
+			esac
+		fi
+	done
+	step units
+}
+
+# Replaces the installed agent (used by the self-rollback timer) when the streamed one differs.
+install_agent() {
+	[ -f "$TXN/agent" ] || return 0
+	install_file "$TXN/agent" "${AGENT#"$ROOT"}" 0755 root:root
+}
+
+cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
+	new=$1 base=$2 plan=$3 confirm=$4
+	for w in "$new" "$base" "$plan" "$confirm"; do valid_word "$w" || die 13 "bad argument: $w"; done
+	RECOVERED=''
+	take_lock 0
+	step lock
+	recover
+	step recover
+	if ! { rm -rf "$TXN" && mkdir -p "$TXN"; }; then die 12 "cannot create $TXN"; fi
+	read_header
+	old=$(current_generation)
+	if [ "$old" != "$base" ] && [ "$old" != "$new" ]; then
+		die 11 "host is on generation $old, the plan was computed against $base: re-plan (upkeep plan --live) and review again"
+	fi
+	if already_there "$new"; then
+		rm -rf "$TXN"
+		say "previous $old"
+		say "result unchanged"
+		return 0
+	fi
+	cat >"$TXN/spool" || die 12 "cannot spool the bundle (disk full?)"
+	prev=$(mget previous "$STATE/manifest")
+	if [ "$old" = "$new" ]; then previous=${prev:-none}; else previous=$old; fi
+	stage "$new" "$plan" "$previous" || failed "staging failed (disk full?)"
+	install_agent || failed "cannot install the agent"
+	step stage
+	missing=$(missing_packages)
+	if [ -n "$missing" ]; then
+		live || failed "packages missing from the image: $missing"
+		if command -v apt-get >/dev/null 2>&1; then
+			# shellcheck disable=SC2086 # package names are validated words
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing </dev/null >&2 9>&- || failed "apt-get install $missing failed"
+		else
+			# shellcheck disable=SC2086
+			dnf install -y $missing </dev/null >&2 9>&- || failed "dnf install $missing failed"
+		fi
+		say "installed $missing"
+	fi
+	step packages
+	paths=$( (awk '$1 == "file" { print $6 }' "$TXN/header" && awk '$1 == "file" { print $5 }' "$STATE/manifest" 2>/dev/null) | sort -u)
+	units=$( (awk '$1 == "unit" { print $2 }' "$TXN/header" && awk '$1 == "unit" { print $2 }' "$STATE/manifest" 2>/dev/null) | sort -u)
+	snapshot "$TXN/before" "$paths" "$units" "$STATE/manifest" || failed "cannot snapshot the current state (disk full?)"
+	step snapshot
+	say "switch $old $new" | write_atomic "$STATE/journal" || failed "cannot write the journal (disk full?)"
+	step journal
+	if ! switch_to "$new" || ! write_atomic "$STATE/manifest" <"$TXN/stage/manifest"; then
+		restore_snapshot "$TXN/before" || die 20 "switch to $new failed and the old state could not be restored; the next run retries"
+		rm -f "$STATE/journal"
+		failed "switch to $new failed and was undone"
+	fi
+	step commit
+	finish_switch "$old" "$new" || say "warning could not tidy up after the commit"
+	prune
+	say "previous $old"
+	say "result changed"
+	if live && [ "$confirm" != 0 ]; then arm_rollback "$new" "$confirm"; fi
+	step arm
+}
+
+# Fails an apply that changed nothing live yet.
+failed() {
+	rm -rf "$TXN"
+	die 12 "$1; the host stays on generation $old"
+}
+
+rollback_unit() { say "upkeep-rollback-$(say "$1" | cut -c1-16)"; }
+
+# The host returns to the previous generation by itself unless `confirm` arrives in time, so a
+# change that breaks ssh heals itself (as deploy-rs's magic rollback does).
+arm_rollback() { # GEN SECONDS
+	for g in $(cat "$STATE/unconfirmed" 2>/dev/null) "$1"; do
+		systemctl stop "$(rollback_unit "$g").timer" >/dev/null 2>&1
+		systemctl reset-failed "$(rollback_unit "$g").service" >/dev/null 2>&1
+	done
+	say "$1" | write_atomic "$STATE/unconfirmed" || die 12 "cannot record the unconfirmed generation"
+	unit=$(rollback_unit "$1")
+	systemd-run --quiet --unit="$unit" --on-active="$2s" --timer-property=AccuracySec=1s \
+		/bin/sh "${AGENT#"$ROOT"}" rollback-unconfirmed "$1" 9>&- || die 12 "cannot arm the self-rollback"
+	say "armed $unit"
+}
+
+# --- confirm, rollback ----------------------------------------------------------------------
+
+cmd_confirm() { # GEN
+	valid_word "$1" || die 13 "bad generation"
+	RECOVERED=''
+	take_lock 30
+	recover
+	[ "$(current_generation)" = "$1" ] || die 15 "host is on generation $(current_generation), not $1: it rolled back"
+	if [ -f "$STATE/unconfirmed" ]; then
+		systemctl stop "$(rollback_unit "$1").timer" >/dev/null 2>&1
+		rm -f "$STATE/unconfirmed" && sync "$STATE"
+	fi
+	say "confirmed $1"
+}
+
+do_rollback() {
+	cur=$(current_generation)
+	[ "$cur" != none ] || die 15 "nothing to roll back: upkeep never applied here"
+	[ -d "$STATE/undo/$cur" ] || die 14 "no snapshot to return from generation $cur"
+	to=$(mget previous "$STATE/manifest")
+	say "rollback $cur ${to:-none}" | write_atomic "$STATE/journal" || die 12 "cannot write the journal"
+	restore_snapshot "$STATE/undo/$cur" || die 20 "rollback from $cur failed; the next run retries"
+	rm -f "$STATE/journal" "$STATE/unconfirmed" && sync "$STATE"
+	say "from $cur"
+	say "to $(current_generation)"
+}
+
+cmd_rollback() { # [EXPECTED-TARGET]
+	RECOVERED=''
+	take_lock 0
+	recover
+	if [ -n "${1:-}" ]; then
+		want=$(mget previous "$STATE/manifest")
+		[ "$1" = "${want:-none}" ] || die 14 "only the previous generation (${want:-none}) can be restored, not $1"
+	fi
+	do_rollback
+}
+
+cmd_rollback_unconfirmed() { # GEN
+	valid_word "$1" || die 13 "bad generation"
+	RECOVERED=''
+	take_lock 600
+	recover
+	if [ "$(cat "$STATE/unconfirmed" 2>/dev/null)" = "$1" ] && [ "$(current_generation)" = "$1" ]; then
+		do_rollback
+		logger -t upkeep "generation $1 was not confirmed in time: rolled back" 2>/dev/null
+	fi
+}
+
+# --- health, break-lock ---------------------------------------------------------------------
+
+cmd_health() { # CHECKUNIT...
+	live || die 14 "health checks need a running host"
+	for u in "$@"; do
+		valid_word "$u" || die 13 "bad unit name: $u"
+		systemctl reset-failed "$u" >/dev/null 2>&1
+		# A oneshot check's start returns when it has run.
+		timeout 300 systemctl start "$u" >/dev/null 2>&1
+		say "check $u $(systemctl show -p Result --value "$u") $(systemctl show -p ExecMainStatus --value "$u")"
+	done
+	for u in $(awk '$1 == "unit" && $2 ~ /\.timer$/ { print $2 }' "$STATE/manifest" 2>/dev/null); do
+		say "timer $u $(unit_active "$u")"
+	done
+	systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
+	say "system $(systemctl is-system-running 2>/dev/null)"
+}
+
+cmd_break_lock() {
+	RECOVERED=''
+	open_lock
+	if ! flock -n 9; then
+		lock_info
+		pid=$(mget pid "$STATE/lock.holder")
+		valid_word "${pid:-x}" || die 20 "the lock's holder is unknown"
+		# The holder leads its own process group (sshd and the local transport start it so):
+		# ending the group also ends the children that inherited the lock.
+		kill -s TERM "-$pid" 2>/dev/null || kill -s TERM "$pid" 2>/dev/null
+		flock -w 10 9 || {
+			kill -s KILL "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null
+			flock -w 10 9 || die 20 "the lock is still held after killing $pid"
+		}
+		say "broken $pid"
+	fi
+	recover
+}
+
+main() {
+	cmd=${1:-}
+	[ $# -gt 0 ] && shift
+	case $cmd in
+	read-state) cmd_read_state ;;
+	apply) cmd_apply "$@" ;;
+	confirm) cmd_confirm "$@" ;;
+	rollback) cmd_rollback "$@" ;;
+	rollback-unconfirmed) cmd_rollback_unconfirmed "$@" ;;
+	health) cmd_health "$@" ;;
+	break-lock) cmd_break_lock ;;
+	*) die 13 "usage: upkeep-agent read-state|apply|confirm|rollback|rollback-unconfirmed|health|break-lock" ;;
+	esac
+}
+
+main "$@"
