@@ -1,0 +1,417 @@
+// The rollout: a reviewed plan reaches the fleet group by group in plan order (staging first), each
+// group in batches of its batchSize. After every wave its changed hosts must confirm over a new
+// connection and pass their health gate; a wave that fails beyond its group's failure budget goes
+// back to its previous generation and nothing after it starts. Every action is journalled.
+//
+// Round trips: every host is read once up front (state, stale-plan check, no-op detection). A host
+// that already matches the plan is not contacted again, so a no-op rollout costs one round trip per
+// host (plus the fleet lock's lease on the lock host).
+
+import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
+import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
+import { apply, breakLock, confirm, healthGate, HostAgentError, readState, rollback, type ApplyResult, type HostBundle, type HostState } from './host-agent.ts';
+import { FLEET, firstLine, type Journal, type StepContext } from './journal.ts';
+import type { FleetLock } from './fleet-lock.ts';
+import { formatDuration, type Progress } from './progress.ts';
+import { pMap, type Transport } from './transport.ts';
+
+/** Check services the health gate starts: unit files upkeep installs as upkeep-check-*.service. */
+export const CHECK_UNIT = new RegExp(`^${UNIT_PREFIX}check-[A-Za-z0-9_.@-]+\\.service$`);
+
+export type HostStatus = 'unchanged' | 'changed' | 'failed' | 'rolled-back' | 'not-started';
+
+export interface HostOutcome {
+  readonly host: string;
+  readonly group: string;
+  /** 0 when the host never reached its wave. */
+  readonly wave: number;
+  readonly status: HostStatus;
+  /** Generation the host is on at the end, as far as the applier knows (undefined: unknown). */
+  readonly generation?: string | null;
+  readonly detail?: string;
+}
+
+export type RolloutOutcome = 'ok' | 'failed' | 'rolled-back';
+
+export interface RolloutResult {
+  readonly outcome: RolloutOutcome;
+  /** 0 ok, 1 failed, 3 rolled back. */
+  readonly exitCode: 0 | 1 | 3;
+  readonly hosts: readonly HostOutcome[];
+  /** Why the rollout stopped early, if it did. */
+  readonly stoppedBecause?: string;
+}
+
+export interface RolloutConnections {
+  /** The host's working connection, reused for every step. */
+  transport(host: string): Transport;
+  /** A brand-new connection (its own ssh master), proving the host still accepts logins. */
+  freshTransport(host: string): Transport;
+}
+
+export interface RolloutOptions {
+  readonly plan: PlanDocument;
+  /** The bundle a host's agent installs (secrets resolved). Called only for hosts that change. */
+  readonly bundle: (host: PlannedHost) => HostBundle;
+  readonly connections: RolloutConnections;
+  readonly journal: Journal;
+  readonly progress: Progress;
+  /** The fleet lock, taken before anything else and released at the end. */
+  readonly fleetLock?: FleetLock;
+  /** Take over a held fleet lock and end sessions holding host locks. @default false */
+  readonly breakLock?: boolean;
+  /** Hosts contacted at once. @default 8 */
+  readonly parallel?: number;
+  /** Skip the soak time between groups (journalled). @default false */
+  readonly skipSoak?: boolean;
+  /** Seconds a changed host waits for confirmation before rolling itself back. @default 60 */
+  readonly confirmTimeoutSeconds?: number;
+  /** Recorded with the host locks. @default "upkeep" */
+  readonly holder?: string;
+  /** Renew the fleet lock this often. @default 60_000 */
+  readonly lockRenewMs?: number;
+  /** @default setTimeout-based sleep */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Check units of a planned host: its upkeep-check-*.service unit files. */
+export function checkUnitsOf(host: PlannedHost): string[] {
+  return host.files
+    .filter((f) => f.path.startsWith(`${UNIT_DIR}/`) && CHECK_UNIT.test(f.path.slice(UNIT_DIR.length + 1)))
+    .map((f) => f.path.slice(UNIT_DIR.length + 1))
+    .sort();
+}
+
+/** Splits a group into its waves. */
+export function wavesOf(group: PlannedGroup): string[][] {
+  const size = Math.max(1, group.batchSize);
+  const waves: string[][] = [];
+  for (let i = 0; i < group.hosts.length; i += size) waves.push(group.hosts.slice(i, i + size));
+  return waves;
+}
+
+/** pMap that never rejects: each item's error is returned in its place. */
+async function settle<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<(R | { error: unknown })[]> {
+  if (items.length === 0) return [];
+  return pMap(items, limit, async (item) => {
+    try {
+      return await fn(item);
+    } catch (error) {
+      return { error };
+    }
+  });
+}
+
+function isError(value: unknown): value is { error: unknown } {
+  return typeof value === 'object' && value !== null && 'error' in value && Object.keys(value).length === 1;
+}
+
+function short(generation: string | null | undefined): string {
+  return generation ? generation.slice(0, 12) : 'nothing';
+}
+
+function describeChange(result: ApplyResult): string {
+  const parts = [
+    result.filesWritten.length && `${result.filesWritten.length} file(s) written`,
+    result.filesRemoved.length && `${result.filesRemoved.length} removed`,
+    result.unitsEnabled.length && `${result.unitsEnabled.length} unit(s) enabled`,
+    result.unitsDisabled.length && `${result.unitsDisabled.length} disabled`,
+    result.unitsRestarted.length && `${result.unitsRestarted.length} restarted`,
+    result.packagesInstalled.length && `${result.packagesInstalled.length} package(s) installed`,
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'switched generation';
+}
+
+/** Message for a plan computed against other generations than the hosts are on. */
+export function stalePlanMessage(stale: readonly { host: string; current: string | null; base: string | null }[]): string {
+  const lines = stale.map((s) => `  - ${s.host}: on generation ${short(s.current)}, the plan was computed against ${short(s.base)}`);
+  return [
+    `the plan is stale: ${stale.length} host(s) are not on the generation it was computed against`,
+    ...lines,
+    'Nothing was changed. Re-plan against the live hosts and review again: bin/plan POLICY --live --out DIR',
+  ].join('\n');
+}
+
+export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
+  const { plan, journal, progress, connections } = options;
+  const parallel = options.parallel ?? 8;
+  const sleep = options.sleep ?? defaultSleep;
+  const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? 60;
+  const outcomes = new Map<string, HostOutcome>();
+  const groupOf = new Map<string, string>();
+  for (const group of plan.groups) for (const host of group.hosts) groupOf.set(host, group.name);
+  const hostNames = plan.groups.flatMap((g) => g.hosts);
+  for (const host of hostNames) outcomes.set(host, { host, group: groupOf.get(host) ?? '', wave: 0, status: 'not-started' });
+  const set = (outcome: HostOutcome) => outcomes.set(outcome.host, outcome);
+  const finish = (stoppedBecause?: string): RolloutResult => {
+    const hosts = hostNames.map((h) => outcomes.get(h) as HostOutcome);
+    const rolledBack = hosts.some((h) => h.status === 'rolled-back');
+    const failed = stoppedBecause !== undefined || hosts.some((h) => h.status === 'failed' || h.status === 'not-started');
+    const outcome: RolloutOutcome = rolledBack ? 'rolled-back' : failed ? 'failed' : 'ok';
+    const exitCode = rolledBack ? 3 : failed ? 1 : 0;
+    journal.finish(outcome, exitCode);
+    return { outcome, exitCode, hosts, ...(stoppedBecause === undefined ? {} : { stoppedBecause }) };
+  };
+
+  // 1. The fleet lock, so no other rollout interleaves with this one.
+  const lock = options.fleetLock;
+  let lockLost: string | undefined;
+  let renewal: NodeJS.Timeout | undefined;
+  if (lock) {
+    try {
+      const displaced = await journal.step({ host: lock.host, step: 'fleet-lock' }, () => lock.acquire(options.breakLock ?? false), (d) =>
+        d ? { result: 'ok', detail: `broke the lock of ${d.holder} (run ${d.runId}, held ${d.ageSeconds}s)` } : { result: 'ok' },
+      );
+      if (displaced) progress(`fleet lock: broke the lock of ${displaced.holder} (run ${displaced.runId}, held ${displaced.ageSeconds}s)`, 'warn');
+    } catch (error) {
+      progress(`fleet lock: ${firstLine(error)}`, 'fail');
+      return finish((error as Error).message);
+    }
+    renewal = setInterval(() => {
+      lock.renew().catch((error: unknown) => {
+        lockLost ??= (error as Error).message;
+      });
+    }, options.lockRenewMs ?? 60_000);
+    renewal.unref();
+  }
+
+  try {
+    // 2. Every host's state: reachability, stale plan, and which hosts already match.
+    progress(`reading ${hostNames.length} host(s)`, 'heading');
+    const states = new Map<string, HostState>();
+    const unreachable = new Map<string, string>();
+    const read = await settle(hostNames, parallel, (host) =>
+      journal.step({ host, step: 'read-state' }, () => readState(connections.transport(host)), (s) => ({ result: 'ok', detail: `generation ${short(s.generation)}` })),
+    );
+    read.forEach((r, i) => {
+      const host = hostNames[i] as string;
+      if (isError(r)) {
+        unreachable.set(host, firstLine(r.error));
+        progress(`  ${host}  unreachable: ${firstLine(r.error)}`, 'fail');
+      } else states.set(host, r);
+    });
+    const stale = [...states.values()]
+      .map((s) => ({ host: s.host, current: s.generation, base: plan.hosts[s.host]?.baseGeneration ?? null, target: plan.hosts[s.host]?.generation }))
+      .filter((s) => s.current !== s.base && s.current !== s.target);
+    if (stale.length > 0) {
+      const message = stalePlanMessage(stale);
+      for (const s of stale) journal.record({ host: s.host, step: 'stale-plan' }, 'failed', new Date(), `on ${short(s.current)}, plan base ${short(s.base)}`);
+      progress(message, 'fail');
+      for (const [host, why] of unreachable) set({ host, group: groupOf.get(host) ?? '', wave: 0, status: 'failed', detail: why });
+      return finish(message);
+    }
+
+    // 3. Waves.
+    const totalWaves = plan.groups.reduce((n, g) => n + wavesOf(g).length, 0);
+    let waveNumber = 0;
+    for (const [groupIndex, group] of plan.groups.entries()) {
+      let failuresInGroup = 0;
+      const changedInGroup: string[] = [];
+      for (const wave of wavesOf(group)) {
+        waveNumber += 1;
+        if (lockLost) return finish(lockLost);
+        const context = (host: string, step: string): StepContext => ({ host, step, wave: waveNumber, group: group.name });
+        progress(`wave ${waveNumber}/${totalWaves} · ${group.name}${group.staging ? ' (staging)' : ''} · ${wave.join(', ')}`, 'heading');
+
+        const applied = await settle(wave, Math.min(parallel, wave.length), async (host): Promise<HostOutcome> => {
+          const planned = plan.hosts[host] as PlannedHost;
+          const why = unreachable.get(host);
+          if (why !== undefined) {
+            journal.record(context(host, 'apply'), 'failed', new Date(), `unreachable: ${why}`);
+            progress(`  ${host}  failed: unreachable`, 'fail');
+            return { host, group: group.name, wave: waveNumber, status: 'failed', detail: `unreachable: ${why}` };
+          }
+          const state = states.get(host) as HostState;
+          const pendingConfirm = state.unconfirmedGeneration === planned.generation;
+          if (state.generation === planned.generation && state.drift.length === 0 && !pendingConfirm) {
+            journal.record(context(host, 'apply'), 'unchanged', new Date());
+            progress(`  ${host}  unchanged`, 'ok');
+            return { host, group: group.name, wave: waveNumber, status: 'unchanged', generation: planned.generation };
+          }
+          return applyHost(planned, state, context);
+        });
+
+        const results: HostOutcome[] = applied.map((r, i) =>
+          isError(r) ? { host: wave[i] as string, group: group.name, wave: waveNumber, status: 'failed', detail: firstLine(r.error) } : r,
+        );
+
+        // Health gate on the hosts this wave changed.
+        const changed = results.filter((r) => r.status === 'changed').map((r) => r.host);
+        const gateFailures = await gate(changed, waveNumber, group.name);
+        const waveResults = results.map((r) => (gateFailures.has(r.host) ? { ...r, status: 'failed' as const, detail: gateFailures.get(r.host) } : r));
+        const failures = waveResults.filter((r) => r.status === 'failed' || r.status === 'rolled-back');
+        failuresInGroup += failures.length;
+        changedInGroup.push(...waveResults.filter((r) => r.status === 'changed').map((r) => r.host));
+
+        if (failuresInGroup > group.failureBudget) {
+          // Beyond the budget: the whole wave goes back, and nothing after it starts.
+          const toRollBack = waveResults.filter((r) => r.status === 'changed' || gateFailures.has(r.host)).map((r) => r.host);
+          for (const r of waveResults) set(r);
+          await rollBack(toRollBack, waveNumber, group.name, 'the wave exceeded its failure budget');
+          const stopped = `${group.name}: ${failuresInGroup} host(s) failed (failure budget ${group.failureBudget}); the rollout stops here`;
+          journal.record({ host: FLEET, step: 'stop', wave: waveNumber, group: group.name }, 'failed', new Date(), stopped);
+          progress(stopped, 'fail');
+          return finish(stopped);
+        }
+        // Within the budget: only the hosts whose gate failed go back.
+        for (const r of waveResults) set(r);
+        await rollBack([...gateFailures.keys()], waveNumber, group.name, 'its health gate failed');
+      }
+
+      // 4. Soak before the next group, then look again at what this group changed.
+      const next = plan.groups[groupIndex + 1];
+      if (next === undefined) continue;
+      const soakContext: StepContext = { host: FLEET, step: 'soak', group: group.name };
+      if (changedInGroup.length === 0 || group.soakSeconds <= 0) {
+        journal.record(soakContext, 'skipped', new Date(), changedInGroup.length === 0 ? 'nothing changed in the group' : 'no soak time');
+        continue;
+      }
+      if (options.skipSoak) {
+        journal.record(soakContext, 'skipped', new Date(), `--skip-soak: ${group.soakSeconds}s soak of ${group.name} skipped`);
+        progress(`soak of ${group.name} (${group.soakSeconds}s) skipped: --skip-soak`, 'warn');
+      } else {
+        progress(`soak: watching ${group.name} for ${group.soakSeconds}s before ${next.name}`, 'heading');
+        await journal.step(soakContext, () => sleep(group.soakSeconds * 1000));
+        if (lockLost) return finish(lockLost);
+        const soakFailures = await gate(changedInGroup, waveNumber, group.name);
+        if (soakFailures.size > 0) {
+          for (const [host, detail] of soakFailures) set({ ...(outcomes.get(host) as HostOutcome), status: 'failed', detail });
+          await rollBack(changedInGroup, waveNumber, group.name, 'a health gate failed after the soak');
+          const stopped = `${group.name}: ${soakFailures.size} host(s) failed their health gate after the soak; stopped before ${next.name}`;
+          progress(stopped, 'fail');
+          return finish(stopped);
+        }
+      }
+    }
+    return finish();
+  } finally {
+    if (renewal) clearInterval(renewal);
+    if (lock) await journal.step({ host: lock.host, step: 'fleet-unlock' }, () => lock.release()).catch(() => undefined);
+  }
+
+  /** Applies one host, confirms it over a new connection, and reports. */
+  async function applyHost(planned: PlannedHost, state: HostState, context: (host: string, step: string) => StepContext): Promise<HostOutcome> {
+    const host = planned.name;
+    const base = { host, group: planned.group, wave: context(host, '').wave ?? 0 };
+    const transport = connections.transport(host);
+    const bundle = options.bundle(planned);
+    const applyOnce = () =>
+      apply(transport, bundle, {
+        planId: plan.plan_id,
+        generation: planned.generation,
+        baseGeneration: planned.baseGeneration,
+        confirmTimeoutSeconds,
+        holder: options.holder ?? 'upkeep',
+      });
+    let result: ApplyResult;
+    try {
+      result = await journal.step(context(host, 'apply'), async () => {
+        try {
+          return await applyOnce();
+        } catch (error) {
+          if (!(error instanceof HostAgentError && error.kind === 'locked' && options.breakLock)) throw error;
+          const holder = await breakLock(transport);
+          progress(`  ${host}  broke the host lock of ${holder ? `${holder.holder} from ${holder.from} (${holder.ageSeconds}s)` : 'a session that had ended'}`, 'warn');
+          return applyOnce();
+        }
+      }, (r) => ({ result: r.changed ? 'changed' : 'unchanged', detail: r.changed ? `${short(r.previousGeneration)} -> ${short(r.generation)}: ${describeChange(r)}` : undefined }));
+    } catch (error) {
+      progress(`  ${host}  failed: ${firstLine(error)}`, 'fail');
+      return { ...base, status: 'failed', generation: state.generation, detail: firstLine(error) };
+    }
+    if (result.recovered) progress(`  ${host}  recovered an interrupted operation: ${result.recovered}`, 'warn');
+
+    // The host waits for us to prove it still accepts new connections; otherwise it goes back.
+    if (result.rollbackUnit !== null || state.unconfirmedGeneration === planned.generation) {
+      const fresh = connections.freshTransport(host);
+      try {
+        await journal.step(context(host, 'confirm'), () => confirm(fresh, planned.generation));
+      } catch (error) {
+        progress(`  ${host}  cannot confirm over a new connection (${firstLine(error)}); waiting for it to roll itself back`, 'fail');
+        const back = await awaitSelfRollback(host, result.previousGeneration, context(host, 'self-rollback'));
+        return { ...base, status: back ? 'rolled-back' : 'failed', generation: back ? result.previousGeneration : undefined, detail: `new connections failed after the change: ${firstLine(error)}` };
+      } finally {
+        await fresh.close();
+      }
+    }
+    progress(`  ${host}  ${result.changed ? `changed: ${describeChange(result)}` : 'unchanged'}`, 'ok');
+    return { ...base, status: result.changed || state.generation !== planned.generation ? 'changed' : 'unchanged', generation: planned.generation };
+  }
+
+  /** Waits out the host's confirmation timeout and checks, over new connections, that it went back. */
+  async function awaitSelfRollback(host: string, previous: string | null, context: StepContext): Promise<boolean> {
+    const started = new Date();
+    const deadline = Date.now() + (confirmTimeoutSeconds + 90) * 1000;
+    await sleep(confirmTimeoutSeconds * 1000);
+    while (Date.now() < deadline) {
+      const probe = connections.freshTransport(host);
+      try {
+        const state = await readState(probe);
+        if (state.generation === previous && state.unconfirmedGeneration === null) {
+          journal.record(context, 'rolled-back', started, `back on ${short(previous)} by itself`);
+          progress(`  ${host}  rolled itself back to ${short(previous)}`, 'warn');
+          return true;
+        }
+      } catch {
+        // Still unreachable: sshd may be restarting after the rollback.
+      } finally {
+        await probe.close();
+      }
+      await sleep(3000);
+    }
+    journal.record(context, 'failed', started, `not seen back on ${short(previous)}`);
+    progress(`  ${host}  did not come back on ${short(previous)}`, 'fail');
+    return false;
+  }
+
+  /** Health gate on `hosts`; returns the failures with one line each. */
+  async function gate(hosts: readonly string[], wave: number, group: string): Promise<Map<string, string>> {
+    const failures = new Map<string, string>();
+    const reports = await settle(hosts, Math.min(parallel, Math.max(1, hosts.length)), (host) =>
+      journal.step({ host, step: 'health-gate', wave, group }, () => healthGate(connections.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost)), (r) =>
+        r.ok ? { result: 'ok' } : { result: 'failed', detail: r.problems.join('; ') },
+      ),
+    );
+    reports.forEach((r, i) => {
+      const host = hosts[i] as string;
+      const problem = isError(r) ? firstLine(r.error) : r.ok ? undefined : r.problems.join('; ') || 'health gate failed';
+      if (problem !== undefined) failures.set(host, `health gate: ${problem}`);
+      progress(`  ${host}  health gate ${problem === undefined ? 'ok' : `FAILED: ${problem}`}`, problem === undefined ? 'ok' : 'fail');
+    });
+    return failures;
+  }
+
+  /** Returns `hosts` to their previous generation. */
+  async function rollBack(hosts: readonly string[], wave: number, group: string, why: string): Promise<void> {
+    if (hosts.length === 0) return;
+    progress(`rolling back ${hosts.join(', ')}: ${why}`, 'warn');
+    const results = await settle(hosts, Math.min(parallel, hosts.length), (host) =>
+      journal.step({ host, step: 'rollback', wave, group }, () => rollback(connections.transport(host)), (r) => ({ result: 'rolled-back', detail: `${short(r.from)} -> ${short(r.to)}` })),
+    );
+    results.forEach((r, i) => {
+      const host = hosts[i] as string;
+      const previous = outcomes.get(host) as HostOutcome;
+      if (isError(r)) {
+        set({ ...previous, status: 'failed', detail: `rollback failed: ${firstLine(r.error)}` });
+        progress(`  ${host}  rollback FAILED: ${firstLine(r.error)}`, 'fail');
+      } else {
+        set({ ...previous, status: 'rolled-back', generation: r.to, detail: previous.detail ?? why });
+        progress(`  ${host}  back on ${short(r.to)}`, 'warn');
+      }
+    });
+  }
+}
+
+/** "4 hosts: 1 changed, 3 unchanged" and the hosts that did not end well. */
+export function summarize(result: RolloutResult, planId: string, elapsedMs: number): string[] {
+  const count = (status: HostStatus) => result.hosts.filter((h) => h.status === status).length;
+  const lines = [
+    `plan ${planId.slice(0, 12)}: ${result.hosts.length} host(s): ${count('changed')} changed, ${count('unchanged')} unchanged, ${count('failed')} failed, ${count('rolled-back')} rolled back, ${count('not-started')} not started (${formatDuration(elapsedMs)})`,
+  ];
+  for (const h of result.hosts) if (h.status === 'failed' || h.status === 'rolled-back') lines.push(`  ${h.host}: ${h.status}${h.detail ? `: ${h.detail}` : ''}`);
+  if (result.stoppedBecause) lines.push(`stopped: ${result.stoppedBecause.split('\n', 1)[0]}`);
+  lines.push(result.outcome === 'ok' ? 'result: ok' : result.outcome === 'rolled-back' ? 'result: ROLLED BACK (exit 3)' : 'result: FAILED (exit 1)');
+  return lines;
+}
