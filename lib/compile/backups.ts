@@ -1,0 +1,164 @@
+// Backups with restic: a daily backup, retention (forget --prune), integrity checks and restore
+// drills on every protected host, and on a fleet host that holds repositories, an sftp-only user
+// that owns them.
+
+import type { ResolvedBackups, ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
+import { CONFIG_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
+import { renderEnvFile } from './env-file.ts';
+import { configFile, type HostPart } from './host-part.ts';
+import { runtimeCommand, unitFile, type UnitSections } from './systemd.ts';
+
+const RESTIC_DIR = `${CONFIG_DIR}/restic`;
+const BACKUP_STATE = `${STATE_DIR}/backup`;
+/** The client's ssh key for sftp repositories; created on the host on first use, never shipped. */
+const SFTP_KEY = `${BACKUP_STATE}/id_ed25519`;
+const KNOWN_HOSTS = `${RESTIC_DIR}/known_hosts`;
+/** Files sampled by each restore drill. */
+const DRILL_FILES = 20;
+
+/**
+ * Never worth keeping: kernel and runtime file systems, temporary files and caches (restic's own
+ * cache included). Host state in /var/lib/upkeep is kept: it is small and says what was applied.
+ */
+const BUILT_IN_EXCLUDES = ['/dev', '/proc', '/sys', '/run', '/tmp', '/var/tmp', '/var/cache', '/mnt', '/media', '/lost+found', '/swapfile'];
+
+const SFTP_REPOSITORY = /^sftp:(?:([a-z_][a-z0-9_-]*)@)?([A-Za-z0-9.-]+):(\/[A-Za-z0-9._\/-]+)$/;
+
+interface SftpRepository {
+  readonly user: string;
+  readonly host: string;
+  readonly path: string;
+}
+
+/** The parts of an "sftp:user@host:/path" repository, or undefined for any other kind. */
+function parseSftp(repository: string): SftpRepository | undefined {
+  if (!repository.startsWith('sftp:')) return undefined;
+  const m = SFTP_REPOSITORY.exec(repository);
+  if (!m) throw new Error(`sftp repository ${JSON.stringify(repository)} is not of the form sftp:user@host:/absolute/path`);
+  return { user: m[1] ?? 'root', host: m[2], path: m[3].replace(/\/+$/, '') };
+}
+
+const HARDENING = {
+  ProtectSystem: 'strict',
+  ProtectHome: 'read-only',
+  PrivateTmp: true,
+  NoNewPrivileges: true,
+  StateDirectory: 'upkeep/backup',
+  CacheDirectory: 'upkeep/restic',
+  Nice: 19,
+  IOSchedulingClass: 'idle',
+  CPUSchedulingPolicy: 'batch',
+} as const;
+
+function job(name: string, description: string, job: 'backup' | 'forget' | 'check' | 'drill', schedule: string, delay: string): ManagedFile[] {
+  const service: UnitSections = {
+    Unit: { Description: `upkeep: ${description}`, Wants: 'network-online.target', After: 'network-online.target' },
+    Service: { Type: 'oneshot', ExecStart: runtimeCommand('backup.sh', job), ...HARDENING },
+  };
+  return [
+    unitFile(`${name}.service`, service),
+    unitFile(`${name}.timer`, {
+      Unit: { Description: `upkeep: ${description} (${schedule})` },
+      Timer: { OnCalendar: schedule, Persistent: true, RandomizedDelaySec: delay, AccuracySec: '1min' },
+      Install: { WantedBy: 'timers.target' },
+    }),
+  ];
+}
+
+function knownHosts(fleet: ResolvedFleet, backups: ResolvedBackups, sftp: SftpRepository): ManagedFile[] {
+  const target = fleet.hosts.find((h) => h.name === backups.repositoryHost);
+  if (!target?.hostKey) return [];
+  const name = target.port === 22 ? sftp.host : `[${sftp.host}]:${target.port}`;
+  return [configFile(KNOWN_HOSTS, `${name} ${target.hostKey}\n`)];
+}
+
+/** Backup jobs for a host with a backup policy. */
+export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups: ResolvedBackups): HostPart {
+  const sftp = parseSftp(backups.repository);
+  const port = fleet.hosts.find((h) => h.name === backups.repositoryHost)?.port ?? 22;
+  // Pinned host key, no prompts, no agent: a changed key stops the backup instead of trusting it.
+  const sftpCommand = sftp && [
+    'ssh', '-i', SFTP_KEY, '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
+    '-o', 'ServerAliveInterval=60', '-p', String(port), `${sftp.user}@${sftp.host}`, '-s', 'sftp',
+  ].join(' ');
+  const { retention } = backups;
+  const env = renderEnvFile(`restic repository of ${host.name}, for backup.sh.`, {
+    RESTIC_REPOSITORY: backups.repository,
+    RESTIC_PASSWORD_FILE: `${RESTIC_DIR}/backup.password`,
+    RESTIC_CACHE_DIR: '/var/cache/upkeep/restic',
+    ...(sftpCommand ? { UPKEEP_SFTP_COMMAND: sftpCommand, UPKEEP_SFTP_KEY: SFTP_KEY } : {}),
+    UPKEEP_KEEP_DAILY: retention.daily,
+    UPKEEP_KEEP_WEEKLY: retention.weekly,
+    UPKEEP_KEEP_MONTHLY: retention.monthly,
+    UPKEEP_KEEP_YEARLY: retention.yearly,
+    UPKEEP_CHECK_SUBSET: backups.checkReadDataSubset,
+    UPKEEP_DRILL_FILES: DRILL_FILES,
+  });
+  const lines = (items: readonly string[]) => {
+    for (const item of items) if (/[\n\r]/.test(item)) throw new Error(`backup path or pattern spans lines: ${JSON.stringify(item)}`);
+    return `${items.join('\n')}\n`;
+  };
+  // A host that stores other hosts' repositories does not copy them into its own backup.
+  const heldRepositories = receivedRepositories(fleet, host).map((r) => r.path);
+  const files: ManagedFile[] = [
+    configFile(`${RESTIC_DIR}/backup.env`, env),
+    { path: `${RESTIC_DIR}/backup.password`, mode: '0600', owner: 'root:root', secret: backups.password },
+    configFile(`${RESTIC_DIR}/backup.paths`, lines(backups.paths)),
+    configFile(`${RESTIC_DIR}/backup.excludes`, lines([...new Set([...BUILT_IN_EXCLUDES, ...heldRepositories, ...backups.exclude])])),
+    ...(sftp ? knownHosts(fleet, backups, sftp) : []),
+    ...job('upkeep-backup', 'back up files with restic', 'backup', backups.schedule, '30min'),
+    ...job('upkeep-backup-forget', 'apply backup retention', 'forget', 'Sun *-*-* 03:00:00', '30min'),
+    ...job('upkeep-backup-check', `check the backup repository (read ${backups.checkReadDataSubset})`, 'check', backups.checkSchedule, '30min'),
+    ...job('upkeep-restore-drill', 'restore a sample of files from the latest snapshot and verify them', 'drill', backups.drillSchedule, '30min'),
+  ];
+  return {
+    files,
+    units: ['upkeep-backup-check.timer', 'upkeep-backup-forget.timer', 'upkeep-backup.timer', 'upkeep-restore-drill.timer'],
+    packages: ['restic', ...(sftp ? ['openssh-client'] : [])],
+    scripts: ['backup.sh'],
+  };
+}
+
+/** sftp repositories of other fleet hosts that live on `host`. */
+function receivedRepositories(fleet: ResolvedFleet, host: ResolvedHost): SftpRepository[] {
+  return fleet.hosts
+    .filter((h) => h.name !== host.name && h.backups?.repositoryHost === host.name)
+    .map((h) => parseSftp(h.backups!.repository))
+    .filter((r): r is SftpRepository => r !== undefined)
+    .sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/**
+ * What a repository host needs to receive backups: the sftp users (sysusers.d), their repository
+ * directories (tmpfiles.d) and an sshd rule that confines them to sftp. The clients' public keys
+ * are created on the clients; the applier adds them to the users' authorized_keys.
+ */
+export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost): HostPart | undefined {
+  const repositories = receivedRepositories(fleet, host);
+  if (repositories.length === 0) return undefined;
+  const users = [...new Set(repositories.map((r) => r.user))].sort();
+  if (users.includes('root')) throw new Error(`host ${host.name} would receive backups as root; give the sftp repository a user`);
+  const homeOf = (user: string) => {
+    const parents = [...new Set(repositories.filter((r) => r.user === user).map((r) => r.path.replace(/\/[^/]+$/, '') || '/'))];
+    if (parents.length !== 1 || parents[0] === '/') throw new Error(`sftp user ${user} on ${host.name} needs its repositories under one directory`);
+    return parents[0];
+  };
+  const sysusers = users.map((u) => `u ${u} - "upkeep backup receiver" ${homeOf(u)} /usr/sbin/nologin`).join('\n');
+  const tmpfiles = [
+    ...users.map((u) => `d ${homeOf(u)} 0750 ${u} ${u} -`),
+    ...repositories.map((r) => `d ${r.path} 0700 ${r.user} ${r.user} -`),
+  ].join('\n');
+  const sshd = users
+    .map((u) => `Match User ${u}\n  ForceCommand internal-sftp\n  AllowTcpForwarding no\n  AllowAgentForwarding no\n  X11Forwarding no\n  PermitTTY no\n`)
+    .join('');
+  return {
+    files: [
+      configFile('/etc/sysusers.d/upkeep-restic.conf', `# Managed by upkeep: users that receive restic backups over sftp.\n${sysusers}\n`),
+      configFile('/etc/tmpfiles.d/upkeep-restic.conf', `# Managed by upkeep: restic repositories of other hosts.\n${tmpfiles}\n`),
+      configFile('/etc/ssh/sshd_config.d/upkeep-restic.conf', `# Managed by upkeep: backup users may only use sftp.\n${sshd}`),
+    ],
+    units: [],
+    packages: ['openssh-server'],
+    scripts: [],
+  };
+}

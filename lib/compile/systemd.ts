@@ -1,0 +1,59 @@
+// Rendering of systemd unit files (systemd.unit(5), systemd.service(5), systemd.timer(5)).
+//
+// Units are written by upkeep only under UNIT_PREFIX names, as plain files in UNIT_DIR, so the
+// plan shows them and the applier can tell its own units from the system's.
+
+import { RUNTIME_DIR, UNIT_DIR, UNIT_PREFIX, type ManagedFile } from './desired-state.ts';
+
+/** A setting's value; a list writes the key once per item (e.g. several OnCalendar= lines). */
+export type UnitValue = string | number | boolean | readonly string[];
+
+/** Sections in the order they are written; keys within a section in insertion order. */
+export type UnitSections = Readonly<Record<string, Readonly<Record<string, UnitValue | undefined>>>>;
+
+/** Unit names upkeep writes: its prefix, then lower-case words joined by "-". */
+const UNIT_NAME = /^upkeep-[a-z0-9]+(?:-[a-z0-9]+)*\.(?:service|timer)$/;
+
+function renderValue(value: string | number | boolean): string {
+  const text = typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);
+  if (/[\n\r]/.test(text)) throw new Error(`a unit setting cannot span lines: ${JSON.stringify(text)}`);
+  return text;
+}
+
+/** The text of a unit file. */
+export function renderUnit(sections: UnitSections): string {
+  const blocks = Object.entries(sections).map(([section, settings]) => {
+    const lines = [`[${section}]`];
+    for (const [key, value] of Object.entries(settings)) {
+      if (value === undefined) continue;
+      for (const item of Array.isArray(value) ? value : [value]) lines.push(`${key}=${renderValue(item as string | number | boolean)}`);
+    }
+    return lines.join('\n');
+  });
+  return `# Managed by upkeep.\n${blocks.join('\n\n')}\n`;
+}
+
+/**
+ * One command-line word for ExecStart= and friends: double-quoted, with the characters systemd
+ * would otherwise expand (specifiers "%", variables "$") or unescape ("\", '"') escaped.
+ */
+export function execArg(word: string): string {
+  if (/[\n\r]/.test(word)) throw new Error(`a command argument cannot span lines: ${JSON.stringify(word)}`);
+  return `"${word.replace(/[\\"]/g, (c) => `\\${c}`).replaceAll('%', '%%').replaceAll('$', '$$$$')}"`;
+}
+
+/** An ExecStart= line running the runtime program `script` with `args`. */
+export function runtimeCommand(script: string, ...args: string[]): string {
+  return [`${RUNTIME_DIR}/${script}`, ...args].map((w, i) => (i === 0 ? w : execArg(w))).join(' ');
+}
+
+/** A unit file upkeep manages, checked to carry upkeep's prefix and a safe name. */
+export function unitFile(name: string, sections: UnitSections): ManagedFile {
+  if (!UNIT_NAME.test(name) || !name.startsWith(UNIT_PREFIX)) throw new Error(`not an upkeep unit name: ${name}`);
+  return { path: `${UNIT_DIR}/${name}`, mode: '0644', owner: 'root:root', content: renderUnit(sections) };
+}
+
+/** A systemd time span in seconds, e.g. "900s"; systemd accepts it everywhere a span goes. */
+export function seconds(value: number): string {
+  return `${Math.round(value)}s`;
+}

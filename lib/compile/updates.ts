@@ -1,0 +1,228 @@
+// Updates: security fixes on a short timer, routine updates and reboots inside the maintenance
+// window, and declared mitigations while a fix is missing.
+//
+// Our timers drive every run. On apt hosts the stock apt-daily(-upgrade) timers still fire, but
+// 20auto-upgrades sets their periodic work to "0", so they do nothing; on dnf hosts the stock
+// dnf-automatic timers are simply never enabled and our runs pass their own configuration.
+
+import type { ResolvedHost, ResolvedMitigation, ResolvedUpdates, ResolvedWindow } from '../policy/resolved.ts';
+import { CONFIG_DIR } from './desired-state.ts';
+import { renderEnvFile } from './env-file.ts';
+import { configFile, type HostPart } from './host-part.ts';
+import { runtimeCommand, seconds, unitFile } from './systemd.ts';
+
+const WINDOW_ENV = `${CONFIG_DIR}/window.env`;
+const MITIGATIONS_LIST = `${CONFIG_DIR}/mitigations.list`;
+/** Debian/Ubuntu package names: lower-case letters, digits and "+-."; anything else is refused. */
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]*$/;
+const MITIGATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
+const SAFE_FIELD = /^[^\t\n\r]+$/;
+
+function checked(value: string, pattern: RegExp, what: string): string {
+  if (!pattern.test(value)) throw new Error(`${what} ${JSON.stringify(value)} cannot be used on a host`);
+  return value;
+}
+
+/** The runtime gate's view of the window (see lib/runtime/in-window.sh). */
+export function windowEnv(window: ResolvedWindow): string {
+  return renderEnvFile('The maintenance window, for in-window.sh.', {
+    UPKEEP_WINDOW_DAYS: window.days.join(' '),
+    UPKEEP_WINDOW_NTH: window.nth === undefined ? '' : String(window.nth),
+    UPKEEP_WINDOW_START_MINUTE: window.startMinute,
+    UPKEEP_WINDOW_DURATION: window.durationSeconds,
+    UPKEEP_WINDOW_TZ: window.timeZone,
+    UPKEEP_WINDOW_BLACKOUTS: window.blackouts.join(' '),
+  });
+}
+
+// unattended-upgrades origin patterns. Debian names its security archive by codename and label,
+// Ubuntu by archive (pocket); listing both forms keeps one file right for either distribution.
+const SECURITY_ORIGINS = [
+  'origin=${distro_id},archive=${distro_codename}-security',
+  'origin=Debian,codename=${distro_codename}-security,label=Debian-Security',
+];
+const ROUTINE_ORIGINS = [
+  'origin=${distro_id},archive=${distro_codename}',
+  'origin=${distro_id},archive=${distro_codename}-updates',
+  'origin=${distro_id},codename=${distro_codename}',
+  'origin=${distro_id},codename=${distro_codename}-updates',
+  ...SECURITY_ORIGINS,
+];
+
+function aptList(key: string, values: readonly string[]): string {
+  return `#clear ${key};\n${key} {\n${values.map((v) => `  "${v}";\n`).join('')}};\n`;
+}
+
+/** unattended-upgrades takes blacklist entries as regular expressions; match the exact name. */
+function exactPackagePattern(name: string): string {
+  return `^${name.replace(/[.+]/g, (c) => `\\${c}`)}$`;
+}
+
+function aptFiles(updates: ResolvedUpdates) {
+  const periodic =
+    '// Managed by upkeep: its own timers run updates, so the stock apt-daily runs do nothing.\n' +
+    'APT::Periodic::Update-Package-Lists "0";\n' +
+    'APT::Periodic::Download-Upgradeable-Packages "0";\n' +
+    'APT::Periodic::Unattended-Upgrade "0";\n' +
+    'APT::Periodic::AutocleanInterval "7";\n';
+  const routine =
+    '// Managed by upkeep: routine runs (upkeep-routine-updates) take every update of the release.\n' +
+    '// Reboots are upkeep-reboot\'s job, inside the maintenance window only.\n' +
+    aptList('Unattended-Upgrade::Origins-Pattern', ROUTINE_ORIGINS) +
+    aptList('Unattended-Upgrade::Package-Blacklist', updates.hold.map(exactPackagePattern)) +
+    'Unattended-Upgrade::Automatic-Reboot "false";\n' +
+    'Unattended-Upgrade::MinimalSteps "true";\n';
+  // apt reads the APT_CONFIG file first and Dir::Etc::main last, after apt.conf.d; pointing main
+  // at this same file makes its origins override the routine ones for the security run only.
+  const securityPath = `${CONFIG_DIR}/apt/security.conf`;
+  const security =
+    '// Managed by upkeep: the security run (upkeep-security-updates) takes security origins only.\n' +
+    `Dir::Etc::main "${securityPath}";\n` +
+    aptList('Unattended-Upgrade::Origins-Pattern', SECURITY_ORIGINS);
+  return [
+    configFile('/etc/apt/apt.conf.d/20auto-upgrades', periodic),
+    configFile('/etc/apt/apt.conf.d/50upkeep-unattended-upgrades', routine),
+    configFile(securityPath, security),
+  ];
+}
+
+function dnfFiles(updates: ResolvedUpdates) {
+  const conf = (kind: 'security' | 'routine') =>
+    `# Managed by upkeep: the ${kind} run of updates.sh. Reboots are upkeep-reboot's job.\n` +
+    '[commands]\n' +
+    `upgrade_type = ${kind === 'security' ? 'security' : 'default'}\n` +
+    'random_sleep = 0\n' +
+    'download_updates = yes\n' +
+    'apply_updates = yes\n' +
+    'reboot = never\n\n' +
+    '[emitters]\n' +
+    'emit_via = stdio\n\n' +
+    '[base]\n' +
+    'debuglevel = 1\n' +
+    (updates.hold.length > 0 ? `exclude = ${updates.hold.join(' ')}\n` : '');
+  return [configFile(`${CONFIG_DIR}/dnf/routine.conf`, conf('routine')), configFile(`${CONFIG_DIR}/dnf/security.conf`, conf('security'))];
+}
+
+function mitigationLine(m: ResolvedMitigation): string {
+  const fields = [checked(m.id, MITIGATION_ID, 'mitigation id'), checked(m.package, PACKAGE_NAME, 'package name'), m.fixedIn ?? '-'];
+  const a = m.action;
+  if (a.kind === 'mask-unit' || a.kind === 'stop-unit') fields.push(a.kind, checked(a.unit, UNIT_NAME, 'unit name'));
+  else if (a.kind === 'firewall-port') fields.push(a.kind, `${a.port}/${a.protocol}`);
+  else fields.push(a.kind, a.path);
+  return fields.map((f) => checked(f, SAFE_FIELD, 'mitigation field')).join('\t');
+}
+
+function mitigationFiles(mitigations: readonly ResolvedMitigation[]) {
+  const sorted = [...mitigations].sort((a, b) => a.id.localeCompare(b.id));
+  const list = `${sorted.map(mitigationLine).join('\n')}\n`;
+  const dropIns = sorted.flatMap((m) => {
+    if (m.action.kind !== 'drop-in') return [];
+    if (!m.action.path.startsWith('/')) throw new Error(`mitigation ${m.id}: drop-in path must be absolute: ${m.action.path}`);
+    return [configFile(`${CONFIG_DIR}/mitigations/${m.id}.content`, m.action.content)];
+  });
+  return [configFile(MITIGATIONS_LIST, list), ...dropIns];
+}
+
+/** Updates, reboots and mitigations for `host`. */
+export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): HostPart {
+  for (const name of updates.hold) checked(name, PACKAGE_NAME, 'held package');
+  const { window } = updates;
+  const hasMitigations = updates.mitigations.length > 0;
+  const reboots = updates.reboot !== 'never';
+  const apt = host.packageFamily === 'apt';
+  const mitigationsCommand = hasMitigations ? runtimeCommand('mitigations.sh') : undefined;
+  const network = { Wants: 'network-online.target', After: 'network-online.target' };
+
+  const files = [
+    configFile(WINDOW_ENV, windowEnv(window)),
+    configFile(`${CONFIG_DIR}/updates.env`, renderEnvFile('Update policy, for updates.sh, reboot.sh and mitigations.sh.', {
+      UPKEEP_PACKAGE_FAMILY: host.packageFamily,
+      UPKEEP_REBOOT: updates.reboot,
+    })),
+    ...(apt ? aptFiles(updates) : dnfFiles(updates)),
+    ...(hasMitigations ? mitigationFiles(updates.mitigations) : []),
+    unitFile('upkeep-security-updates.service', {
+      Unit: { Description: 'upkeep: install security updates (no reboot)', ...network },
+      Service: {
+        Type: 'oneshot',
+        Environment: apt ? 'DEBIAN_FRONTEND=noninteractive' : undefined,
+        ExecStart: runtimeCommand('updates.sh', 'security'),
+        ExecStartPost: mitigationsCommand,
+      },
+    }),
+    unitFile('upkeep-security-updates.timer', {
+      Unit: { Description: `upkeep: look for security updates every ${seconds(updates.securityCheckSeconds)}` },
+      Timer: {
+        OnBootSec: '5min',
+        OnUnitActiveSec: seconds(updates.securityCheckSeconds),
+        RandomizedDelaySec: seconds(Math.min(updates.securityCheckSeconds / 4, 900)),
+        AccuracySec: '1min',
+      },
+      Install: { WantedBy: 'timers.target' },
+    }),
+    unitFile('upkeep-routine-updates.service', {
+      Unit: { Description: 'upkeep: install routine updates in the maintenance window', ...network },
+      Service: {
+        Type: 'oneshot',
+        Environment: apt ? 'DEBIAN_FRONTEND=noninteractive' : undefined,
+        // A late (Persistent= catch-up) or blackout-day start is skipped, not failed.
+        ExecCondition: runtimeCommand('in-window.sh', WINDOW_ENV),
+        ExecStart: runtimeCommand('updates.sh', 'routine'),
+        ExecStartPost: [
+          ...(mitigationsCommand ? [mitigationsCommand] : []),
+          ...(reboots ? ['/usr/bin/systemctl --no-block start upkeep-reboot.service'] : []),
+        ],
+        // Work that is still running when the window closes is stopped.
+        TimeoutStartSec: seconds(window.durationSeconds),
+      },
+    }),
+    unitFile('upkeep-routine-updates.timer', {
+      Unit: { Description: 'upkeep: routine updates when the maintenance window opens' },
+      Timer: {
+        OnCalendar: window.onCalendar,
+        Persistent: true,
+        // Spread a fleet a little, never far into the window.
+        RandomizedDelaySec: seconds(Math.min(window.durationSeconds / 10, 300)),
+        AccuracySec: '1s',
+      },
+      Install: { WantedBy: 'timers.target' },
+    }),
+  ];
+  if (reboots) {
+    files.push(
+      unitFile('upkeep-reboot.service', {
+        Unit: { Description: `upkeep: reboot (${updates.reboot}) inside the maintenance window`, After: 'upkeep-routine-updates.service' },
+        Service: { Type: 'oneshot', ExecStart: runtimeCommand('reboot.sh') },
+      }),
+      // Every quarter hour, so a reboot that became pending before the window happens early in
+      // it; reboot.sh itself refuses outside the window and reboots at most once per opening.
+      unitFile('upkeep-reboot.timer', {
+        Unit: { Description: 'upkeep: look for a pending reboot while the maintenance window is open' },
+        Timer: { OnCalendar: '*-*-* *:00/15:00', AccuracySec: '1min' },
+        Install: { WantedBy: 'timers.target' },
+      }),
+    );
+  }
+  if (hasMitigations) {
+    files.push(
+      unitFile('upkeep-mitigations.service', {
+        Unit: { Description: 'upkeep: apply mitigations until their fixes are installed' },
+        Service: { Type: 'oneshot', ExecStart: runtimeCommand('mitigations.sh') },
+      }),
+      unitFile('upkeep-mitigations.timer', {
+        Unit: { Description: 'upkeep: apply or revert mitigations' },
+        Timer: { OnActiveSec: '30s', OnUnitActiveSec: seconds(updates.securityCheckSeconds), AccuracySec: '1min' },
+        Install: { WantedBy: 'timers.target' },
+      }),
+    );
+  }
+
+  const firewall = updates.mitigations.some((m) => m.action.kind === 'firewall-port');
+  return {
+    files,
+    units: ['upkeep-routine-updates.timer', 'upkeep-security-updates.timer', ...(reboots ? ['upkeep-reboot.timer'] : []), ...(hasMitigations ? ['upkeep-mitigations.timer'] : [])],
+    packages: [...(apt ? ['unattended-upgrades'] : ['dnf-automatic', 'dnf-utils', 'python3-rpm']), ...(firewall ? ['nftables'] : [])],
+    scripts: ['in-window.sh', 'updates.sh', ...(reboots ? ['reboot.sh'] : []), ...(hasMitigations ? ['mitigations.sh'] : [])],
+  };
+}

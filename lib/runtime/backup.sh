@@ -1,0 +1,106 @@
+#!/bin/sh
+# restic jobs: backup, forget (retention), check (integrity) and drill (test restore).
+#
+# Usage: backup.sh backup|forget|check|drill
+# Reads /etc/upkeep/restic/backup.env: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, RESTIC_CACHE_DIR,
+# UPKEEP_SFTP_COMMAND (ssh command for sftp repositories, with a pinned known_hosts),
+# UPKEEP_SFTP_KEY (client key, created on first use), UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
+# UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. Writes status lines "<epoch> <result> <detail>" to
+# /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
+set -eu
+
+job=${1:?usage: backup.sh backup|forget|check|drill}
+config=${UPKEEP_BACKUP_CONFIG:-/etc/upkeep/restic/backup.env}
+status_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}/backup
+set -a
+# shellcheck source=/dev/null
+. "$config"
+set +a
+config_dir=$(dirname "$config")
+mkdir -p "$status_dir"
+# One restic job at a time on this host: a prune holds an exclusive repository lock that would
+# make a backup or check starting meanwhile fail.
+exec 9>"$status_dir/restic.lock"
+flock 9
+
+r() {
+  if [ -n "${UPKEEP_SFTP_COMMAND:-}" ]; then
+    restic -o "sftp.command=$UPKEEP_SFTP_COMMAND" "$@"
+  else
+    restic "$@"
+  fi
+}
+
+status() {
+  printf '%s %s %s\n' "$(date +%s)" "$1" "$2" >"$status_dir/$job.status.new"
+  mv "$status_dir/$job.status.new" "$status_dir/$job.status"
+}
+
+if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
+  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SFTP_KEY"
+fi
+
+case $job in
+  backup)
+    if ! r cat config >/dev/null 2>&1; then
+      echo "backup: no repository at $RESTIC_REPOSITORY yet; initialising it"
+      r init
+    fi
+    rc=0
+    r backup --files-from "$config_dir/backup.paths" --exclude-file "$config_dir/backup.excludes" \
+      --exclude-caches --tag upkeep || rc=$?
+    case $rc in
+      0) status ok "snapshot saved" ;;
+      # restic exits 3 when some files could not be read; the snapshot exists, so warn, not fail.
+      3) status warning "snapshot saved but some files could not be read"; echo "backup: warning: some files could not be read" >&2 ;;
+      *) status failed "restic backup exited $rc"; exit "$rc" ;;
+    esac
+    ;;
+  forget)
+    set --
+    [ "${UPKEEP_KEEP_DAILY:-0}" -gt 0 ] && set -- "$@" --keep-daily "$UPKEEP_KEEP_DAILY"
+    [ "${UPKEEP_KEEP_WEEKLY:-0}" -gt 0 ] && set -- "$@" --keep-weekly "$UPKEEP_KEEP_WEEKLY"
+    [ "${UPKEEP_KEEP_MONTHLY:-0}" -gt 0 ] && set -- "$@" --keep-monthly "$UPKEEP_KEEP_MONTHLY"
+    [ "${UPKEEP_KEEP_YEARLY:-0}" -gt 0 ] && set -- "$@" --keep-yearly "$UPKEEP_KEEP_YEARLY"
+    [ $# -gt 0 ] || { echo "forget: no retention rule; refusing to forget everything" >&2; exit 2; }
+    r forget --prune "$@"
+    status ok "retention applied"
+    ;;
+  check)
+    r check --read-data-subset "$UPKEEP_CHECK_SUBSET"
+    status ok "read back $UPKEEP_CHECK_SUBSET of the data"
+    ;;
+  drill)
+    target=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-drill.XXXXXX")
+    trap 'rm -rf "$target"' EXIT
+    # Regular files of the latest snapshot whose names need no escaping as restic --include patterns.
+    r ls latest --json | sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' |
+      shuf -n "${UPKEEP_DRILL_FILES:-20}" >"$target.list" || true
+    trap 'rm -rf "$target" "$target.list"' EXIT
+    count=$(wc -l <"$target.list")
+    if [ "$count" -eq 0 ]; then
+      status failed "the latest snapshot has no files to restore"
+      echo "drill: the latest snapshot has no files to restore" >&2
+      exit 1
+    fi
+    set --
+    while IFS= read -r path; do set -- "$@" --include "$path"; done <"$target.list"
+    # --verify reads every restored file back and compares it with the snapshot's content.
+    if ! r restore latest --target "$target" --verify "$@"; then
+      status failed "restore of $count files failed verification"
+      exit 1
+    fi
+    missing=0
+    while IFS= read -r path; do [ -f "$target$path" ] || missing=$((missing + 1)); done <"$target.list"
+    if [ "$missing" -gt 0 ]; then
+      status failed "$missing of $count sampled files were not restored"
+      exit 1
+    fi
+    status ok "restored and verified $count files"
+    echo "drill: restored and verified $count files from the latest snapshot"
+    ;;
+  *)
+    echo "backup: unknown job: $job" >&2
+    exit 2
+    ;;
+esac
