@@ -93,6 +93,8 @@ export const FLEET_TEST_TIMEOUT_MS = 180_000;
 const ADDRESS_PREFIX = '127.0.1.';
 /** How long a clean shutdown may take before the container is killed. */
 const STOP_TIMEOUT_MS = 60_000;
+/** How long systemd-nspawn may take to notice its killed container has ended. */
+const KILL_TIMEOUT_MS = 15_000;
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const REQUIRED_PROGRAMS = ['systemd-nspawn', 'debootstrap', 'ssh', 'ssh-keygen'];
@@ -170,24 +172,28 @@ function isNspawn(pid: number): boolean {
   }
 }
 
-/**
- * SIGKILL a container: its init first (which ends every process in its PID namespace, which
- * systemd-nspawn does not do when killed itself), then systemd-nspawn.
- */
-function killContainer(nspawnPid: number): void {
-  if (!isNspawn(nspawnPid)) return;
-  for (const child of childrenOf(nspawnPid)) {
-    try {
-      process.kill(child, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+function signal(pid: number, signalName: NodeJS.Signals): void {
   try {
-    process.kill(nspawnPid, 'SIGKILL');
+    process.kill(pid, signalName);
   } catch {
     // Already gone.
   }
+}
+
+/**
+ * SIGKILL a container's init, which ends every process in its PID namespace (killing
+ * systemd-nspawn itself would leave the container running).
+ */
+function killContainerInit(nspawnPid: number): void {
+  if (!isNspawn(nspawnPid)) return;
+  for (const child of childrenOf(nspawnPid)) signal(child, 'SIGKILL');
+}
+
+/** SIGKILL a container and its systemd-nspawn at once, for when nothing can be awaited. */
+function killContainer(nspawnPid: number): void {
+  if (!isNspawn(nspawnPid)) return;
+  killContainerInit(nspawnPid);
+  signal(nspawnPid, 'SIGKILL');
 }
 
 function cleanUpAfterDeadOwner(dead: OwnerRecord): void {
@@ -196,8 +202,12 @@ function cleanUpAfterDeadOwner(dead: OwnerRecord): void {
   if (typeof owner.workDir === 'string') removeTree(owner.workDir);
 }
 
-/** Reclaims every address held by a test run that died without cleaning up. */
-function sweepDeadRuns(): void {
+/**
+ * Cleans up after test runs that died without stopping their fleet (SIGKILL, OOM): kills their
+ * containers, removes their work directories and frees their addresses. startFleet does this
+ * first; CI may call it before the tests too.
+ */
+export function reapAbandonedFleets(): void {
   let entries: string[];
   try {
     entries = readdirSync(claimsRoot());
@@ -369,8 +379,14 @@ class NspawnHost implements TestHost {
   async kill(): Promise<void> {
     const nspawn = this.#nspawn;
     if (!nspawn?.pid) return;
-    killContainer(nspawn.pid);
-    await this.#exited;
+    killContainerInit(nspawn.pid);
+    // systemd-nspawn exits once the init has ended, i.e. once every process of the container has
+    // ended and the overlay is released, so the same upper directory can boot again.
+    const exited = await Promise.race([this.#exited.then(() => true), sleep(KILL_TIMEOUT_MS, false)]);
+    if (!exited) {
+      killContainer(nspawn.pid);
+      await this.#exited;
+    }
   }
 
   /** Synchronous kill for process exit, when nothing can be awaited. */
@@ -454,7 +470,7 @@ export async function startFleet(names: readonly string[], options: StartFleetOp
   if (duplicates.length > 0) throw new Error(`duplicate test host names: ${duplicates.join(', ')}`);
 
   installExitHooks();
-  sweepDeadRuns();
+  reapAbandonedFleets();
   const image = await ensureBaseImage(options.extraPackages ?? []);
   const workDir = mkdtempSync(join(tmpdir(), 'upkeep-fleet-'));
   const claims: string[] = [];
