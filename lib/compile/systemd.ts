@@ -17,7 +17,8 @@ const UNIT_NAME = /^upkeep-[a-z0-9]+(?:-[a-z0-9]+)*\.(?:service|timer)$/;
 function renderValue(value: string | number | boolean): string {
   const text = typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);
   if (/[\n\r]/.test(text)) throw new Error(`a unit setting cannot span lines: ${JSON.stringify(text)}`);
-  return text;
+  // "%" starts a specifier in every unit setting; policy text such as "5%" must stay literal.
+  return text.replaceAll('%', '%%');
 }
 
 /** The text of a unit file. */
@@ -35,11 +36,11 @@ export function renderUnit(sections: UnitSections): string {
 
 /**
  * One command-line word for ExecStart= and friends: double-quoted, with the characters systemd
- * would otherwise expand (specifiers "%", variables "$") or unescape ("\", '"') escaped.
+ * would otherwise expand (variables "$") or unescape ("\", '"') escaped; renderUnit escapes "%".
  */
 export function execArg(word: string): string {
   if (/[\n\r]/.test(word)) throw new Error(`a command argument cannot span lines: ${JSON.stringify(word)}`);
-  return `"${word.replace(/[\\"]/g, (c) => `\\${c}`).replaceAll('%', '%%').replaceAll('$', '$$$$')}"`;
+  return `"${word.replace(/[\\"]/g, (c) => `\\${c}`).replaceAll('$', '$$$$')}"`;
 }
 
 /** An ExecStart= line running the runtime program `script` with `args`. */
