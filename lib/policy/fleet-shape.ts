@@ -76,8 +76,8 @@ function pathOf(e: ErrorObject, ...more: (string | number)[]): PolicyPath {
   return [...path, ...more];
 }
 
-/** "a, b or c" */
-function oneOfWords(words: readonly string[]): string {
+/** '"a", "b" or 3' */
+function oneOfWords(words: readonly unknown[]): string {
   const quoted = words.map((w) => JSON.stringify(w));
   return quoted.length < 2 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
 }
@@ -131,9 +131,9 @@ function issueFor(e: ErrorObject): PolicyIssue | undefined {
         : { path: pathOf(e), message: `expected one of ${oneOfWords(keys)}` };
     }
     case 'enum': {
-      const values = (e.schema as unknown[]).map(String);
-      const got = describe(e.data);
-      return { path: pathOf(e), message: `expected one of ${oneOfWords(values)}, got ${got}${typeof e.data === 'string' ? didYouMean(e.data, values) : ''}` };
+      const values = e.schema as unknown[];
+      const hint = typeof e.data === 'string' ? didYouMean(e.data, values.map(String)) : '';
+      return { path: pathOf(e), message: `expected one of ${oneOfWords(values)}, got ${describe(e.data)}${hint}` };
     }
     case 'const':
       return { path: pathOf(e), message: `expected ${JSON.stringify(e.schema)}, got ${describe(e.data)}` };
@@ -185,10 +185,13 @@ export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
   const unionBranch = (e: ErrorObject) =>
     e.keyword === 'required' &&
     errors.some((u) => u.keyword === 'oneOf' && unionKeys(u.schema) && u.instancePath === e.instancePath && e.schemaPath.startsWith(`${u.schemaPath}/`));
+  // An unknown key in a keyed union already lists the keys it accepts.
+  const misspeltUnion = (e: ErrorObject) =>
+    e.keyword === 'oneOf' && unionKeys(e.schema) && !e.params.passingSchemas && errors.some((a) => a.keyword === 'additionalProperties' && a.instancePath === e.instancePath);
   const issues: PolicyIssue[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
-    if (unionBranch(e)) continue;
+    if (unionBranch(e) || misspeltUnion(e)) continue;
     const issue = e.propertyName !== undefined && e.keyword !== 'propertyNames' ? nameIssue(e) : issueFor(e);
     if (!issue) continue;
     const key = `${issue.path.join('\u0000')}\u0001${issue.message}`;
