@@ -20,6 +20,15 @@ set +a
 
 case $UPKEEP_CHECK_KIND in *[!a-z-]*) echo "run-check: bad check kind: $UPKEEP_CHECK_KIND" >&2; exit 2 ;; esac
 
+mkdir -p "$state_dir"
+state="$state_dir/$UPKEEP_CHECK_ID"
+# Loaded before the check runs: the file also records the previous severity.
+failures=0 successes=0 alerted=0
+if [ -f "$state" ]; then
+  # shellcheck source=/dev/null
+  . "$state"
+fi
+
 rc=0
 output=$("$runtime_dir/check-$UPKEEP_CHECK_KIND.sh" 2>&1) || rc=$?
 message=$(printf '%s\n' "$output" | head -n 1)
@@ -30,14 +39,6 @@ case $rc in
   *) severity=unknown ;;
 esac
 echo "$UPKEEP_CHECK_ID: $severity: $message"
-
-mkdir -p "$state_dir"
-state="$state_dir/$UPKEEP_CHECK_ID"
-failures=0 successes=0 alerted=0
-if [ -f "$state" ]; then
-  # shellcheck source=/dev/null
-  . "$state"
-fi
 
 if [ "$severity" = ok ]; then
   failures=0 successes=$((successes + 1))

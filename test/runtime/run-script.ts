@@ -1,6 +1,6 @@
 // Runs a program of lib/runtime with /bin/sh, as systemd would run it on a host.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,4 +24,16 @@ export function tempDir(files: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'upkeep-runtime-'));
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   return dir;
+}
+
+/** As runScript, without blocking the event loop (for tests that serve HTTP in this process). */
+export function runScriptAsync(name: string, args: readonly string[] = [], env: Record<string, string> = {}): Promise<ScriptRun> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', [join(RUNTIME_SOURCE, name), ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
