@@ -1,0 +1,167 @@
+// bin/apply: roll a reviewed plan directory out to the fleet over ssh, staging first.
+// Exit codes: 0 every host on the plan, 1 failed (nothing or part applied, no rollback), 3 rolled back.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname, tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
+import { FleetLock } from '../apply/fleet-lock.ts';
+import { buildInventory, readTerraformOutputs, writeKnownHosts, type InventoryHost } from '../apply/inventory.ts';
+import { FLEET, Journal } from '../apply/journal.ts';
+import { streamProgress } from '../apply/progress.ts';
+import { rollout, summarize } from '../apply/rollout.ts';
+import { resolveSecret, SecretValues } from '../apply/secrets.ts';
+import { SshTransport } from '../apply/ssh-transport.ts';
+import type { Transport } from '../apply/transport.ts';
+
+const HELP = `Usage: bin/apply PLAN_DIR [options]
+
+Rolls a reviewed plan directory (written by bin/plan) out to its hosts over ssh: groups in plan
+order, staging first, each group in batches of its batchSize. After every wave its hosts confirm
+over a new connection and pass a health gate (their checks, no failed units, managed timers
+active); a wave that fails beyond its failure budget is rolled back to the previous generation and
+the rollout stops. Hosts are refused when they are not on the generation the plan was computed
+against (re-plan with bin/plan --live).
+
+  --identity FILE          ssh private key (default: ssh's own defaults / agent)
+  --known-hosts FILE       known_hosts pinning the hosts' keys (default: the keys in the plan
+                           or Terraform outputs, written to a private temporary file)
+  --terraform-outputs FILE \`terraform output -json\` of the fleet's stack (provisioned hosts)
+  --parallel N             hosts contacted at once (default 8)
+  --skip-soak              do not wait the soak time between groups (recorded in the journal)
+  --confirm-timeout S      seconds a changed host waits for confirmation over a new connection
+                           before rolling itself back (default 60)
+  --journal FILE           JSON journal of every action (default PLAN_DIR/apply-journal.json)
+  --break-lock             take over a fleet lock or host lock held by another (dead) run
+  --json                   print the result as JSON on stdout
+  -h, --help               this text
+
+Progress goes to stderr (colour only on a terminal without NO_COLOR).
+Exit codes: 0 ok, 1 failed, 3 rolled back.
+`;
+
+export interface ApplyRunResult {
+  readonly exitCode: number;
+  /** ssh round trips per host, over every connection the run opened to it. */
+  readonly roundTrips: Readonly<Record<string, number>>;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a positive whole number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+/** Runs bin/apply with `argv`; progress goes to `stderr`, results to `stdout`. */
+export async function runApply(argv: readonly string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream & { isTTY?: boolean } } = process): Promise<ApplyRunResult> {
+  const started = Date.now();
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      identity: { type: 'string' },
+      'known-hosts': { type: 'string' },
+      'terraform-outputs': { type: 'string' },
+      parallel: { type: 'string', default: '8' },
+      'skip-soak': { type: 'boolean', default: false },
+      'confirm-timeout': { type: 'string', default: '60' },
+      journal: { type: 'string' },
+      'break-lock': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(HELP);
+    return { exitCode: 0, roundTrips: {} };
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one plan directory, got ${positionals.length} (see bin/apply --help)`);
+  const parallel = positiveInt(values.parallel, '--parallel');
+  const confirmTimeoutSeconds = positiveInt(values['confirm-timeout'], '--confirm-timeout');
+
+  const planDir = await loadReviewedPlan(positionals[0] as string);
+  const { plan } = planDir;
+  const inventory = buildInventory(plan, {
+    ...(values['terraform-outputs'] && { terraformOutputs: readTerraformOutputs(values['terraform-outputs']) }),
+    externalKnownHosts: values['known-hosts'] !== undefined,
+  });
+
+  // Every secret is resolved before any host changes: a missing one must not stop a rollout half way.
+  const secrets = new SecretValues();
+  const secretSource = { baseDir: secretBaseDir(plan) };
+  for (const host of Object.values(plan.hosts)) for (const file of host.files) if (file.secret) secrets.add(resolveSecret(file.secret, secretSource));
+
+  const progress = streamProgress(io.stderr);
+  const journal = new Journal({ file: resolve(values.journal ?? join(planDir.dir, 'apply-journal.json')), planId: plan.plan_id, fleet: plan.fleet, redact: (t) => secrets.redact(t) });
+
+  const privateDir = mkdtempSync(join(tmpdir(), 'upkeep-apply-'));
+  const knownHostsFile = values['known-hosts'] ? resolve(values['known-hosts']) : join(privateDir, 'known_hosts');
+  if (!values['known-hosts']) writeKnownHosts(inventory, knownHostsFile);
+  const opened = new Map<string, Transport[]>();
+  const connect = (host: string): Transport => {
+    const target = inventory[host] as InventoryHost;
+    const transport = new SshTransport({
+      host,
+      address: target.address,
+      port: target.port,
+      knownHostsFile,
+      ...(values.identity && { identityFile: resolve(values.identity) }),
+    });
+    opened.set(host, [...(opened.get(host) ?? []), transport]);
+    return transport;
+  };
+  const main = new Map<string, Transport>();
+  const connections = {
+    transport: (host: string) => main.get(host) ?? (main.set(host, connect(host)), main.get(host) as Transport),
+    freshTransport: connect,
+  };
+
+  const runId = randomBytes(6).toString('hex');
+  const holder = `${userInfo().username}@${hostname()} pid ${process.pid}`;
+  const lockHost = plan.groups.find((g) => g.hosts.length > 0)?.hosts[0];
+  progress(`applying plan ${plan.plan_id.slice(0, 12)} of fleet ${plan.fleet} (run ${runId})`, 'heading');
+  try {
+    const result = await rollout({
+      plan,
+      bundle: (host) => hostBundle(planDir, host, secretSource, secrets),
+      connections,
+      journal,
+      progress: (line, tone) => progress(secrets.redact(line), tone),
+      ...(lockHost && { fleetLock: new FleetLock({ transport: connections.transport(lockHost), runId, holder, planId: plan.plan_id }) }),
+      breakLock: values['break-lock'],
+      parallel,
+      skipSoak: values['skip-soak'],
+      confirmTimeoutSeconds,
+      holder: `${holder} run ${runId}`,
+    });
+    const roundTrips = Object.fromEntries([...opened].map(([host, ts]) => [host, ts.reduce((n, t) => n + t.roundTrips, 0)]).sort(([a], [b]) => (a < b ? -1 : 1)));
+    for (const line of summarize(result, plan.plan_id, Date.now() - started)) progress(secrets.redact(line), result.exitCode === 0 ? 'ok' : 'fail');
+    progress(`journal: ${journal.file}`);
+    if (values.json) {
+      io.stdout.write(`${JSON.stringify({ plan_id: plan.plan_id, outcome: result.outcome, exit_code: result.exitCode, hosts: result.hosts, round_trips: roundTrips, journal: journal.file, duration_ms: Date.now() - started }, null, 2)}\n`);
+    }
+    return { exitCode: result.exitCode, roundTrips };
+  } catch (error) {
+    journal.record({ host: FLEET, step: 'apply' }, 'failed', new Date(started), (error as Error).message);
+    journal.finish('failed', 1);
+    throw error;
+  } finally {
+    await Promise.all([...opened.values()].flat().map((t) => t.close()));
+    rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname);
+if (invokedDirectly) {
+  runApply(process.argv.slice(2)).then(
+    (result) => process.exit(result.exitCode),
+    (error: unknown) => {
+      process.stderr.write(`bin/apply: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
