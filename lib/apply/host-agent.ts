@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { shellQuote } from '../compile/env-file.ts';
 import { RUNTIME_DIR, STATE_DIR } from '../compile/desired-state.ts';
-import { lastLines, type Transport } from './transport.ts';
+import { lastLines, type RunOptions, type Transport } from './transport.ts';
 
 /** A file as the orchestrator sends it: secrets already resolved, content travels on stdin only. */
 export interface BundleFile {
@@ -45,6 +45,8 @@ export interface ApplyOptions {
   /** Test hook: the agent sleeps this long after the named step (to cut the connection there). */
   readonly pauseAfterStep?: { readonly step: ApplyStep; readonly seconds: number };
   readonly timeoutMs?: number;
+  /** Aborting drops the connection mid-apply; the host recovers to its old or new generation. */
+  readonly signal?: AbortSignal;
 }
 
 /** The agent's steps in order; the switch is everything between `journal` and `commit`. */
@@ -270,15 +272,17 @@ function generationOrNull(value: string | undefined): string | null {
 }
 
 /** Runs the agent; a non-zero status becomes a HostAgentError naming what the agent said. */
-async function runAgent(t: Transport, what: string, args: readonly string[], input?: Uint8Array, vars?: Readonly<Record<string, string>>, timeoutMs?: number): Promise<AgentOutput> {
-  const result = await t.run(agentScript(args, vars), input, timeoutMs === undefined ? {} : { timeoutMs });
+async function runAgent(t: Transport, what: string, args: readonly string[], input?: Uint8Array, vars?: Readonly<Record<string, string>>, runOptions: RunOptions = {}): Promise<AgentOutput> {
+  const result = await t.run(agentScript(args, vars), input, runOptions);
   const out = parseOutput(result.stdout);
   if (result.exitCode === 0) return out;
   const kind = EXIT_KIND[result.exitCode] ?? 'failed';
   const message = out.all('error').at(-1) ?? `exit ${result.exitCode}${result.stderr ? `: ${lastLines(result.stderr, 3)}` : ''}`;
   const lock = out.first('lock');
-  throw new HostAgentError(t.host, kind, `${what}: ${message}`, {
-    ...(kind === 'locked' && lock !== undefined ? { holder: parseLock(lock) ?? undefined } : {}),
+  const holder = kind === 'locked' && lock !== undefined ? parseLock(lock) : null;
+  throw new HostAgentError(t.host, kind, `${what}: ${message}${holder ? ` (held by ${holder.holder}, pid ${holder.pid} from ${holder.from}, for ${holder.ageSeconds} s; breakLock ends it)` : ''}`, {
+    ...(holder ? { holder } : {}),
+    ...(kind === 'stale-plan' ? { currentGeneration: generationOrNull(out.first('current')) } : {}),
   });
 }
 
@@ -344,7 +348,10 @@ export async function apply(t: Transport, bundle: HostBundle, options: ApplyOpti
     vars.UPKEEP_PAUSE_AFTER = options.pauseAfterStep.step;
     vars.UPKEEP_PAUSE_SECONDS = String(options.pauseAfterStep.seconds);
   }
-  const out = await runAgent(t, `apply generation ${generation}`, ['apply', generation, base, planId, String(confirmSeconds)], encodeBundle(t.host, bundle), vars, options.timeoutMs);
+  const out = await runAgent(t, `apply generation ${generation}`, ['apply', generation, base, planId, String(confirmSeconds)], encodeBundle(t.host, bundle), vars, {
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
   const words = (key: string): string[] => out.all(key).flatMap((rest) => rest.split(' ').filter(Boolean));
   return {
     host: t.host,

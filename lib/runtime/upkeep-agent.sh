@@ -72,23 +72,42 @@ id_of_name() { # DB NAME
 	if [ -n "$n" ]; then say "$n"; elif [ "$2" = root ]; then say 0; else return 1; fi
 }
 
-# "sha mode owner" of a host path as it is on disk now, or "absent".
+# "HOSTPATH SHA MODE OWNER" for each host path as it is on disk now, or "HOSTPATH absent". Two
+# processes for any number of files: a no-op apply costs about what hashing the files costs.
+states_of() {
+	[ $# -gt 0 ] || return 0
+	files=''
+	for p in "$@"; do
+		if [ -f "$ROOT$p" ]; then files="$files $ROOT$p"; fi
+	done
+	{
+		if [ -n "$files" ]; then
+			# shellcheck disable=SC2086 # validated paths, no spaces
+			sha256sum $files | sed 's/^/sha /'
+			# shellcheck disable=SC2086
+			if live; then stat -c 'stat %n %a %U:%G' $files; else stat -c 'stat %n %a %u %g' $files; fi
+		fi
+	} | awk -v root="$ROOT" -v paths="$*" '
+		# In an image root, owner names come from the image, not from this machine.
+		function names(db, map,   line, f) {
+			while ((getline line < db) > 0) { split(line, f, ":"); if (!(f[3] in map)) map[f[3]] = f[1] }
+		}
+		function name(map, id) { return id in map ? map[id] : (id == 0 ? "root" : id) }
+		BEGIN { if (root != "") { names(root "/etc/passwd", user); names(root "/etc/group", group) } }
+		$1 == "sha" { sha[$3] = $2 }
+		$1 == "stat" { state[$2] = sprintf("%04d", $3) " " (root == "" ? $4 : name(user, $4) ":" name(group, $5)) }
+		END {
+			n = split(paths, p, " ")
+			for (i = 1; i <= n; i++) { f = root p[i]; if (f in sha) print p[i], sha[f], state[f]; else print p[i], "absent" }
+		}'
+}
+
+# "SHA MODE OWNER" of one host path, or "absent".
 file_state() {
-	f=$ROOT$1
-	if [ ! -f "$f" ]; then
-		say absent
-		return 0
-	fi
-	sha=$(sha256sum <"$f") || return 1
-	if live; then
-		# shellcheck disable=SC2046 # word splitting of stat's three fields is intended
-		set -- $(stat -c '%a %U %G' "$f")
-		say "${sha%% *} $(pad_mode "$1") $2:$3"
-	else
-		# shellcheck disable=SC2046
-		set -- $(stat -c '%a %u %g' "$f")
-		say "${sha%% *} $(pad_mode "$1") $(name_of_id passwd "$2"):$(name_of_id group "$3")"
-	fi
+	states_of "$1" | {
+		read -r _ state
+		say "$state"
+	}
 }
 
 set_owner() { # OWNER FILE
@@ -185,17 +204,33 @@ snapshot() { # DIR PATHS UNITS OLDMANIFEST
 			mkdir -p "$1/files${p%/*}" && cp -p "$ROOT$p" "$1/files$p" || return 1
 		fi
 	done
-	for u in $3; do
-		say "$u $(unit_enabled "$u") $(unit_active "$u")" >>"$1/units" || return 1
-	done
+	# shellcheck disable=SC2086 # validated unit names
+	unit_states $3 >"$1/units" || return 1
 	if [ -f "$4" ]; then cp "$4" "$1/manifest"; else : >"$1/manifest.none"; fi || return 1
 	sync "$1/list" "$1/units" && sync -f "$1/list"
 }
 
-# One word: systemd's answer, or "absent" when there is no such unit file.
+# "UNIT ENABLED ACTIVE" for each unit: ENABLED is the unit file state ("absent": no unit file),
+# ACTIVE "offline" in an image root. Two systemctl calls for any number of units.
+unit_states() {
+	[ $# -gt 0 ] || return 0
+	{
+		sc list-unit-files --no-legend "$@" 2>/dev/null | sed 's/^/file /'
+		if live; then systemctl is-active "$@" 2>/dev/null | sed 's/^/active /'; fi
+	} | awk -v units="$*" '
+		$1 == "file" { enabled[$2] = $3 }
+		$1 == "active" { active[++n] = $2 }
+		END {
+			k = split(units, u, " ")
+			for (i = 1; i <= k; i++) print u[i], (u[i] in enabled ? enabled[u[i]] : "absent"), (n ? active[i] : "offline")
+		}'
+}
+
 unit_enabled() {
-	e=$(sc is-enabled "$1" 2>/dev/null | head -n 1)
-	say "${e:-absent}"
+	unit_states "$1" | {
+		read -r _ enabled _
+		say "$enabled"
+	}
 }
 
 unit_active() {
@@ -323,13 +358,11 @@ cmd_read_state() {
 	say "previous $(mget previous "$m")"
 	[ -f "$STATE/unconfirmed" ] && say "unconfirmed $(cat "$STATE/unconfirmed")"
 	if [ -f "$m" ]; then
-		while read -r kind a b c d; do
-			case $kind in
-			file) say "manifest $d $a $b $c" && say "disk $d $(file_state "$d")" ;;
-			unit) say "unit $a $(unit_enabled "$a") $(unit_active "$a")" ;;
-			package) say "package $a" ;;
-			esac
-		done <"$m"
+		awk '$1 == "file" { print "manifest", $5, $2, $3, $4 } $1 == "package" { print "package", $2 }' "$m"
+		# shellcheck disable=SC2046 # validated paths and unit names
+		states_of $(awk '$1 == "file" { print $5 }' "$m") | sed 's/^/disk /'
+		# shellcheck disable=SC2046
+		unit_states $(awk '$1 == "unit" { print $2 }' "$m") | sed 's/^/unit /'
 	fi
 	if live; then
 		systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
@@ -369,34 +402,33 @@ bundle_body() {
 	awk '$1 == "file" { print "file", $3, $4, $5, $6 } $1 == "unit" || $1 == "package" { print $1, $2 }' "$TXN/header"
 }
 
-# True when the host already is exactly this generation: manifest, disk, units and agent.
+# True when the host already is exactly this generation: manifest, disk, units, packages, agent.
 already_there() { # NEW
 	[ "$(current_generation)" = "$1" ] || return 1
 	[ "$(manifest_body "$STATE/manifest")" = "$(bundle_body)" ] || return 1
-	while read -r kind _ sha mode owner path; do
-		case $kind in
-		file) [ "$(file_state "$path")" = "$sha $mode $owner" ] || return 1 ;;
-		agent) [ "$(file_state "${AGENT#"$ROOT"}" | cut -d' ' -f1)" = "$sha" ] || return 1 ;;
-		esac
-	done <"$TXN/header"
-	for u in $(awk '$1 == "unit" { print $2 }' "$TXN/header"); do
-		[ "$(unit_enabled "$u")" = enabled ] || return 1
-		case $u in *.timer) live && { [ "$(unit_active "$u")" = active ] || return 1; } ;; esac
-	done
+	# shellcheck disable=SC2046 # validated paths
+	[ "$(states_of $(awk '$1 == "file" { print $6 }' "$TXN/header"))" = "$(awk '$1 == "file" { print $6, $3, $4, $5 }' "$TXN/header")" ] || return 1
+	[ "$(file_state "${AGENT#"$ROOT"}" | cut -d' ' -f1)" = "$(awk '$1 == "agent" { print $3 }' "$TXN/header")" ] || return 1
+	# shellcheck disable=SC2046 # validated unit names
+	unit_states $(awk '$1 == "unit" { print $2 }' "$TXN/header") |
+		awk '$2 != "enabled" || ($1 ~ /\.timer$/ && $3 != "active" && $3 != "offline") { bad = 1 } END { exit bad }' || return 1
 	[ -z "$(missing_packages)" ]
 }
 
-package_installed() {
-	if command -v dpkg-query >/dev/null 2>&1; then
-		[ "$(dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
-	else
-		rpm --root="${ROOT:-/}" -q "$1" >/dev/null 2>&1
-	fi
-}
-
 missing_packages() {
-	for p in $(awk '$1 == "package" { print $2 }' "$TXN/header"); do
-		package_installed "$p" || printf '%s ' "$p"
+	wanted=$(awk '$1 == "package" { print $2 }' "$TXN/header")
+	[ -n "$wanted" ] || return 0
+	if command -v dpkg-query >/dev/null 2>&1; then
+		# shellcheck disable=SC2016,SC2086 # a dpkg format string; validated package names
+		installed=" $(dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f='${Package} ${Status}\n' $wanted 2>/dev/null | awk '/ install ok installed$/ { printf "%s ", $1 }')"
+	else
+		installed=' '
+		for p in $wanted; do
+			if rpm --root="${ROOT:-/}" -q "$p" >/dev/null 2>&1; then installed="$installed$p "; fi
+		done
+	fi
+	for p in $wanted; do
+		case $installed in *" $p "*) ;; *) printf '%s ' "$p" ;; esac
 	done
 }
 
@@ -508,6 +540,7 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 	read_header
 	old=$(current_generation)
 	if [ "$old" != "$base" ] && [ "$old" != "$new" ]; then
+		say "current $old"
 		die 11 "host is on generation $old, the plan was computed against $base: re-plan (upkeep plan --live) and review again"
 	fi
 	if already_there "$new"; then
