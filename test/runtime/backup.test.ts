@@ -1,0 +1,90 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderEnvFile } from '../../lib/compile/env-file.ts';
+import { runScript, tempDir } from './run-script.ts';
+
+/** A host-like layout in a temporary directory: data to protect, a local repository, the job's config. */
+function setup() {
+  const dir = tempDir();
+  const data = join(dir, 'data');
+  mkdirSync(join(data, 'etc'), { recursive: true });
+  mkdirSync(join(data, 'cache'), { recursive: true });
+  for (let i = 0; i < 30; i++) writeFileSync(join(data, 'etc', `file-${i}.conf`), `setting ${i} = ${'x'.repeat(i * 100)}\n`);
+  writeFileSync(join(data, 'cache', 'big.bin'), 'not worth keeping');
+  const config = join(dir, 'restic');
+  mkdirSync(config);
+  writeFileSync(join(config, 'backup.password'), 'correct horse battery staple\n');
+  writeFileSync(join(config, 'backup.paths'), `${data}\n`);
+  writeFileSync(join(config, 'backup.excludes'), `${data}/cache\n`);
+  writeFileSync(
+    join(config, 'backup.env'),
+    renderEnvFile('test', {
+      RESTIC_REPOSITORY: join(dir, 'repo'),
+      RESTIC_PASSWORD_FILE: join(config, 'backup.password'),
+      RESTIC_CACHE_DIR: join(dir, 'cache'),
+      UPKEEP_KEEP_DAILY: 90,
+      UPKEEP_KEEP_WEEKLY: 0,
+      UPKEEP_KEEP_MONTHLY: 0,
+      UPKEEP_KEEP_YEARLY: 0,
+      UPKEEP_CHECK_SUBSET: '50%',
+      UPKEEP_DRILL_FILES: 5,
+    }),
+  );
+  const env = { UPKEEP_BACKUP_CONFIG: join(config, 'backup.env'), UPKEEP_STATE_DIR: join(dir, 'state') };
+  const status = (job: string) => readFileSync(join(dir, 'state/backup', `${job}.status`), 'utf8').trim().split(' ');
+  const restic = (...args: string[]) =>
+    spawnSync('restic', ['-r', join(dir, 'repo'), '--password-file', join(config, 'backup.password'), '--no-cache', ...args], { encoding: 'utf8' });
+  return { data, repo: join(dir, 'repo'), env, status, restic };
+}
+
+// restic derives its key with scrypt on every run, which takes seconds on a small machine.
+describe('backup.sh with the real restic and a local repository', { timeout: 120_000 }, () => {
+  it('initialises the repository on the first backup, keeps the excludes out, and records success', () => {
+    const t = setup();
+    const run = runScript('backup.sh', ['backup'], t.env);
+    expect(run.stderr).not.toContain('Fatal');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('initialising it');
+    expect(t.status('backup').slice(1, 2)).toEqual(['ok']);
+    const listed = t.restic('ls', 'latest').stdout;
+    expect(listed).toContain(`${t.data}/etc/file-29.conf`);
+    expect(listed).not.toContain('big.bin');
+
+    const again = runScript('backup.sh', ['backup'], t.env);
+    expect(again.status).toBe(0);
+    expect(again.stdout).not.toContain('initialising');
+    expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(2);
+  });
+
+  it('restore drill restores a sample of the latest snapshot, verifies it and writes its status', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    const drill = runScript('backup.sh', ['drill'], t.env);
+    expect(drill.stderr).toBe('');
+    expect(drill.stdout).toContain('restored and verified 5 files');
+    expect(t.status('drill').slice(1, 5)).toEqual(['ok', 'restored', 'and', 'verified']);
+  });
+
+  it('restore drill fails, and says so in its status, when the repository data is corrupted', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    // Zero the first half of every pack file (the blobs; the pack header sits at the end), as a failing disk would.
+    spawnSync('sh', ['-c', 'for f in "$1"/data/*/*; do dd if=/dev/zero of="$f" bs=1 count=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null; done', 'sh', t.repo]);
+    const drill = runScript('backup.sh', ['drill'], t.env);
+    expect(drill.status).not.toBe(0);
+    expect(t.status('drill')[1]).toBe('failed');
+  });
+
+  it('forget keeps daily snapshots as the retention says and check reads data back', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    const forget = runScript('backup.sh', ['forget'], t.env);
+    expect(forget.status).toBe(0);
+    expect(forget.stdout).toContain('keep');
+    const check = runScript('backup.sh', ['check'], t.env);
+    expect(check.status).toBe(0);
+    expect(check.stdout).toContain('read 50.0% of data packs');
+  });
+});
