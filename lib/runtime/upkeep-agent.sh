@@ -187,7 +187,8 @@ take_lock() { # WAITSECONDS
 	}
 	from=local
 	if [ -n "${SSH_CONNECTION:-}" ]; then from=${SSH_CONNECTION%% *}; fi
-	printf 'pid %s\nsince %s\nfrom %s\nholder %s\n' "$$" "$(date +%s)" "$from" "${UPKEEP_HOLDER:-upkeep}" | write_atomic "$STATE/lock.holder"
+	# Informational only (the flock is the lock), so not worth an fsync on every no-op apply.
+	printf 'pid %s\nsince %s\nfrom %s\nholder %s\n' "$$" "$(date +%s)" "$from" "${UPKEEP_HOLDER:-upkeep}" >"$STATE/lock.holder"
 }
 
 # --- snapshot and restore -------------------------------------------------------------------
@@ -556,6 +557,7 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 	install_agent || failed "cannot install the agent"
 	step stage
 	missing=$(missing_packages)
+	missing=${missing% }
 	if [ -n "$missing" ]; then
 		live || failed "packages missing from the image: $missing"
 		if command -v apt-get >/dev/null 2>&1; then
