@@ -37,7 +37,8 @@ sys.exit(0 if rpm.labelCompare(evr(sys.argv[1]), evr(sys.argv[2])) >= 0 else 1)'
 
 firewall_rules=''
 tab=$(printf '\t')
-while IFS=$tab read -r id package fixed_in action argument; do
+# The list is read from fd 3 so that commands in the loop cannot swallow it from stdin.
+while IFS=$tab read -r id package fixed_in action argument <&3; do
   [ -n "$id" ] || continue
   if fixed "$package" "$fixed_in"; then
     [ -f "$state_dir/$id" ] || continue
@@ -63,7 +64,7 @@ while IFS=$tab read -r id package fixed_in action argument; do
   esac
   [ -f "$state_dir/$id" ] || echo "mitigations: $id: applied $action $argument until $package $fixed_in"
   echo "$action $argument" >"$state_dir/$id"
-done <"$config_dir/mitigations.list"
+done 3<"$config_dir/mitigations.list"
 
 if command -v nft >/dev/null; then
   # The table is rebuilt on every run, so a reverted port is open again.

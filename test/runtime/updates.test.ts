@@ -1,0 +1,89 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderEnvFile } from '../../lib/compile/env-file.ts';
+import { windowEnv } from '../../lib/compile/updates.ts';
+import { sundayWindow } from '../fixtures/resolved-fleet.ts';
+import { runScript, tempDir } from './run-script.ts';
+
+/** FAKE commands (no systemd as PID 1, no firewall here) that record their arguments and stdin. */
+function fakes(dir: string, names: string[]): string {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  for (const name of names) {
+    writeFileSync(join(bin, name), `#!/bin/sh\necho "${name} $*" >> '${dir}/calls'\nif [ ! -t 0 ]; then cat >> '${dir}/stdin'; fi\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  return `${bin}:${process.env.PATH}`;
+}
+const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+
+describe('reboot.sh', () => {
+  function host(policy: string) {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
+    writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: policy }));
+    const PATH = fakes(dir, ['systemctl']);
+    const at = (utc: string) =>
+      runScript('reboot.sh', [], { PATH, UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: String(Date.parse(utc) / 1000) });
+    return { at, calls: () => read(join(dir, 'calls')) };
+  }
+
+  it('with "always", reboots once per window opening and never outside the window (FAKE systemctl)', () => {
+    const h = host('always');
+    expect(h.at('2026-11-07T01:30:00Z').stdout).toContain('outside the maintenance window');
+    expect(h.calls()).toBe('');
+    expect(h.at('2026-11-08T01:15:00Z').stdout).toContain('rebooting in the window that opened 2026-11-08');
+    expect(h.calls()).toBe('systemctl reboot\n');
+    expect(h.at('2026-11-08T01:30:00Z').stdout).toContain('already rebooted');
+    expect(h.calls()).toBe('systemctl reboot\n');
+    h.at('2026-11-15T01:00:00Z');
+    expect(h.calls()).toBe('systemctl reboot\nsystemctl reboot\n');
+  });
+
+  it('does not reboot on a blackout date even with "always"', () => {
+    const h = host('always');
+    expect(h.at('2026-12-20T01:30:00Z').status).toBe(0);
+    expect(h.calls()).toBe('');
+  });
+
+  it('with "never", does nothing inside the window', () => {
+    const h = host('never');
+    expect(h.at('2026-11-08T01:15:00Z').status).toBe(0);
+    expect(h.calls()).toBe('');
+  });
+});
+
+describe('mitigations.sh with the real dpkg version comparison', () => {
+  it('applies each mitigation while the fix is missing and reverts only what it applied once the fix is installed', () => {
+    const dir = tempDir();
+    const etc = join(dir, 'etc');
+    mkdirSync(join(etc, 'mitigations'), { recursive: true });
+    writeFileSync(join(etc, 'updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'never' }));
+    writeFileSync(join(etc, 'mitigations/M-3.content'), 'feature off\n');
+    const dropIn = join(dir, 'conf.d', 'off.conf');
+    // bash is installed here; "99" is newer than any bash, "0.1" older.
+    const list = (fixedIn: string) =>
+      [`M-1\tbash\t${fixedIn}\tmask-unit\tcups.service`, `M-2\tbash\t${fixedIn}\tfirewall-port\t2222/tcp`, `M-3\tbash\t${fixedIn}\tdrop-in\t${dropIn}`, 'M-4\tno-such-package\t-\tstop-unit\tfoo.service'].join('\n') + '\n';
+    const env = { PATH: fakes(dir, ['systemctl', 'nft']), UPKEEP_CONFIG_DIR: etc, UPKEEP_STATE_DIR: join(dir, 'state') };
+
+    writeFileSync(join(etc, 'mitigations.list'), list('99'));
+    const applied = runScript('mitigations.sh', [], env);
+    expect(applied.stderr).toBe('');
+    expect(applied.status).toBe(0);
+    expect(read(join(dir, 'calls'))).toBe('systemctl mask --now cups.service\nsystemctl stop foo.service\nnft -f -\n');
+    expect(read(join(dir, 'stdin'))).toContain('tcp dport 2222 drop;');
+    expect(read(dropIn)).toBe('feature off\n');
+
+    writeFileSync(join(dir, 'calls'), '');
+    writeFileSync(join(dir, 'stdin'), '');
+    writeFileSync(join(etc, 'mitigations.list'), list('0.1'));
+    const reverted = runScript('mitigations.sh', [], env);
+    expect(reverted.status).toBe(0);
+    expect(reverted.stdout).toContain('M-1: bash is at 0.1 or later; reverting mask-unit');
+    expect(read(join(dir, 'calls'))).toBe('systemctl unmask cups.service\nsystemctl stop foo.service\nnft -f -\n');
+    expect(read(join(dir, 'stdin'))).not.toContain('dport');
+    expect(existsSync(dropIn)).toBe(false);
+  });
+});
