@@ -87,3 +87,31 @@ describe('mitigations.sh with the real dpkg version comparison', () => {
     expect(existsSync(dropIn)).toBe(false);
   });
 });
+
+describe('updates.sh on an apt host (FAKE apt-get and unattended-upgrade: nothing is installed here)', () => {
+  function host() {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed' }));
+    mkdirSync(join(dir, 'bin'));
+    for (const name of ['apt-get', 'unattended-upgrade']) {
+      writeFileSync(join(dir, 'bin', name), `#!/bin/sh\necho "${name} $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\n`);
+      chmodSync(join(dir, 'bin', name), 0o755);
+    }
+    const run = (kind: string) => runScript('updates.sh', [kind], { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, UPKEEP_CONFIG_DIR: join(dir, 'etc'), APT_CONFIG: '' });
+    return { dir, run, calls: () => readFileSync(join(dir, 'calls'), 'utf8') };
+  }
+
+  it('runs the security pass with the security-only apt configuration', () => {
+    const h = host();
+    expect(h.run('security').status).toBe(0);
+    expect(h.calls()).toBe(`apt-get -q update APT_CONFIG=\nunattended-upgrade -v APT_CONFIG=${h.dir}/etc/apt/security.conf\n`);
+  });
+
+  it('runs the routine pass with the system configuration, and refuses an unknown kind', () => {
+    const h = host();
+    expect(h.run('routine').status).toBe(0);
+    expect(h.calls()).toBe('apt-get -q update APT_CONFIG=\nunattended-upgrade -v APT_CONFIG=\n');
+    expect(h.run('everything').status).toBe(2);
+  });
+});
