@@ -39,6 +39,9 @@ export function runCommand(program: string, args: readonly string[], options: Ru
         exitCode: timedOut ? 124 : code ?? 128 + (signal ? 9 : 0),
       });
     });
+    // A program that exits without reading its input closes the pipe: that is its business, and its
+    // exit code says how it went.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureBaseImage } from './base-image.ts';
+import { createHostCgroups, removeHostCgroups } from './host-cgroup.ts';
 import { isAlive, readOwner, release, tryClaim, writeOwner, type OwnerRecord } from './owner-lock.ts';
 import { removeTree } from './remove-tree.ts';
 import { runChecked, runCommand, type RunResult } from './run-command.ts';
@@ -145,6 +146,7 @@ function claimsRoot(): string {
 interface AddressOwner extends OwnerRecord {
   readonly workDir: string;
   readonly nspawnPid?: number;
+  readonly cgroups?: readonly string[];
 }
 
 /** The process ids whose parent is pid (the container's init is systemd-nspawn's child). */
@@ -200,6 +202,7 @@ function cleanUpAfterDeadOwner(dead: OwnerRecord): void {
   const owner = dead as AddressOwner;
   if (owner.nspawnPid !== undefined) killContainer(owner.nspawnPid);
   if (typeof owner.workDir === 'string') removeTree(owner.workDir);
+  if (Array.isArray(owner.cgroups)) removeHostCgroups(owner.cgroups);
 }
 
 /**
@@ -256,6 +259,11 @@ function installExitHooks(): void {
   }
 }
 
+/** Whether exited settles within timeoutMs; the timer does not keep the test process alive. */
+function exitsWithin(exited: Promise<void>, timeoutMs: number): Promise<boolean> {
+  return Promise.race([exited.then(() => true), sleep(timeoutMs, false, { ref: false })]);
+}
+
 interface HostSetup {
   readonly image: string;
   readonly sshOptions: readonly string[];
@@ -297,10 +305,16 @@ class NspawnHost implements TestHost {
 
   async start(): Promise<void> {
     if (this.#nspawn) throw new Error(`test host ${this.name} is already running`);
+    const machine = `upkeep-${this.address.replaceAll('.', '-')}`;
+    const cgroups = createHostCgroups(machine);
     const log = openSync(this.setup.logFile, 'a');
     const nspawn = spawn(
-      'systemd-nspawn',
+      '/bin/sh',
       [
+        '-c',
+        // Enter the host's own cgroups, then become systemd-nspawn (same pid, so it can be signalled).
+        "IFS='\n'; for dir in $UPKEEP_TESTBED_CGROUPS; do echo $$ > \"$dir/cgroup.procs\" || exit 125; done; exec systemd-nspawn \"$@\"",
+        'systemd-nspawn',
         '-q',
         `--directory=${this.setup.image}`,
         `--overlay=${this.setup.image}:${this.upperDir}:/`,
@@ -308,20 +322,25 @@ class NspawnHost implements TestHost {
         // No systemd on the machine running the tests: nothing to register with, no unit to create.
         '--register=no',
         '--keep-unit',
-        `--machine=upkeep-${this.address.replaceAll('.', '-')}`,
+        `--machine=${machine}`,
         `--hostname=${this.name}`,
         // The console goes to the log file; nothing reads from it.
         '--console=read-only',
       ],
-      { stdio: ['ignore', log, log] },
+      { stdio: ['ignore', log, log], env: { ...process.env, UPKEEP_TESTBED_CGROUPS: cgroups.join('\n') } },
     );
     closeSync(log);
     this.#nspawn = nspawn;
-    this.#exited = new Promise((resolve) => nspawn.once('exit', () => resolve()));
+    this.#exited = new Promise((resolve) =>
+      nspawn.once('exit', () => {
+        removeHostCgroups(cgroups);
+        resolve();
+      }),
+    );
     void this.#exited.then(() => {
       if (this.#nspawn === nspawn) this.#nspawn = undefined;
     });
-    writeOwner(this.setup.claim, { pid: process.pid, workDir: this.setup.workDir, nspawnPid: nspawn.pid } satisfies AddressOwner);
+    writeOwner(this.setup.claim, { pid: process.pid, workDir: this.setup.workDir, nspawnPid: nspawn.pid, cgroups } satisfies AddressOwner);
     try {
       await this.waitForBoot(nspawn);
     } catch (error) {
@@ -372,7 +391,7 @@ class NspawnHost implements TestHost {
     if (!nspawn) return;
     // systemd-nspawn turns SIGTERM into a clean shutdown of the container's systemd.
     nspawn.kill('SIGTERM');
-    const stopped = await Promise.race([this.#exited.then(() => true), sleep(STOP_TIMEOUT_MS, false)]);
+    const stopped = await exitsWithin(this.#exited, STOP_TIMEOUT_MS);
     if (!stopped) await this.kill();
   }
 
@@ -382,7 +401,7 @@ class NspawnHost implements TestHost {
     killContainerInit(nspawn.pid);
     // systemd-nspawn exits once the init has ended, i.e. once every process of the container has
     // ended and the overlay is released, so the same upper directory can boot again.
-    const exited = await Promise.race([this.#exited.then(() => true), sleep(KILL_TIMEOUT_MS, false)]);
+    const exited = await exitsWithin(this.#exited, KILL_TIMEOUT_MS);
     if (!exited) {
       killContainer(nspawn.pid);
       await this.#exited;
