@@ -65,21 +65,27 @@ function job(name: string, description: string, job: 'backup' | 'forget' | 'chec
   ];
 }
 
-function knownHosts(fleet: ResolvedFleet, backups: ResolvedBackups, sftp: SftpRepository): ManagedFile[] {
+/** Where ssh connects for an sftp repository: the repository host's address when the fleet knows it. */
+function sshTarget(fleet: ResolvedFleet, backups: ResolvedBackups, sftp: SftpRepository): { host: string; port: number; hostKey?: string } {
   const target = fleet.hosts.find((h) => h.name === backups.repositoryHost);
-  if (!target?.hostKey) return [];
-  const name = target.port === 22 ? sftp.host : `[${sftp.host}]:${target.port}`;
-  return [configFile(KNOWN_HOSTS, `${name} ${target.hostKey}\n`)];
+  return { host: target?.address ?? sftp.host, port: target?.port ?? 22, hostKey: target?.hostKey };
+}
+
+function knownHosts(ssh: { host: string; port: number; hostKey?: string }): ManagedFile[] {
+  if (!ssh.hostKey) return [];
+  const name = ssh.port === 22 ? ssh.host : `[${ssh.host}]:${ssh.port}`;
+  return [configFile(KNOWN_HOSTS, `${name} ${ssh.hostKey}\n`)];
 }
 
 /** Backup jobs for a host with a backup policy. */
 export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups: ResolvedBackups): HostPart {
   const sftp = parseSftp(backups.repository);
-  const port = fleet.hosts.find((h) => h.name === backups.repositoryHost)?.port ?? 22;
+  const ssh = sftp && sshTarget(fleet, backups, sftp);
+  if (ssh && !/^[A-Za-z0-9.:-]+$/.test(ssh.host)) throw new Error(`backup host address ${JSON.stringify(ssh.host)} cannot be used in an ssh command`);
   // Pinned host key, no prompts, no agent: a changed key stops the backup instead of trusting it.
-  const sftpCommand = sftp && [
+  const sftpCommand = sftp && ssh && [
     'ssh', '-i', SFTP_KEY, '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
-    '-o', 'ServerAliveInterval=60', '-p', String(port), `${sftp.user}@${sftp.host}`, '-s', 'sftp',
+    '-o', 'ServerAliveInterval=60', '-p', String(ssh.port), `${sftp.user}@${ssh.host}`, '-s', 'sftp',
   ].join(' ');
   const { retention } = backups;
   const env = renderEnvFile(`restic repository of ${host.name}, for backup.sh.`, {
@@ -105,7 +111,7 @@ export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups
     { path: `${RESTIC_DIR}/backup.password`, mode: '0600', owner: 'root:root', secret: backups.password },
     configFile(`${RESTIC_DIR}/backup.paths`, lines(backups.paths)),
     configFile(`${RESTIC_DIR}/backup.excludes`, lines([...new Set([...BUILT_IN_EXCLUDES, ...heldRepositories, ...backups.exclude])])),
-    ...(sftp ? knownHosts(fleet, backups, sftp) : []),
+    ...(ssh ? knownHosts(ssh) : []),
     ...job('upkeep-backup', 'back up files with restic', 'backup', backups.schedule, '30min'),
     ...job('upkeep-backup-forget', 'apply backup retention', 'forget', 'Sun *-*-* 03:00:00', '30min'),
     ...job('upkeep-backup-check', `check the backup repository (read ${backups.checkReadDataSubset})`, 'check', backups.checkSchedule, '30min'),

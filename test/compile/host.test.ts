@@ -190,13 +190,13 @@ describe('compileHost', () => {
   });
 
   describe('backups', () => {
-    it('reaches an sftp repository on the backup host through ssh with its pinned host key', () => {
+    it('reaches an sftp repository on the backup host at its address through ssh with its pinned host key', () => {
       const web1 = compiled('web1');
-      expect(file(web1, '/etc/upkeep/restic/known_hosts').content).toBe(`backup1 ${host('backup1').hostKey}\n`);
+      expect(file(web1, '/etc/upkeep/restic/known_hosts').content).toBe(`203.0.113.10 ${host('backup1').hostKey}\n`);
       const env = file(web1, '/etc/upkeep/restic/backup.env').content!;
       expect(sourced(env, 'RESTIC_REPOSITORY')).toBe('sftp:restic@backup1:/srv/restic/web1');
       expect(sourced(env, 'UPKEEP_SFTP_COMMAND')).toBe(
-        'ssh -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ServerAliveInterval=60 -p 22 restic@backup1 -s sftp',
+        'ssh -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ServerAliveInterval=60 -p 22 restic@203.0.113.10 -s sftp',
       );
     });
 
