@@ -4,12 +4,12 @@
 // line, and an engine that echoes one back is redacted before anything is printed or thrown.
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { TERRAFORM_HOSTS_OUTPUT } from './inventory.ts';
 import { SecretValues, resolveSecret, type SecretSource } from './secrets.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
-import { TOKEN_VARIABLE } from '../compile/infra.ts';
+import { STACK_FILE, TOKEN_VARIABLE } from '../compile/infra.ts';
 import { infraDiffFromPlanJson, type InfraDiff } from '../plan/infra-diff.ts';
 
 /** The saved plan, inside the stack directory. */
@@ -145,6 +145,7 @@ export class TerraformEngine {
 
   /** `init -input=false`: providers and backend. */
   async init(): Promise<void> {
+    this.refuseStateInsidePlan();
     await this.run(['init', '-input=false', '-no-color'], { stream: true });
   }
 
@@ -177,6 +178,30 @@ export class TerraformEngine {
       hosts[name] = { address: host.address, hostKey: host.host_key.trim(), port: typeof host.port === 'number' ? host.port : 22 };
     }
     return { raw, hosts };
+  }
+
+  /**
+   * bin/plan replaces the plan directory whole on every run: a local state file inside it would be
+   * deleted by the next plan, and with it the record of every server. Refuse before touching it.
+   */
+  private refuseStateInsidePlan(): void {
+    let stack: { terraform?: { backend?: { local?: { path?: string } } } };
+    try {
+      stack = JSON.parse(readFileSync(join(this.options.dir, STACK_FILE), 'utf8'));
+    } catch {
+      return;
+    }
+    const local = stack.terraform?.backend?.local;
+    if (!local) return;
+    const planDir = resolve(dirname(this.options.dir));
+    const state = resolve(this.options.dir, local.path ?? 'terraform.tfstate');
+    const inside = relative(planDir, state);
+    if (!inside.startsWith('..') && !isAbsolute(inside)) {
+      throw new Error(
+        `the local Terraform state ${local.path ?? 'terraform.tfstate'} would live inside the plan directory ${planDir}, which every bin/plan replaces; ` +
+          'synthesize the stack with the project directory (synthesizeInfra option projectDir) so the state stays in the project',
+      );
+    }
   }
 
   private parseJson(what: string, text: string): unknown {

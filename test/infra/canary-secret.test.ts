@@ -54,8 +54,10 @@ describe('a canary Hetzner token', () => {
     const secrets = new SecretValues();
     const secretEnv = engineSecretEnv(infraFleetSpec().provisioning!, { env, baseDir: work }, secrets);
     const log: string[] = [];
+    const stackDir = join(work, 'engine', 'terraform');
+    mkdirSync(stackDir, { recursive: true });
     const engine = new TerraformEngine({
-      dir: join(out, 'terraform'),
+      dir: stackDir,
       env: { PATH: `${bin}:/usr/bin:/bin`, FAKE_TERRAFORM_RECORD: record, FAKE_TERRAFORM_LEAK: '1' },
       secretEnv,
       secrets,

@@ -176,6 +176,17 @@ describe('running the FAKE engine', () => {
     expect(`${error.message}\n${log.join('\n')}\n${readFileSync(box.env.FAKE_TERRAFORM_RECORD!, 'utf8')}`).not.toContain(CANARY);
   });
 
+  it('refuses to init a stack whose local state would be deleted with the plan directory', async () => {
+    const box = sandbox();
+    const stackWithState = (path: string) => writeFileSync(join(box.stackDir, 'main.tf.json'), JSON.stringify({ terraform: { backend: { local: { path } } } }));
+    stackWithState('terraform.tfstate');
+    await expect(new TerraformEngine({ dir: box.stackDir, env: box.env }).init()).rejects.toThrow(/local Terraform state terraform\.tfstate would live inside the plan directory .*, which every bin\/plan replaces/);
+    expect(box.calls()).toEqual([]);
+    stackWithState('../../terraform.tfstate');
+    await new TerraformEngine({ dir: box.stackDir, env: box.env }).init();
+    expect(box.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color']);
+  });
+
   it('says so when the outputs lack the host inventory', async () => {
     const box = sandbox();
     box.canned('output', { stdout: '{}' });
