@@ -5,15 +5,25 @@
 # catch-up after boot) or on a blackout date run this first and skip disruptive work when it fails.
 #
 # Usage: in-window.sh [window.env]   (default /etc/upkeep/window.env)
-# Exit: 0 open, 1 closed (ExecCondition= treats 1 as "skip"), 2 bad configuration.
+# Exit: 0 open, 1 closed (ExecCondition= skips the unit), 255 bad configuration (ExecCondition=
+# fails the unit, so a broken window is seen instead of silently skipping every run).
 # UPKEEP_NOW (seconds since the epoch) replaces the clock, for tests.
 set -eu
 
 config=${1:-/etc/upkeep/window.env}
+fail() {
+  echo "in-window: $*" >&2
+  exit 255
+}
+[ -r "$config" ] || fail "cannot read $config"
 # shellcheck source=/dev/null
 . "$config"
 
-: "${UPKEEP_WINDOW_DAYS:?}" "${UPKEEP_WINDOW_START_MINUTE:?}" "${UPKEEP_WINDOW_DURATION:?}" "${UPKEEP_WINDOW_TZ:?}"
+for name in UPKEEP_WINDOW_DAYS UPKEEP_WINDOW_START_MINUTE UPKEEP_WINDOW_DURATION UPKEEP_WINDOW_TZ; do
+  eval "[ -n \"\${$name:-}\" ]" || fail "$name is not set in $config"
+done
+# glibc treats an unknown zone as UTC without complaint; refuse instead of opening at the wrong hour.
+[ -f "${UPKEEP_ZONEINFO:-/usr/share/zoneinfo}/$UPKEEP_WINDOW_TZ" ] || fail "unknown time zone $UPKEEP_WINDOW_TZ"
 nth=${UPKEEP_WINDOW_NTH:-}
 blackouts=${UPKEEP_WINDOW_BLACKOUTS:-}
 now=${UPKEEP_NOW:-$(date +%s)}
@@ -33,7 +43,7 @@ opens_on() {
     '') return 0 ;;
     last) [ "$(at $(($1 + 7 * 86400)) %m)" != "$(at "$1" %m)" ] ;;
     1 | 2 | 3 | 4) [ "$day" -gt $(((nth - 1) * 7)) ] && [ "$day" -le $((nth * 7)) ] ;;
-    *) echo "in-window: bad UPKEEP_WINDOW_NTH: $nth" >&2; exit 2 ;;
+    *) fail "bad UPKEEP_WINDOW_NTH: $nth" ;;
   esac
 }
 

@@ -12,10 +12,16 @@ state_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}
 # shellcheck source=/dev/null
 . "$config_dir/updates.env"
 
-if ! opening=$("$runtime_dir/in-window.sh" "$config_dir/window.env"); then
-  echo "reboot: outside the maintenance window; any pending reboot waits for the next opening"
-  exit 0
-fi
+rc=0
+opening=$("$runtime_dir/in-window.sh" "$config_dir/window.env") || rc=$?
+case $rc in
+  0) ;;
+  1)
+    echo "reboot: outside the maintenance window; any pending reboot waits for the next opening"
+    exit 0
+    ;;
+  *) exit "$rc" ;;
+esac
 
 last="$state_dir/reboot-last-opening"
 if [ -f "$last" ] && [ "$(cat "$last")" = "$opening" ]; then

@@ -72,10 +72,17 @@ describe('in-window.sh: is the maintenance window open now?', () => {
     });
   });
 
-  it('refuses a broken configuration instead of guessing', () => {
+  it('fails with 255 (a failed unit under ExecCondition=, not a silent skip) on a broken configuration', () => {
     const dir = tempDir({ 'window.env': "UPKEEP_WINDOW_DAYS='sun'\n" });
     const run = runScript('in-window.sh', [join(dir, 'window.env')]);
-    expect(run.status).not.toBe(0);
-    expect(run.stderr).toContain('UPKEEP_WINDOW_START_MINUTE');
+    expect(run.status).toBe(255);
+    expect(run.stderr).toContain('UPKEEP_WINDOW_START_MINUTE is not set');
+  });
+
+  it('fails with 255 on a time zone the host does not know, where date would silently use UTC', () => {
+    const dir = tempDir({ 'window.env': windowEnv({ ...sundayWindow, timeZone: 'Europe/Atlantis' }) });
+    const run = runScript('in-window.sh', [join(dir, 'window.env')], { UPKEEP_NOW: String(Date.parse('2026-11-01T01:30:00Z') / 1000) });
+    expect(run.status).toBe(255);
+    expect(run.stderr).toContain('unknown time zone Europe/Atlantis');
   });
 });

@@ -27,7 +27,7 @@ describe('reboot.sh', () => {
     const PATH = fakes(dir, ['systemctl']);
     const at = (utc: string) =>
       runScript('reboot.sh', [], { PATH, UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: String(Date.parse(utc) / 1000) });
-    return { at, calls: () => read(join(dir, 'calls')) };
+    return { at, etc: join(dir, 'etc'), calls: () => read(join(dir, 'calls')) };
   }
 
   it('with "always", reboots once per window opening and never outside the window (FAKE systemctl)', () => {
@@ -45,6 +45,14 @@ describe('reboot.sh', () => {
   it('does not reboot on a blackout date even with "always"', () => {
     const h = host('always');
     expect(h.at('2026-12-20T01:30:00Z').status).toBe(0);
+    expect(h.calls()).toBe('');
+  });
+
+  it('fails, without rebooting, when the window configuration is broken', () => {
+    const h = host('always');
+    writeFileSync(join(h.etc, 'window.env'), "UPKEEP_WINDOW_DAYS='sun'\n");
+    const run = h.at('2026-11-08T01:15:00Z');
+    expect(run.status).toBe(255);
     expect(h.calls()).toBe('');
   });
 
