@@ -28,7 +28,15 @@ function durationOr(text: string | undefined, fallback: string): number {
 }
 
 /** The check-specific settings, with the model's defaults, and the packages the check needs. */
-function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: string): { vars: Record<string, string | number>; packages: string[]; secret?: ManagedFile } {
+interface CheckSettings {
+  readonly vars: Record<string, string | number>;
+  readonly packages: string[];
+  readonly secret?: ManagedFile;
+  /** Paths the check writes besides its state (the unit is otherwise read-only towards the system). */
+  readonly writes?: string[];
+}
+
+function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: string): CheckSettings {
   const apt = runner.packageFamily === 'apt';
   switch (spec.kind) {
     case 'http':
@@ -66,7 +74,12 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
     case 'backup-freshness':
       return { vars: { UPKEEP_BACKUP_MAX_AGE: durationOr(spec.maxAge, '26h') }, packages: [] };
     case 'security-updates':
-      return { vars: { UPKEEP_PACKAGE_FAMILY: runner.packageFamily }, packages: [] };
+      // Simulating an upgrade still refreshes the package manager's caches (and dnf's log).
+      return {
+        vars: { UPKEEP_PACKAGE_FAMILY: runner.packageFamily },
+        packages: [],
+        writes: apt ? ['-/var/cache/apt'] : ['-/var/cache/dnf', '-/var/lib/dnf', '-/var/log'],
+      };
     case 'reboot-required':
       return { vars: { UPKEEP_PACKAGE_FAMILY: runner.packageFamily, UPKEEP_REBOOT_MAX_PENDING: durationOr(spec.maxPending, '8d') }, packages: apt ? [] : ['dnf-utils'] };
   }
@@ -142,12 +155,13 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
           Type: 'oneshot',
           ExecStart: runtimeCommand('run-check.sh', envPath),
           // A hung probe must not hold back the next one for long.
-          TimeoutStartSec: seconds(Math.max(check.intervalSeconds, 60) + (check.spec.kind === 'mail-delivery' ? settings.vars.UPKEEP_MAIL_MAX_DELAY as number : 0)),
+          TimeoutStartSec: seconds(Math.max(check.intervalSeconds, 120) + (check.spec.kind === 'mail-delivery' ? settings.vars.UPKEEP_MAIL_MAX_DELAY as number : 0)),
           ProtectSystem: 'strict',
           ProtectHome: 'read-only',
           PrivateTmp: true,
           NoNewPrivileges: true,
           StateDirectory: 'upkeep/checks',
+          ReadWritePaths: settings.writes?.join(' '),
         },
       }),
       unitFile(`${unit}.timer`, {

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Reboots the host when its policy asks for it, only inside the maintenance window, and at most
-# once per window opening (so "always" and a reboot flag that survives a reboot cannot loop).
+# once per window opening (so "always" and a reboot flag that survives a reboot cannot loop), and
+# only after that window's routine updates (which may bring the reason to reboot) have run.
 # A reboot that becomes pending outside the window waits for the next opening.
 #
 # Reads /etc/upkeep/updates.env (UPKEEP_PACKAGE_FAMILY, UPKEEP_REBOOT: never|when-needed|always).
@@ -22,6 +23,11 @@ case $rc in
     ;;
   *) exit "$rc" ;;
 esac
+
+if [ "$(cat "$state_dir/routine-last-opening" 2>/dev/null)" != "$opening" ]; then
+  echo "reboot: waiting for the routine updates of the window that opened $opening"
+  exit 0
+fi
 
 last="$state_dir/reboot-last-opening"
 if [ -f "$last" ] && [ "$(cat "$last")" = "$opening" ]; then

@@ -5,11 +5,13 @@
 # Usage: updates.sh security|routine
 #   security  fixes from security origins only; never reboots (reboots wait for the window)
 #   routine   every update of the release; run inside the maintenance window
-# Reads /etc/upkeep/updates.env (UPKEEP_PACKAGE_FAMILY).
+# Reads /etc/upkeep/updates.env (UPKEEP_PACKAGE_FAMILY). A routine run inside the window records
+# the window's opening date in /var/lib/upkeep/routine-last-opening.
 set -eu
 
 kind=${1:?usage: updates.sh security|routine}
 config_dir=${UPKEEP_CONFIG_DIR:-/etc/upkeep}
+state_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}
 # shellcheck source=/dev/null
 . "$config_dir/updates.env"
 
@@ -34,3 +36,11 @@ case $UPKEEP_PACKAGE_FAMILY in
     exit 2
     ;;
 esac
+
+if [ "$kind" = routine ]; then
+  # reboot.sh waits for this record, so a reboot never comes before this window's updates.
+  if opening=$("$(dirname "$0")/in-window.sh" "$config_dir/window.env"); then
+    mkdir -p "$state_dir"
+    echo "$opening" >"$state_dir/routine-last-opening"
+  fi
+fi

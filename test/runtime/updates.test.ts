@@ -27,23 +27,33 @@ describe('reboot.sh', () => {
     const PATH = fakes(dir, ['systemctl']);
     const at = (utc: string) =>
       runScript('reboot.sh', [], { PATH, UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: String(Date.parse(utc) / 1000) });
-    return { at, etc: join(dir, 'etc'), calls: () => read(join(dir, 'calls')) };
+    const routineRan = (date: string) => {
+      mkdirSync(join(dir, 'state'), { recursive: true });
+      writeFileSync(join(dir, 'state/routine-last-opening'), `${date}\n`);
+    };
+    return { at, routineRan, etc: join(dir, 'etc'), calls: () => read(join(dir, 'calls')) };
   }
 
-  it('with "always", reboots once per window opening and never outside the window (FAKE systemctl)', () => {
+  it('with "always", reboots once per window opening, after its routine updates, never outside the window (FAKE systemctl)', () => {
     const h = host('always');
+    h.routineRan('2026-11-01');
     expect(h.at('2026-11-07T01:30:00Z').stdout).toContain('outside the maintenance window');
     expect(h.calls()).toBe('');
+    expect(h.at('2026-11-08T01:05:00Z').stdout).toContain('waiting for the routine updates of the window that opened 2026-11-08');
+    expect(h.calls()).toBe('');
+    h.routineRan('2026-11-08');
     expect(h.at('2026-11-08T01:15:00Z').stdout).toContain('rebooting in the window that opened 2026-11-08');
     expect(h.calls()).toBe('systemctl reboot\n');
     expect(h.at('2026-11-08T01:30:00Z').stdout).toContain('already rebooted');
     expect(h.calls()).toBe('systemctl reboot\n');
+    h.routineRan('2026-11-15');
     h.at('2026-11-15T01:00:00Z');
     expect(h.calls()).toBe('systemctl reboot\nsystemctl reboot\n');
   });
 
   it('does not reboot on a blackout date even with "always"', () => {
     const h = host('always');
+    h.routineRan('2026-12-20');
     expect(h.at('2026-12-20T01:30:00Z').status).toBe(0);
     expect(h.calls()).toBe('');
   });
@@ -58,6 +68,7 @@ describe('reboot.sh', () => {
 
   it('with "never", does nothing inside the window', () => {
     const h = host('never');
+    h.routineRan('2026-11-08');
     expect(h.at('2026-11-08T01:15:00Z').status).toBe(0);
     expect(h.calls()).toBe('');
   });
@@ -101,13 +112,21 @@ describe('updates.sh on an apt host (FAKE apt-get and unattended-upgrade: nothin
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
     writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed' }));
+    writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
     mkdirSync(join(dir, 'bin'));
     for (const name of ['apt-get', 'unattended-upgrade']) {
       writeFileSync(join(dir, 'bin', name), `#!/bin/sh\necho "${name} $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\n`);
       chmodSync(join(dir, 'bin', name), 0o755);
     }
-    const run = (kind: string) => runScript('updates.sh', [kind], { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, UPKEEP_CONFIG_DIR: join(dir, 'etc'), APT_CONFIG: '' });
-    return { dir, run, calls: () => readFileSync(join(dir, 'calls'), 'utf8') };
+    const run = (kind: string, utc = '2026-11-08T01:30:00Z') =>
+      runScript('updates.sh', [kind], {
+        PATH: `${join(dir, 'bin')}:${process.env.PATH}`,
+        UPKEEP_CONFIG_DIR: join(dir, 'etc'),
+        UPKEEP_STATE_DIR: join(dir, 'state'),
+        UPKEEP_NOW: String(Date.parse(utc) / 1000),
+        APT_CONFIG: '',
+      });
+    return { dir, run, calls: () => readFileSync(join(dir, 'calls'), 'utf8'), record: () => read(join(dir, 'state/routine-last-opening')) };
   }
 
   it('runs the security pass with the security-only apt configuration', () => {
@@ -121,5 +140,13 @@ describe('updates.sh on an apt host (FAKE apt-get and unattended-upgrade: nothin
     expect(h.run('routine').status).toBe(0);
     expect(h.calls()).toBe('apt-get -q update APT_CONFIG=\nunattended-upgrade -v APT_CONFIG=\n');
     expect(h.run('everything').status).toBe(2);
+  });
+
+  it('records the window opening after a routine run inside the window, for reboot.sh, and not after a security run', () => {
+    const h = host();
+    expect(h.run('security').status).toBe(0);
+    expect(h.record()).toBe('');
+    expect(h.run('routine').status).toBe(0);
+    expect(h.record()).toBe('2026-11-08\n');
   });
 });
