@@ -134,10 +134,14 @@ function receivedRepositories(fleet: ResolvedFleet, host: ResolvedHost): SftpRep
     .sort((a, b) => a.path.localeCompare(b.path));
 }
 
+/** Public keys of the clients allowed to log in as a receiving user, one file per user. */
+export const RECEIVER_KEYS_DIR = `${STATE_DIR}/backup-clients`;
+
 /**
  * What a repository host needs to receive backups: the sftp users (sysusers.d), their repository
- * directories (tmpfiles.d) and an sshd rule that confines them to sftp. The clients' public keys
- * are created on the clients; the applier adds them to the users' authorized_keys.
+ * directories (tmpfiles.d) and an sshd rule that confines them to sftp. Client keys are created on
+ * the clients (`backup.sh key` prints one); the applier collects them into
+ * RECEIVER_KEYS_DIR/<user>.keys, which is host state rather than a compiled file.
  */
 export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost): HostPart | undefined {
   const repositories = receivedRepositories(fleet, host);
@@ -155,7 +159,7 @@ export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost):
     ...repositories.map((r) => `d ${r.path} 0700 ${r.user} ${r.user} -`),
   ].join('\n');
   const sshd = users
-    .map((u) => `Match User ${u}\n  ForceCommand internal-sftp\n  AllowTcpForwarding no\n  AllowAgentForwarding no\n  X11Forwarding no\n  PermitTTY no\n`)
+    .map((u) => `Match User ${u}\n  AuthorizedKeysFile ${RECEIVER_KEYS_DIR}/%u.keys\n  ForceCommand internal-sftp\n  AllowTcpForwarding no\n  AllowAgentForwarding no\n  X11Forwarding no\n  PermitTTY no\n`)
     .join('');
   return {
     files: [

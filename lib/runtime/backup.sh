@@ -1,7 +1,9 @@
 #!/bin/sh
 # restic jobs: backup, forget (retention), check (integrity) and drill (test restore).
 #
-# Usage: backup.sh backup|forget|check|drill
+# Usage: backup.sh backup|forget|check|drill|key
+#   key prints the client's public ssh key (creating the key pair if needed), for the repository
+#   host's list of authorized clients.
 # Reads /etc/upkeep/restic/backup.env: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, RESTIC_CACHE_DIR,
 # UPKEEP_SFTP_COMMAND (ssh command for sftp repositories, with a pinned known_hosts),
 # UPKEEP_SFTP_KEY (client key, created on first use), UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
@@ -9,7 +11,7 @@
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
 set -eu
 
-job=${1:?usage: backup.sh backup|forget|check|drill}
+job=${1:?usage: backup.sh backup|forget|check|drill|key}
 config=${UPKEEP_BACKUP_CONFIG:-/etc/upkeep/restic/backup.env}
 status_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}/backup
 set -a
@@ -41,6 +43,10 @@ if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
 fi
 
 case $job in
+  key)
+    [ -n "${UPKEEP_SFTP_KEY:-}" ] || { echo "key: this repository is not reached over sftp" >&2; exit 2; }
+    cat "$UPKEEP_SFTP_KEY.pub"
+    ;;
   backup)
     if ! r cat config >/dev/null 2>&1; then
       echo "backup: no repository at $RESTIC_REPOSITORY yet; initialising it"

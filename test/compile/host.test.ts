@@ -224,7 +224,7 @@ describe('compileHost', () => {
       expect(file(backup1, '/etc/sysusers.d/upkeep-restic.conf').content).toContain('u restic - "upkeep backup receiver" /srv/restic /usr/sbin/nologin');
       const tmpfiles = file(backup1, '/etc/tmpfiles.d/upkeep-restic.conf').content!;
       for (const client of ['mail1', 'monitor1', 'web-staging', 'web1']) expect(tmpfiles).toContain(`d /srv/restic/${client} 0700 restic restic -`);
-      expect(file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content).toContain('Match User restic\n  ForceCommand internal-sftp');
+      expect(file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content).toContain('Match User restic\n  AuthorizedKeysFile /var/lib/upkeep/backup-clients/%u.keys\n  ForceCommand internal-sftp');
       expect(file(backup1, '/etc/upkeep/restic/backup.excludes').content).toContain('/srv/restic/web1\n');
       expect(paths(compiled('web1'))).not.toContain('/etc/sysusers.d/upkeep-restic.conf');
     });

@@ -87,4 +87,14 @@ describe('backup.sh with the real restic and a local repository', { timeout: 120
     expect(check.status).toBe(0);
     expect(check.stdout).toContain('read 50.0% of data packs');
   });
+
+  it('key creates the client ssh key pair once and prints its public half', () => {
+    const t = setup();
+    const keyEnv = readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SFTP_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`;
+    writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, keyEnv);
+    const first = runScript('backup.sh', ['key'], t.env);
+    expect(first.status).toBe(0);
+    expect(first.stdout).toMatch(/^ssh-ed25519 AAAA\S+ upkeep-backup@/);
+    expect(runScript('backup.sh', ['key'], t.env).stdout).toBe(first.stdout);
+  });
 });
