@@ -12,8 +12,13 @@ import { removeTree } from './remove-tree.ts';
 import { runChecked } from './run-command.ts';
 
 export const BASE_SUITE = 'bookworm';
-/** Given explicitly: the machine's own apt sources may point at a snapshot debootstrap cannot use. */
-export const BASE_MIRROR = 'http://deb.debian.org/debian';
+/**
+ * Given explicitly: the machine's own apt sources may point at a snapshot debootstrap cannot use.
+ * UPKEEP_TESTBED_MIRROR replaces it (a local mirror or proxy); the mirror is part of the cache key.
+ */
+export function baseMirror(): string {
+  return process.env.UPKEEP_TESTBED_MIRROR ?? 'http://deb.debian.org/debian';
+}
 /** What a stock Debian server managed by upkeep has, plus what the fleet tests use on hosts. */
 export const BASE_PACKAGES: readonly string[] = [
   'apt-utils',
@@ -30,6 +35,9 @@ export const BASE_PACKAGES: readonly string[] = [
   'unattended-upgrades',
 ];
 
+/** Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, starting alphanumeric. */
+const DEBIAN_PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+
 /** Bump when the way the image is made changes, so cached images from older recipes are not reused. */
 const RECIPE_VERSION = 1;
 
@@ -37,9 +45,16 @@ export function imageCacheRoot(): string {
   return process.env.UPKEEP_TESTBED_CACHE ?? '/var/cache/upkeep-testbed';
 }
 
+/** The packages an image is made with: the base ones plus extras, each once, sorted. */
+export function imagePackages(extraPackages: readonly string[]): string[] {
+  const invalid = extraPackages.filter((name) => !DEBIAN_PACKAGE_NAME.test(name));
+  if (invalid.length > 0) throw new Error(`invalid Debian package names: ${invalid.join(', ')}`);
+  return [...new Set([...BASE_PACKAGES, ...extraPackages])].sort();
+}
+
 export function imageKey(extraPackages: readonly string[]): string {
-  const packages = [...new Set([...BASE_PACKAGES, ...extraPackages])].sort();
-  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: BASE_SUITE, mirror: BASE_MIRROR, variant: 'minbase', packages });
+  const packages = imagePackages(extraPackages);
+  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: BASE_SUITE, mirror: baseMirror(), variant: 'minbase', packages });
   return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
 }
 
@@ -55,8 +70,7 @@ function prepareForSharing(root: string): void {
 }
 
 async function build(target: string, extraPackages: readonly string[]): Promise<void> {
-  const packages = [...new Set([...BASE_PACKAGES, ...extraPackages])].sort();
-  await runChecked('debootstrap', ['--variant=minbase', `--include=${packages.join(',')}`, BASE_SUITE, target, BASE_MIRROR], {
+  await runChecked('debootstrap', ['--variant=minbase', `--include=${imagePackages(extraPackages).join(',')}`, BASE_SUITE, target, baseMirror()], {
     timeoutMs: 30 * 60_000,
   });
   prepareForSharing(target);

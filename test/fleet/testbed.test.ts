@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, reapAbandonedFleets, startFleet, type TestFleet, type TestHost } from './testbed.ts';
 
@@ -102,6 +102,30 @@ async function mustSucceed(host: TestHost, command: string, input?: string): Pro
   if (result.exitCode !== 0) throw new Error(`${host.name}: ${command} exited with ${result.exitCode}:\n${result.stderr}`);
   return result.stdout;
 }
+
+describe('whether the fleet can run', () => {
+  const missing = { ok: false, reason: 'missing debootstrap' } as const;
+
+  it('skips the fleet tests with a loud warning when a capability is missing', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      expect(fleetAvailable('the applier end to end', missing, {})).toBe(false);
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/!!! SKIPPING the applier end to end: .*missing debootstrap/));
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('fails instead of skipping when UPKEEP_REQUIRE_FLEET=1', () => {
+    expect(() => fleetAvailable('the applier end to end', missing, { UPKEEP_REQUIRE_FLEET: '1' })).toThrow(
+      'UPKEEP_REQUIRE_FLEET=1 but the test fleet cannot run here: missing debootstrap',
+    );
+  });
+
+  it('runs the fleet tests when everything is there', () => {
+    expect(fleetAvailable('the applier end to end', { ok: true }, { UPKEEP_REQUIRE_FLEET: '1' })).toBe(true);
+  });
+});
 
 describe.skipIf(!fleetAvailable('the test fleet smoke test'))('the test fleet', () => {
   let fleet: TestFleet;

@@ -43,6 +43,8 @@ export interface TestHost {
   readonly upperDir: string;
   /** How the last boot ended: systemd's `is-system-running` answer. */
   readonly bootState: 'running' | 'degraded';
+  /** The container's console (systemd's boot and shutdown messages), kept across restarts. */
+  readonly consoleLogFile: string;
   /** Whether the container is up (between start() and stop()/kill()). */
   readonly running: boolean;
   /** Runs a command as root on the host over ssh (strict host key checking). Never throws for a non-zero exit; 255 means ssh itself failed. */
@@ -86,10 +88,7 @@ export interface StartFleetOptions {
 
 export type FleetSupport = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
-/** vitest hook timeout for starting a fleet: a cold base image build takes minutes. */
-export const FLEET_HOOK_TIMEOUT_MS = 900_000;
-/** vitest timeout for one fleet test. */
-export const FLEET_TEST_TIMEOUT_MS = 180_000;
+export { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS } from './vitest-project.ts';
 
 const ADDRESS_PREFIX = '127.0.1.';
 /** How long a clean shutdown may take before the container is killed. */
@@ -124,10 +123,9 @@ export function fleetSupport(): FleetSupport {
  * warning when they cannot; throws instead when UPKEEP_REQUIRE_FLEET=1 (CI), so a machine that
  * lost a capability fails rather than silently skipping the end-to-end tests.
  */
-export function fleetAvailable(what: string): boolean {
-  const support = fleetSupport();
+export function fleetAvailable(what: string, support: FleetSupport = fleetSupport(), env: NodeJS.ProcessEnv = process.env): boolean {
   if (support.ok) return true;
-  if (process.env.UPKEEP_REQUIRE_FLEET === '1') {
+  if (env.UPKEEP_REQUIRE_FLEET === '1') {
     throw new Error(`UPKEEP_REQUIRE_FLEET=1 but the test fleet cannot run here: ${support.reason}`);
   }
   console.warn(`\n${'!'.repeat(100)}\n!!! SKIPPING ${what}: the test fleet cannot run here: ${support.reason}\n${'!'.repeat(100)}\n`);
@@ -290,6 +288,10 @@ class NspawnHost implements TestHost {
   get bootState(): 'running' | 'degraded' {
     if (this.#bootState === undefined) throw new Error(`test host ${this.name} has not booted yet`);
     return this.#bootState;
+  }
+
+  get consoleLogFile(): string {
+    return this.setup.logFile;
   }
 
   get running(): boolean {
