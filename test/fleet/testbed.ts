@@ -236,25 +236,35 @@ function claimAddress(workDir: string): { address: string; claim: string } {
 
 // ---------------------------------------------------------------------------------------------
 
-const liveFleets = new Set<NspawnFleet>();
-
-/** Last resort when the test process ends without stop(): kill every container, remove every trace. */
-function tearDownAllNow(): void {
-  for (const fleet of liveFleets) fleet.tearDownNow();
+/**
+ * The fleets this process has started and not stopped. Kept on globalThis, not in the module:
+ * vitest loads this module afresh for every test file in the same worker process, and the
+ * process needs one set of exit hooks, not one per file.
+ */
+interface LiveFleets {
+  readonly fleets: Set<{ tearDownNow(): void }>;
 }
+const LIVE_FLEETS = Symbol.for('upkeep.testbed.liveFleets');
 
-let exitHooksInstalled = false;
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', tearDownAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      tearDownAllNow();
-      // Keep the signal's usual effect unless someone else handles it.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
+function liveFleets(): Set<{ tearDownNow(): void }> {
+  const global = globalThis as { [LIVE_FLEETS]?: LiveFleets };
+  if (global[LIVE_FLEETS] === undefined) {
+    const fleets = new Set<{ tearDownNow(): void }>();
+    global[LIVE_FLEETS] = { fleets };
+    // Last resort when the test process ends without stop(): kill every container, remove every trace.
+    const tearDownAllNow = (): void => {
+      for (const fleet of fleets) fleet.tearDownNow();
+    };
+    process.on('exit', tearDownAllNow);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(signal, () => {
+        tearDownAllNow();
+        // Keep the signal's usual effect unless someone else handles it.
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      });
+    }
   }
+  return global[LIVE_FLEETS].fleets;
 }
 
 /** Whether exited settles within timeoutMs; the timer does not keep the test process alive. */
@@ -449,7 +459,7 @@ class NspawnFleet implements TestFleet {
     for (const host of this.hosts) host.killNow();
     removeTree(this.workDir);
     for (const claim of this.claims) release(claim);
-    liveFleets.delete(this);
+    liveFleets().delete(this);
   }
 }
 
@@ -490,7 +500,6 @@ export async function startFleet(names: readonly string[], options: StartFleetOp
   const duplicates = names.filter((name, i) => names.indexOf(name) !== i);
   if (duplicates.length > 0) throw new Error(`duplicate test host names: ${duplicates.join(', ')}`);
 
-  installExitHooks();
   reapAbandonedFleets();
   const image = await ensureBaseImage(options.extraPackages ?? []);
   const workDir = mkdtempSync(join(tmpdir(), 'upkeep-fleet-'));
@@ -531,7 +540,7 @@ export async function startFleet(names: readonly string[], options: StartFleetOp
     }
     writeFileSync(knownHostsFile, hosts.map((host) => `${host.address} ${host.hostKey}\n`).join(''));
     const fleet = new NspawnFleet(hosts, knownHostsFile, identityFile, workDir, sshOptions, claims);
-    liveFleets.add(fleet);
+    liveFleets().add(fleet);
     const booted = await Promise.allSettled(hosts.map((host) => host.start()));
     const failures = booted.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failures.length > 0) {

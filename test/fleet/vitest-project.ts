@@ -8,24 +8,25 @@ export const FLEET_HOOK_TIMEOUT_MS = 900_000;
 /** vitest timeout for one fleet test. */
 export const FLEET_TEST_TIMEOUT_MS = 180_000;
 
-/** Test files that boot a fleet. */
+/** Test files that boot a fleet, at the least. */
 export const FLEET_TEST_FILES: readonly string[] = ['test/fleet/**/*.test.ts'];
 
 /**
- * Two vitest projects: "unit" runs every other test file in parallel, "fleet" runs the fleet
- * test files one at a time with the fleet timeouts. Use as `test: { projects: fleetAwareProjects() }`.
+ * Two vitest projects: "unit" runs every other test file in parallel, "fleet" runs the files that
+ * boot a fleet one at a time with the fleet timeouts.
+ * Use as `test: { projects: fleetAwareProjects([...FLEET_TEST_FILES, 'test/apply/host-*.test.ts']) }`.
  */
-export function fleetAwareProjects(): TestProjectInlineConfiguration[] {
+export function fleetAwareProjects(fleetTestFiles: readonly string[] = FLEET_TEST_FILES): TestProjectInlineConfiguration[] {
   return [
     {
       extends: true,
-      test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...FLEET_TEST_FILES] },
+      test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...fleetTestFiles] },
     },
     {
       extends: true,
       test: {
         name: 'fleet',
-        include: [...FLEET_TEST_FILES],
+        include: [...fleetTestFiles],
         fileParallelism: false,
         testTimeout: FLEET_TEST_TIMEOUT_MS,
         hookTimeout: FLEET_HOOK_TIMEOUT_MS,
