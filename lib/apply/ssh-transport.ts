@@ -131,12 +131,22 @@ export class SshTransport implements Transport {
         clearTimeout(timer);
         reject(new TransportError({ host: this.host, command, exitCode: null, stderr: '', reason: `cannot start ssh: ${error.message}` }));
       });
+      // A multiplexed client hands its stdio to the master, which holds it until the remote
+      // session ends: a killed client is done at 'exit', without waiting for 'close'.
+      child.on('exit', () => {
+        if (killedFor === undefined) return;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        child.stdout.destroy();
+        child.stderr.destroy();
+        reject(new TransportError({ host: this.host, command, exitCode: null, stderr: Buffer.concat(stderr).toString('utf8'), reason: killedFor }));
+      });
       child.on('close', (code) => {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         const err = Buffer.concat(stderr).toString('utf8');
         if (killedFor !== undefined) {
-          reject(new TransportError({ host: this.host, command, exitCode: null, stderr: err, reason: killedFor }));
+          return;
         } else if (code === SSH_FAILED || code === null) {
           reject(new TransportError({ host: this.host, command, exitCode: code, stderr: err, reason: 'ssh failed: connection lost, host unreachable, host key not the pinned one, or login refused' }));
         } else {

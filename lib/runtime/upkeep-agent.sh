@@ -42,7 +42,7 @@ die() {
 step() {
 	say "step $1"
 	if [ "${UPKEEP_PAUSE_AFTER:-}" = "$1" ]; then
-		sleep "${UPKEEP_PAUSE_SECONDS:-0}" 9>&-
+		sleep "${UPKEEP_PAUSE_SECONDS:-0}" 9>&- >/dev/null 2>&1
 		say "resumed $1"
 	fi
 }
@@ -316,6 +316,7 @@ recover() {
 	*) die 20 "unknown journal entry in $STATE/journal: $op" ;;
 	esac
 	sync "$STATE"
+	if live; then logger -t upkeep "$RECOVERED" 2>/dev/null; fi
 	say "recovered $RECOVERED"
 }
 
@@ -380,7 +381,7 @@ cmd_read_state() {
 read_header() {
 	read -r magic version || die 13 "empty bundle"
 	[ "$magic $version" = "upkeep-bundle 1" ] || die 13 "not an upkeep bundle (version 1)"
-	: >"$TXN/header" || die 12 "cannot write $TXN"
+	: >"$TXN/header" || failed "cannot write $TXN (disk full?)"
 	while read -r kind a b c d e; do
 		case $kind in
 		end) return 0 ;;
@@ -393,7 +394,7 @@ read_header() {
 		unit | package) valid_word "$a" || die 13 "bad $kind name: $a" ;;
 		*) die 13 "unknown bundle line: $kind" ;;
 		esac
-		say "$kind $a $b $c $d $e" >>"$TXN/header" || die 12 "cannot write $TXN"
+		say "$kind $a $b $c $d $e" >>"$TXN/header" || failed "cannot write $TXN (disk full?)"
 	done
 	die 13 "bundle ended before its header did"
 }
@@ -523,6 +524,24 @@ switch_to() { # NEW
 	step units
 }
 
+# Ends the agent within a second or two of its connection going away (client killed, applier
+# killed, master closed) instead of at its next output line, so the lock is freed at once and the
+# next run recovers. A line on stdout every second fails as soon as nobody reads it.
+watch_connection() {
+	live || return 0
+	(
+		trap '' PIPE
+		while sleep 1 >/dev/null 2>&1; do
+			say alive 2>/dev/null || {
+				kill -s TERM "-$$" 2>/dev/null || kill -s TERM "$$"
+				exit 0
+			}
+		done
+	) 9>&- &
+	WATCHDOG=$!
+	trap 'kill "$WATCHDOG" 2>/dev/null' EXIT
+}
+
 # Replaces the installed agent (used by the self-rollback timer) when the streamed one differs.
 install_agent() {
 	[ -f "$TXN/agent" ] || return 0
@@ -534,12 +553,13 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 	for w in "$new" "$base" "$plan" "$confirm"; do valid_word "$w" || die 13 "bad argument: $w"; done
 	RECOVERED=''
 	take_lock 0
+	watch_connection
 	step lock
 	recover
 	step recover
-	if ! { rm -rf "$TXN" && mkdir -p "$TXN"; }; then die 12 "cannot create $TXN"; fi
-	read_header
 	old=$(current_generation)
+	if ! { rm -rf "$TXN" && mkdir -p "$TXN"; }; then failed "cannot create $TXN (disk full?)"; fi
+	read_header
 	if [ "$old" != "$base" ] && [ "$old" != "$new" ]; then
 		say "current $old"
 		die 11 "host is on generation $old, the plan was computed against $base: re-plan (upkeep plan --live) and review again"
@@ -550,7 +570,7 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 		say "result unchanged"
 		return 0
 	fi
-	cat >"$TXN/spool" || die 12 "cannot spool the bundle (disk full?)"
+	cat >"$TXN/spool" || failed "cannot spool the bundle (disk full?)"
 	prev=$(mget previous "$STATE/manifest")
 	if [ "$old" = "$new" ]; then previous=${prev:-none}; else previous=$old; fi
 	stage "$new" "$plan" "$previous" || failed "staging failed (disk full?)"
@@ -560,13 +580,15 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 	missing=${missing% }
 	if [ -n "$missing" ]; then
 		live || failed "packages missing from the image: $missing"
+		# In a session of its own, so a dropped connection (which ends the agent's process group)
+		# never interrupts dpkg halfway; its output goes to a log for the same reason.
 		if command -v apt-get >/dev/null 2>&1; then
 			# shellcheck disable=SC2086 # package names are validated words
-			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing </dev/null >&2 9>&- || failed "apt-get install $missing failed"
+			DEBIAN_FRONTEND=noninteractive setsid -w apt-get install -y --no-install-recommends $missing </dev/null >"$STATE/packages.log" 2>&1 9>&-
 		else
 			# shellcheck disable=SC2086
-			dnf install -y $missing </dev/null >&2 9>&- || failed "dnf install $missing failed"
-		fi
+			setsid -w dnf install -y $missing </dev/null >"$STATE/packages.log" 2>&1 9>&-
+		fi || failed "installing $missing failed: $(tail -n 3 "$STATE/packages.log" | tr '\n' ' ')"
 		say "installed $missing"
 	fi
 	step packages
