@@ -36,6 +36,7 @@ export interface HcloudProviderConfig {
 export class HcloudProvider extends TerraformProvider {
   static readonly tfResourceType = 'hcloud';
   private readonly config: HcloudProviderConfig;
+  private aliasName?: string;
 
   constructor(scope: Construct, id: string, config: HcloudProviderConfig = {}) {
     super(scope, id, {
@@ -44,7 +45,16 @@ export class HcloudProvider extends TerraformProvider {
       terraformProviderSource: HCLOUD_PROVIDER_SOURCE,
     });
     this.config = config;
-    this.alias = config.alias;
+    this.aliasName = config.alias;
+  }
+
+  // The base class ignores aliases; a generated provider stores it, so `provider.fqn` and the
+  // resources that use an aliased provider name it ("hcloud.<alias>").
+  override get alias(): string | undefined {
+    return this.aliasName;
+  }
+  override set alias(value: string | undefined) {
+    this.aliasName = value;
   }
 
   protected override synthesizeAttributes(): Record<string, unknown> {
@@ -53,7 +63,7 @@ export class HcloudProvider extends TerraformProvider {
       endpoint: stringToTerraform(this.config.endpoint),
       poll_interval: stringToTerraform(this.config.pollInterval),
       poll_function: stringToTerraform(this.config.pollFunction),
-      alias: stringToTerraform(this.config.alias),
+      alias: stringToTerraform(this.aliasName),
     };
   }
 }
