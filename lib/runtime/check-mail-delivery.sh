@@ -2,13 +2,14 @@
 # Nagios-style check: mail is delivered end to end. Sends a message with a unique subject to
 # UPKEEP_MAIL_TO through UPKEEP_MAIL_SMTP, then searches for it over IMAP (UPKEEP_MAIL_IMAP, user
 # UPKEEP_MAIL_IMAP_USER, password in the file UPKEEP_MAIL_IMAP_PASSWORD_FILE) until
-# UPKEEP_MAIL_MAX_DELAY seconds have passed. The password reaches curl through a private netrc.
+# UPKEEP_MAIL_MAX_DELAY seconds have passed. The credentials reach curl through a private config
+# file (curl -K), never its command line; that syntax also keeps spaces and quotes in a password.
 set -u
 work=$(mktemp -d) || exit 3
 trap 'rm -rf "$work"' EXIT
 token="upkeep-probe-$(date +%s)-$$"
-imap_host=$(printf '%s' "$UPKEEP_MAIL_IMAP" | sed 's,^[a-z]*://,,; s,[:/].*,,')
-printf 'machine %s login %s password %s\n' "$imap_host" "$UPKEEP_MAIL_IMAP_USER" "$(cat "$UPKEEP_MAIL_IMAP_PASSWORD_FILE")" >"$work/netrc"
+credentials=$(printf '%s:%s' "$UPKEEP_MAIL_IMAP_USER" "$(cat "$UPKEEP_MAIL_IMAP_PASSWORD_FILE")" | sed 's/[\\"]/\\&/g')
+printf 'user = "%s"\n' "$credentials" >"$work/curlrc"
 printf 'From: upkeep <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nupkeep mail delivery probe\r\n' \
   "$UPKEEP_MAIL_TO" "$UPKEEP_MAIL_TO" "$token" >"$work/message"
 if ! out=$(curl -sS --max-time 60 --mail-from "$UPKEEP_MAIL_TO" --mail-rcpt "$UPKEEP_MAIL_TO" \
@@ -18,12 +19,12 @@ if ! out=$(curl -sS --max-time 60 --mail-from "$UPKEEP_MAIL_TO" --mail-rcpt "$UP
 fi
 deadline=$(($(date +%s) + UPKEEP_MAIL_MAX_DELAY))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-  found=$(curl -sS --max-time 30 --netrc-file "$work/netrc" -X "SEARCH SUBJECT \"$token\"" -- "$UPKEEP_MAIL_IMAP/INBOX" 2>&1) || {
+  found=$(curl -sS --max-time 30 -K "$work/curlrc" -X "SEARCH SUBJECT \"$token\"" -- "$UPKEEP_MAIL_IMAP/INBOX" 2>&1) || {
     echo "UNKNOWN: IMAP search at $UPKEEP_MAIL_IMAP failed: $found"
     exit 3
   }
   case $found in *"SEARCH "[0-9]*) echo "OK: probe delivered to $UPKEEP_MAIL_TO"; exit 0 ;; esac
-  sleep 15
+  sleep "${UPKEEP_MAIL_POLL_SECONDS:-15}"
 done
 echo "CRITICAL: probe to $UPKEEP_MAIL_TO not delivered within $((UPKEEP_MAIL_MAX_DELAY / 60))m"
 exit 2
