@@ -27,19 +27,31 @@ function hierarchies(): Hierarchy[] {
   return found;
 }
 
-/** Removes a cgroup and the ones the container's systemd made inside it, deepest first. */
-function removeCgroupTree(dir: string): void {
-  if (!existsSync(dir)) return;
+/** Removes a cgroup and the ones the container's systemd made inside it, deepest first. False if one is still in use. */
+function removeCgroupTree(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  let removedAll = true;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.isDirectory()) removeCgroupTree(join(dir, entry.name));
+    if (entry.isDirectory()) removedAll = removeCgroupTree(join(dir, entry.name)) && removedAll;
   }
   try {
     rmdirSync(dir);
+    return true;
   } catch (error) {
-    // EBUSY: a process is still in it (a container that is still dying); the next start or the
-    // next run's reaper removes it.
-    if ((error as NodeJS.ErrnoException).code !== 'EBUSY' && (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code === 'EBUSY' || code === 'ENOTEMPTY') return false;
+    throw error;
   }
+}
+
+/**
+ * Removes a host's cgroups. A container killed a moment ago may still have processes on their way
+ * out, so keep trying for a few seconds (synchronously: this also runs in the process exit hook).
+ */
+function removeCgroupTreeSoon(dir: string): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; attempt < 60 && !removeCgroupTree(dir); attempt++) Atomics.wait(pause, 0, 0, 50);
 }
 
 /** The cgroup directories (one per hierarchy) a host named machine runs in; not created yet. */
@@ -51,12 +63,12 @@ export function hostCgroups(machine: string): string[] {
 export function createHostCgroups(machine: string): string[] {
   const dirs = hostCgroups(machine);
   for (const dir of dirs) {
-    removeCgroupTree(dir);
+    removeCgroupTreeSoon(dir);
     mkdirSync(dir, { recursive: true });
   }
   return dirs;
 }
 
 export function removeHostCgroups(dirs: readonly string[]): void {
-  for (const dir of dirs) removeCgroupTree(dir);
+  for (const dir of dirs) removeCgroupTreeSoon(dir);
 }

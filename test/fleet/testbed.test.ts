@@ -153,6 +153,13 @@ describe.skipIf(!fleetAvailable('the test fleet smoke test'))('the test fleet', 
     expect(readFileSync(fleet.knownHostsFile, 'utf8')).toContain(`${backup.address} ${backup.hostKey}`);
   }, FLEET_TEST_TIMEOUT_MS);
 
+  it('runs each host in cgroups of its own, so their systemds do not manage each other\'s units', () => {
+    const cgroupsOf = (host: TestHost) => readFileSync(`/proc/${nspawnProcessesUsing(host.upperDir)[0]}/cgroup`, 'utf8');
+    expect(cgroupsOf(backup)).toMatch(new RegExp(`/upkeep-testbed-upkeep-${backup.address.replaceAll('.', '-')}(/|$)`, 'm'));
+    expect(cgroupsOf(backup)).not.toBe(cgroupsOf(web));
+    expect(fleet.hosts.every((host) => host.bootState === 'running')).toBe(true);
+  });
+
   it('refuses a host whose key differs from the pinned one, and a host that is not pinned at all', async () => {
     const wrongPin = join(fleet.workDir, 'wrong_known_hosts');
     writeFileSync(wrongPin, `${backup.address} ${web.hostKey}\n`);
@@ -237,6 +244,7 @@ describe.skipIf(!fleetAvailable('the test fleet smoke test'))('the test fleet', 
     for (const host of fleet.hosts) expect(host.running).toBe(false);
     expect((await backup.ssh('true', { timeoutMs: 15_000 })).exitCode).toBe(255);
     for (const host of fleet.hosts) expect(addressOwner(host.address)).not.toBe(process.pid);
+    expect(readdirSync('/sys/fs/cgroup', { recursive: true }).map(String).filter((path) => path.includes(`upkeep-testbed-upkeep-${backup.address.replaceAll('.', '-')}`))).toEqual([]);
   }, FLEET_TEST_TIMEOUT_MS);
 });
 
