@@ -60,6 +60,10 @@ const ROLE_PORTS: Readonly<Partial<Record<string, readonly { protocol: 'tcp' | '
 
 // Hetzner label values: at most 63 characters, alphanumerics at both ends, "-_." inside.
 const LABEL_VALUE = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+// A host name is also the server's hostname (RFC 1123) and part of Terraform addresses.
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+// A group name is a label value and part of Terraform addresses, which take no ".".
+const GROUP_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
 
 /** Stack whose Terraform names are the part of a construct id after "kind:", e.g. hcloud_server.web1. */
 class FleetStack extends TerraformStack {
@@ -101,8 +105,8 @@ function infraIssues(fleet: ResolvedFleet, hosts: readonly ResolvedHost[], provi
   const issues: PolicyIssue[] = [...stateBackendIssues(provisioning.stateBackend)];
   if (!LABEL_VALUE.test(fleet.name)) issues.push({ path: ['name'], message: 'a provisioned fleet name becomes a Hetzner label: letters, digits, "-", "_" and "." only, at most 63 characters' });
   for (const host of hosts) {
-    if (!LABEL_VALUE.test(host.name)) issues.push({ path: ['hosts', host.name], message: 'a provisioned host name becomes a Hetzner server name and label: letters, digits, "-", "_" and "." only' });
-    if (!LABEL_VALUE.test(host.group)) issues.push({ path: ['hosts', host.name, 'group'], message: 'the group of a provisioned host becomes a Hetzner label: letters, digits, "-", "_" and "." only' });
+    if (!HOST_NAME.test(host.name)) issues.push({ path: ['hosts', host.name], message: 'a provisioned host name becomes its hostname: letters, digits and "-" only, at most 63 characters' });
+    if (!GROUP_NAME.test(host.group)) issues.push({ path: ['hosts', host.name, 'group'], message: 'the group of a provisioned host becomes a Hetzner label: letters, digits, "-" and "_" only, at most 63 characters' });
     if (provisioning.privateNetwork && !NETWORK_ZONES[host.provision!.location]) {
       issues.push({ path: ['hosts', host.name, 'provision', 'location'], message: `no network zone known for location "${host.provision!.location}" (known: ${Object.keys(NETWORK_ZONES).join(', ')})` });
     }
