@@ -33,8 +33,9 @@ export class FleetLockError extends Error {
 
 // stdin: operation, run id, holder, plan id (one per line). stdout: the verdict, then the lease
 // that was there before (run id, holder, plan id, acquired, renewed) and the host's clock.
+// UPKEEP_ROOT: the image root a local transport works in (empty on a real host).
 const SCRIPT = `set -eu
-lease=${FLEET_LOCK_FILE}
+lease=\${UPKEEP_ROOT:-}${FLEET_LOCK_FILE}
 mkdir -p "\${lease%/*}"
 exec 9>>"$lease.flock"
 flock -w 30 9 || { echo busy; exit 0; }

@@ -15,6 +15,9 @@ import type { FleetLock } from './fleet-lock.ts';
 import { formatDuration, type Progress } from './progress.ts';
 import { pMap, type Transport } from './transport.ts';
 
+/** systemState of an image root reached through a local transport. */
+const OFFLINE = 'offline';
+
 /** Check services the health gate starts: unit files upkeep installs as upkeep-check-*.service. */
 export const CHECK_UNIT = new RegExp(`^${UNIT_PREFIX}check-[A-Za-z0-9_.@-]+\\.service$`);
 
@@ -156,6 +159,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   };
 
   // 1. The fleet lock, so no other rollout interleaves with this one.
+  const states = new Map<string, HostState>();
   const lock = options.fleetLock;
   let lockLost: string | undefined;
   let renewal: NodeJS.Timeout | undefined;
@@ -180,7 +184,6 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   try {
     // 2. Every host's state: reachability, stale plan, and which hosts already match.
     progress(`reading ${hostNames.length} host(s)`, 'heading');
-    const states = new Map<string, HostState>();
     const unreachable = new Map<string, string>();
     const read = await settle(hostNames, parallel, (host) =>
       journal.step({ host, step: 'read-state' }, () => readState(connections.transport(host)), (s) => ({ result: 'ok', detail: `generation ${short(s.generation)}` })),
@@ -367,8 +370,11 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   }
 
   /** Health gate on `hosts`; returns the failures with one line each. */
-  async function gate(hosts: readonly string[], wave: number, group: string): Promise<Map<string, string>> {
+  async function gate(candidates: readonly string[], wave: number, group: string): Promise<Map<string, string>> {
     const failures = new Map<string, string>();
+    // An image root (local transport) runs nothing: there is no system to check yet.
+    const hosts = candidates.filter((host) => states.get(host)?.systemState !== OFFLINE);
+    for (const host of candidates.filter((h) => !hosts.includes(h))) journal.record({ host, step: 'health-gate', wave, group }, 'skipped', new Date(), 'image root: nothing runs there');
     const reports = await settle(hosts, Math.min(parallel, Math.max(1, hosts.length)), (host) =>
       journal.step({ host, step: 'health-gate', wave, group }, () => healthGate(connections.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost)), (r) =>
         r.ok ? { result: 'ok' } : { result: 'failed', detail: r.problems.join('; ') },
