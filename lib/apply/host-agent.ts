@@ -302,8 +302,9 @@ export async function readState(t: Transport): Promise<HostState> {
   const manifest = out.all('manifest').map(fileState);
   const files = out.all('disk').map(fileState);
   const drift: FileDrift[] = [];
-  manifest.forEach((recorded, i) => {
-    const actual = files[i];
+  const onDisk = new Map(files.map((f) => [f.path, f]));
+  manifest.forEach((recorded) => {
+    const actual = onDisk.get(recorded.path);
     if (actual === undefined || actual.sha256 === null) return void drift.push({ path: recorded.path, fields: ['missing'] });
     const fields = (['content', 'mode', 'owner'] as const).filter((f) => (f === 'content' ? actual.sha256 !== recorded.sha256 : actual[f] !== recorded[f]));
     if (fields.length > 0) drift.push({ path: recorded.path, fields });

@@ -531,7 +531,8 @@ watch_connection() {
 	live || return 0
 	(
 		trap '' PIPE
-		while sleep 1 >/dev/null 2>&1; do
+		# Also ends when the agent itself is gone (SIGKILL skips its EXIT trap).
+		while sleep 1 >/dev/null 2>&1 && kill -0 "$$" 2>/dev/null; do
 			say alive 2>/dev/null || {
 				kill -s TERM "-$$" 2>/dev/null || kill -s TERM "$$"
 				exit 0
