@@ -69,6 +69,8 @@ function aptFiles(updates: ResolvedUpdates) {
   const routine =
     '// Managed by upkeep: routine runs (upkeep-routine-updates) take every update of the release.\n' +
     '// Reboots are upkeep-reboot\'s job, inside the maintenance window only.\n' +
+    '// Ubuntu\'s stock configuration allows origins through Allowed-Origins as well; only ours count.\n' +
+    '#clear Unattended-Upgrade::Allowed-Origins;\n' +
     aptList('Unattended-Upgrade::Origins-Pattern', ROUTINE_ORIGINS) +
     aptList('Unattended-Upgrade::Package-Blacklist', updates.hold.map(exactPackagePattern)) +
     'Unattended-Upgrade::Automatic-Reboot "false";\n' +

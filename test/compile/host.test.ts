@@ -107,12 +107,15 @@ describe('compileHost', () => {
     it('gives the security run security origins only and the routine run every origin, both without held packages (real apt-config)', () => {
       const root = writeRoot(web1);
       // Point apt at the compiled tree instead of /etc; the files are the compiled ones otherwise.
+      // A stock Ubuntu file that allows more origins must not widen either run.
+      writeFileSync(join(root, 'etc/apt/apt.conf.d/50unattended-upgrades'), 'Unattended-Upgrade::Allowed-Origins { "${distro_id}:${distro_codename}"; "${distro_id}ESM:${distro_codename}-infra-security"; };\n');
       const security = file(web1, '/etc/upkeep/apt/security.conf').content!.replace('"/etc/upkeep/apt/security.conf"', `"${root}/etc/upkeep/apt/security.conf"`);
       writeFileSync(join(root, 'security.conf'), `Dir::Etc::parts "${root}/etc/apt/apt.conf.d";\n${security}`);
       writeFileSync(join(root, 'etc/upkeep/apt/security.conf'), security);
       writeFileSync(join(root, 'routine.conf'), `Dir::Etc::parts "${root}/etc/apt/apt.conf.d";\n`);
       const dump = (config: string) => spawnSync('apt-config', ['dump'], { encoding: 'utf8', env: { ...process.env, APT_CONFIG: join(root, config) } }).stdout;
       const origins = (text: string) => [...text.matchAll(/^Unattended-Upgrade::Origins-Pattern:: "(.*)";$/gm)].map((m) => m[1]);
+      const allowed = (text: string) => [...text.matchAll(/^Unattended-Upgrade::Allowed-Origins:: "(.*)";$/gm)].map((m) => m[1]);
       const held = (text: string) => [...text.matchAll(/^Unattended-Upgrade::Package-Blacklist:: "(.*)";$/gm)].map((m) => m[1]);
       const securityDump = dump('security.conf');
       const routineDump = dump('routine.conf');
@@ -122,6 +125,8 @@ describe('compileHost', () => {
       expect(origins(routineDump)).toContain('origin=${distro_id},codename=${distro_codename}-updates');
       expect(held(securityDump)).toEqual(['^nginx$', '^libstdc\\+\\+6$']);
       expect(held(routineDump)).toEqual(held(securityDump));
+      expect(allowed(securityDump)).toEqual([]);
+      expect(allowed(routineDump)).toEqual([]);
     });
 
     it('runs routine updates only through the window gate, stops them when the window closes, then looks for a reboot', () => {
@@ -180,6 +185,14 @@ describe('compileHost', () => {
       expect(mail1.units).toContain('upkeep-reboot.timer');
       expect(sourced(file(mail1, '/etc/upkeep/updates.env').content!, 'UPKEEP_REBOOT')).toBe('always');
     });
+  });
+
+  it('compiles a host exempt from updates and backups to its monitoring alone', () => {
+    const exempt: ResolvedHost = { ...host('web-staging'), updates: undefined, backups: undefined, exempt: { updates: 'appliance', backups: 'stateless' } };
+    const state = compileHost(resolvedFleet([exempt]), exempt);
+    expect(state.units.every((u) => u.startsWith('upkeep-check-'))).toBe(true);
+    expect(state.units.length).toBe(6);
+    expect(state.packages).toEqual(['curl', 'smartmontools']);
   });
 
   it('with reboot "never", has no reboot unit at all', () => {
