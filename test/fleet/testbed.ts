@@ -21,6 +21,7 @@ import { createHostCgroups, removeHostCgroups } from './host-cgroup.ts';
 import { isAlive, readOwner, release, tryClaim, writeOwner, type OwnerRecord } from './owner-lock.ts';
 import { removeTree } from './remove-tree.ts';
 import { runChecked, runCommand, type RunResult } from './run-command.ts';
+import { sshPortBlocked } from './ssh-port.ts';
 
 export type CommandResult = RunResult;
 
@@ -115,6 +116,8 @@ export function fleetSupport(): FleetSupport {
   if (process.getuid?.() !== 0) return { ok: false, reason: 'not running as root (systemd-nspawn and debootstrap need root)' };
   const missing = REQUIRED_PROGRAMS.filter((program) => !onPath(program));
   if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(', ')} (run test/fleet/setup-ci.sh)` };
+  const portBlocked = sshPortBlocked();
+  if (portBlocked !== undefined) return { ok: false, reason: portBlocked };
   return { ok: true };
 }
 
@@ -415,14 +418,18 @@ class NspawnHost implements TestHost {
     // ended and the overlay is released, so the same upper directory can boot again.
     const exited = await exitsWithin(this.#exited, KILL_TIMEOUT_MS);
     if (!exited) {
-      killContainer(nspawn.pid);
+      this.killNow();
       await this.#exited;
     }
   }
 
   /** Synchronous kill for process exit, when nothing can be awaited. */
   killNow(): void {
-    if (this.#nspawn?.pid) killContainer(this.#nspawn.pid);
+    const nspawn = this.#nspawn;
+    if (!nspawn?.pid) return;
+    killContainerInit(nspawn.pid);
+    // Through the child handle, not the pid: it is safe even before the wrapper shell became systemd-nspawn.
+    nspawn.kill('SIGKILL');
   }
 }
 
