@@ -148,7 +148,8 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
       Unit: { Description: 'upkeep: install security updates (no reboot)', ...network },
       Service: {
         Type: 'oneshot',
-        Environment: apt ? 'DEBIAN_FRONTEND=noninteractive' : undefined,
+        // Outside the window needrestart only lists services to restart; restarts drop connections.
+        Environment: apt ? ['DEBIAN_FRONTEND=noninteractive', 'NEEDRESTART_MODE=l'] : undefined,
         ExecStart: runtimeCommand('updates.sh', 'security'),
         ExecStartPost: mitigationsCommand,
       },
@@ -167,7 +168,8 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
       Unit: { Description: 'upkeep: install routine updates in the maintenance window', ...network },
       Service: {
         Type: 'oneshot',
-        Environment: apt ? 'DEBIAN_FRONTEND=noninteractive' : undefined,
+        // Inside the window needrestart restarts what the updates need restarted.
+        Environment: apt ? ['DEBIAN_FRONTEND=noninteractive', 'NEEDRESTART_MODE=a'] : undefined,
         // A late (Persistent= catch-up) or blackout-day start is skipped, not failed.
         ExecCondition: runtimeCommand('in-window.sh', WINDOW_ENV),
         ExecStart: runtimeCommand('updates.sh', 'routine'),

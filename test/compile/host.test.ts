@@ -138,8 +138,10 @@ describe('compileHost', () => {
       expect(file(web1, `${UNIT_DIR}/upkeep-routine-updates.timer`).content).toMatch(/^Persistent=yes$/m);
     });
 
-    it('checks for security updates on the policy interval, never rebooting', () => {
+    it('checks for security updates on the policy interval, never rebooting nor restarting services', () => {
       expect(file(web1, `${UNIT_DIR}/upkeep-security-updates.timer`).content).toContain('OnUnitActiveSec=3600s');
+      expect(file(web1, `${UNIT_DIR}/upkeep-security-updates.service`).content).toContain('Environment=NEEDRESTART_MODE=l');
+      expect(file(web1, `${UNIT_DIR}/upkeep-routine-updates.service`).content).toContain('Environment=NEEDRESTART_MODE=a');
       expect(file(web1, `${UNIT_DIR}/upkeep-security-updates.service`).content).not.toMatch(/ExecStart.*reboot/);
     });
 
