@@ -43,7 +43,7 @@ export const hostChecks = {
 } as const satisfies Record<string, Check<never>>;
 
 /** The standard contract as the fleet's default layer. */
-export function standardContract<H extends string>(options: StandardContractOptions<H>): MaintenancePolicy<H> {
+export function standardContract<const H extends string>(options: StandardContractOptions<H>): MaintenancePolicy<H> {
   return {
     updates: {
       window: productionWindow(options.timeZone),
@@ -71,12 +71,12 @@ export function standardContract<H extends string>(options: StandardContractOpti
 }
 
 /** The staging group's layer: its own earlier window and a soak before production. */
-export function stagingLayer(timeZone = 'UTC'): MaintenancePolicy & { readonly staging: true; readonly soak: '2h' } {
+export function stagingLayer(timeZone = 'UTC'): MaintenancePolicy<never> & { readonly staging: true; readonly soak: '2h' } {
   return { staging: true, soak: '2h', updates: { window: stagingWindow(timeZone) } };
 }
 
 /** Checks a monitor host runs against a web host. */
-export function webChecks<H extends string>(url: string, monitor: H): Record<string, Check<H>> {
+export function webChecks<const H extends string>(url: string, monitor: H): Record<string, Check<H>> {
   const host = new URL(url).hostname;
   return {
     http: { kind: 'http', url, expectStatus: 200, from: monitor },
@@ -85,7 +85,7 @@ export function webChecks<H extends string>(url: string, monitor: H): Record<str
 }
 
 /** Checks a monitor host runs against a mail host: SMTP answers, and a mail really arrives. */
-export function mailChecks<H extends string>(options: { readonly mx: string; readonly mailbox: string; readonly password: SecretRef; readonly monitor: H }): Record<string, Check<H>> {
+export function mailChecks<const H extends string>(options: { readonly mx: string; readonly mailbox: string; readonly password: SecretRef; readonly monitor: H }): Record<string, Check<H>> {
   return {
     smtp: { kind: 'smtp', target: options.mx, port: 25, from: options.monitor },
     'mail-delivery': {
@@ -102,7 +102,7 @@ export function mailChecks<H extends string>(options: { readonly mx: string; rea
 }
 
 /** Checks a monitor host runs against a nameserver. */
-export function dnsChecks<H extends string>(server: string, zone: string, monitor: H): Record<string, Check<H>> {
+export function dnsChecks<const H extends string>(server: string, zone: string, monitor: H): Record<string, Check<H>> {
   return {
     'dns-soa': { kind: 'dns', server, name: zone, type: 'SOA', from: monitor },
   };

@@ -10,6 +10,7 @@ import { loadPolicy } from '../policy/load.ts';
 import { prepareFleet } from '../policy/prepare.ts';
 import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
 import { diffInfra, renderInfraSection } from '../plan/infra-diff.ts';
+import { readLiveBase, renderDriftSection } from '../plan/live-base.ts';
 import { renderPlanMarkdown } from '../plan/markdown.ts';
 import { readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { UPKEEP_VERSION } from '../version.ts';
@@ -22,6 +23,12 @@ writes a reviewable plan directory: plan.json, plan.md, hosts/<host>/... and ter
 POLICY             policy file (default: upkeep.ts or upkeep.yaml in the current directory)
   --out DIR        where to write the plan (default: out/plan)
   --base DIR       an earlier plan directory to compare against (default: nothing applied)
+  --live           compare against the live hosts over ssh (one round trip each) and show drift
+  --identity FILE  with --live: ssh private key
+  --known-hosts FILE
+                   with --live: your known_hosts (default: the host keys pinned in the policy)
+  --terraform-outputs FILE
+                   with --live: \`terraform output -json\` for provisioned hosts
   --json           print the summary as JSON on stdout
   -h, --help       this text
 
@@ -41,6 +48,10 @@ async function main(argv: string[]): Promise<number> {
     options: {
       out: { type: 'string', default: 'out/plan' },
       base: { type: 'string' },
+      live: { type: 'boolean', default: false },
+      identity: { type: 'string' },
+      'known-hosts': { type: 'string' },
+      'terraform-outputs': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -54,20 +65,32 @@ async function main(argv: string[]): Promise<number> {
 
   const { spec, source } = await loadPolicy(resolve(policyFile));
   const fleet = prepareFleet(spec, source);
-  const compiled = compileFleet(fleet);
+  // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
+  // project (the working directory), addressed relatively so the plan stays the same on any machine.
+  const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });
 
+  if (values.live && values.base) throw new Error('--live and --base are two different bases: give one');
   const base = values.base ? await readPlanDir(values.base) : undefined;
-  const baseHosts = new Map<string, BaseHost>(
+  const metadata = { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION, policy: relative(process.cwd(), resolve(policyFile)) };
+  let baseHosts = new Map<string, BaseHost>(
     Object.values(base?.document.hosts ?? {}).map((h) => [h.name, { generation: h.generation, files: h.files, units: h.units, packages: h.packages }]),
   );
-  const { document, hostFiles } = buildPlan({
-    fleet,
-    hosts: compiled.hosts,
-    base: baseHosts,
-    metadata: { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION, policy: relative(process.cwd(), resolve(policyFile)) },
-  });
+  let driftSection: string | undefined;
+  if (values.live) {
+    // The hosts to read and their pinned keys come from the plan itself.
+    const { document: hostsOnly } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, metadata });
+    const live = await readLiveBase(hostsOnly, {
+      ...(values.identity && { identity: values.identity }),
+      ...(values['known-hosts'] && { knownHosts: values['known-hosts'] }),
+      ...(values['terraform-outputs'] && { terraformOutputs: values['terraform-outputs'] }),
+    });
+    baseHosts = live.base;
+    driftSection = renderDriftSection(live.drift);
+  }
+  const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, metadata });
   const infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
-  const markdown = renderPlanMarkdown(document, infra && renderInfraSection(infra));
+  const sections = [infra && renderInfraSection(infra), driftSection].filter((x): x is string => x !== undefined);
+  const markdown = renderPlanMarkdown(document, sections);
   await writePlanDir(values.out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
 
   const infraChanges = infra ? infra.add.length + infra.change.length + infra.replace.length + infra.destroy.length : 0;

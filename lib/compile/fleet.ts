@@ -13,9 +13,17 @@ export interface CompiledFleet {
   readonly terraform?: Readonly<Record<string, string>>;
 }
 
-export function compileFleet(fleet: ResolvedFleet): CompiledFleet {
+export interface CompileOptions {
+  /**
+   * The project directory as seen from the directory the Terraform files are written to, e.g.
+   * "../../.." for DIR=out/plan; the local state path is relative to it. @default "."
+   */
+  readonly projectDir?: string;
+}
+
+export function compileFleet(fleet: ResolvedFleet, options: CompileOptions = {}): CompiledFleet {
   const hosts = fleet.hosts.map((host) => compileHost(fleet, host));
   const generations = Object.fromEntries(hosts.map((h) => [h.host, hostGeneration(h)]));
-  const terraform = fleet.hosts.some((h) => h.provision) ? synthesizeInfra(fleet, generations) : undefined;
+  const terraform = fleet.hosts.some((h) => h.provision) ? synthesizeInfra(fleet, generations, options) : undefined;
   return { hosts, ...(terraform && { terraform }) };
 }

@@ -71,7 +71,7 @@ function plannedHost(host: ResolvedHost, state: HostDesiredState, base: BaseHost
     generation,
     baseGeneration: base.generation,
     changes: {
-      files: base.generation === generation ? [] : fileChanges(base.files, files),
+      files: fileChanges(base.files, files),
       unitsEnabled: state.units.filter((u) => !unitsBefore.has(u)),
       unitsDisabled: base.units.filter((u) => !unitsAfter.has(u)),
       packagesAdded: state.packages.filter((p) => !packagesBefore.has(p)),
@@ -80,7 +80,9 @@ function plannedHost(host: ResolvedHost, state: HostDesiredState, base: BaseHost
 }
 
 export function hasChanges(host: PlannedHost): boolean {
-  return host.generation !== host.baseGeneration;
+  const c = host.changes;
+  // The same generation can still have changes to make: files that drifted on the host.
+  return host.generation !== host.baseGeneration || c.files.length + c.unitsEnabled.length + c.unitsDisabled.length + c.packagesAdded.length > 0;
 }
 
 /** The plan of `input`; `plan_id` names everything but the metadata. */
@@ -96,7 +98,7 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   const changed = all.filter(hasChanges);
   const count = (action: FileChange['action']) => all.reduce((n, h) => n + h.changes.files.filter((c) => c.action === action).length, 0);
   const body = {
-    format_version: PLAN_FORMAT_VERSION,
+    format_version: PLAN_FORMAT_VERSION as typeof PLAN_FORMAT_VERSION,
     fleet: input.fleet.name,
     groups: input.fleet.groups.map((g) => ({ ...g })),
     hosts,

@@ -46,8 +46,8 @@ function rollout(plan: PlanDocument): string[] {
   });
 }
 
-/** The review text; `infraSection` is the infrastructure part when the fleet provisions hosts. */
-export function renderPlanMarkdown(plan: PlanDocument, infraSection?: string): string {
+/** The review text; `sections` (infrastructure, drift) go between the rollout order and the hosts. */
+export function renderPlanMarkdown(plan: PlanDocument, sections: readonly string[] = []): string {
   const s = plan.summary;
   const head = [
     `# upkeep plan: ${plan.fleet}`,
@@ -58,7 +58,7 @@ export function renderPlanMarkdown(plan: PlanDocument, infraSection?: string): s
     '',
     ...rollout(plan),
     '',
-    ...(infraSection ? [infraSection.trimEnd(), ''] : []),
+    ...sections.flatMap((section) => [section.trimEnd(), '']),
     '## Hosts',
     '',
   ].join('\n');
