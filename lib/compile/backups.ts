@@ -154,8 +154,9 @@ export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost):
     return parents[0];
   };
   const sysusers = users.map((u) => `u ${u} - "upkeep backup receiver" ${homeOf(u)} /usr/sbin/nologin`).join('\n');
+  // Parents belong to root, so that with one user per client no client can touch another's repository.
   const tmpfiles = [
-    ...users.map((u) => `d ${homeOf(u)} 0750 ${u} ${u} -`),
+    ...[...new Set(users.map(homeOf))].sort().map((home) => `d ${home} 0755 root root -`),
     ...repositories.map((r) => `d ${r.path} 0700 ${r.user} ${r.user} -`),
   ].join('\n');
   const sshd = users

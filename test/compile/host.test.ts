@@ -239,6 +239,7 @@ describe('compileHost', () => {
       expect(file(backup1, '/etc/sysusers.d/upkeep-restic.conf').content).toContain('u restic - "upkeep backup receiver" /srv/restic /usr/sbin/nologin');
       const tmpfiles = file(backup1, '/etc/tmpfiles.d/upkeep-restic.conf').content!;
       for (const client of ['mail1', 'monitor1', 'web-staging', 'web1']) expect(tmpfiles).toContain(`d /srv/restic/${client} 0700 restic restic -`);
+      expect(tmpfiles).toContain('d /srv/restic 0755 root root -');
       expect(file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content).toContain('Match User restic\n  AuthorizedKeysFile /var/lib/upkeep/backup-clients/%u.keys\n  ForceCommand internal-sftp');
       expect(file(backup1, '/etc/upkeep/restic/backup.excludes').content).toContain('/srv/restic/web1\n');
       expect(paths(compiled('web1'))).not.toContain('/etc/sysusers.d/upkeep-restic.conf');
@@ -249,6 +250,17 @@ describe('compileHost', () => {
       expect(sourced(env, 'RESTIC_REPOSITORY')).toBe('s3:https://objects.example.net/upkeep-backup1');
       expect(sourced(env, 'UPKEEP_SFTP_COMMAND')).toBe('');
     });
+  });
+
+  it('gives each client its own receiving user when the repositories name one per client', () => {
+    const perClient = fleet.hosts.map((h) =>
+      h.backups?.repositoryHost === 'backup1' ? { ...h, backups: { ...h.backups, repository: `sftp:restic-${h.name}@backup1:/srv/restic/${h.name}` } } : h,
+    );
+    const backup1 = compileHost(resolvedFleet(perClient), perClient.find((h) => h.name === 'backup1')!);
+    const tmpfiles = file(backup1, '/etc/tmpfiles.d/upkeep-restic.conf').content!.split('\n');
+    expect(tmpfiles.filter((l) => l.startsWith('d /srv/restic '))).toEqual(['d /srv/restic 0755 root root -']);
+    expect(tmpfiles).toContain('d /srv/restic/web1 0700 restic-web1 restic-web1 -');
+    expect(file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content!.match(/^Match User /gm)).toHaveLength(4);
   });
 
   describe('monitoring', () => {
