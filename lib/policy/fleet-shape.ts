@@ -210,9 +210,10 @@ export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
 export function checkFleetShape(spec: unknown, source?: PolicySource): void {
   const issues = fleetShapeIssues(spec);
   if (issues.length === 0) return;
-  const position = (issue: PolicyIssue) => {
+  const position = new Map<PolicyIssue, number>();
+  for (const issue of issues) {
     const at = source?.locate(issue.path);
-    return at ? at.line * 1e6 + at.column : Number.MAX_SAFE_INTEGER;
-  };
-  throw new PolicyError([...issues].sort((a, b) => position(a) - position(b)), source);
+    position.set(issue, at ? at.line * 1e6 + at.column : Number.MAX_SAFE_INTEGER);
+  }
+  throw new PolicyError([...issues].sort((a, b) => position.get(a)! - position.get(b)!), source);
 }

@@ -74,6 +74,30 @@ describe('loadPolicy with a YAML file', () => {
     expect(error.message).toMatch(new RegExp(`^${file}:8:3: hosts\\.web1: duplicate key "web1"`));
   });
 
+  it('finds a key repeated far apart in a long list of hosts', async () => {
+    const hosts = Array.from({ length: 300 }, (_, i) => `  web${i}: { group: staging, address: 192.0.2.${i % 250} }\n`).join('');
+    const file = policyFile('long.yaml', `name: long\ngroups:\n  staging: { staging: true }\nhosts:\n${hosts}  web7: { group: staging, address: 192.0.2.251 }\n`);
+    const error = await loadError(file);
+    expect(error.message).toBe(`${file}:305:3: hosts.web7: duplicate key "web7": each key may appear only once (the later entry would silently replace the first)`);
+  });
+
+  it('lets a policy reuse a block with a YAML merge key', async () => {
+    const file = policyFile(
+      'merge.yaml',
+      `name: merged
+groups:
+  staging: { staging: true }
+hosts:
+  web1: &web { group: staging, roles: [web], address: 192.0.2.1 }
+  web2:
+    <<: *web
+    address: 192.0.2.2
+`,
+    );
+    const { spec } = await loadPolicy(file);
+    expect(spec.hosts.web2).toEqual({ group: 'staging', roles: ['web'], address: '192.0.2.2' });
+  });
+
   it('reports a YAML syntax error with its position', async () => {
     const file = policyFile('syntax.yaml', 'name: tiny\ngroups: [staging\nhosts: {}\n');
     const error = await loadError(file);
