@@ -50,10 +50,10 @@ const HARDENING = {
   CPUSchedulingPolicy: 'batch',
 } as const;
 
-function job(name: string, description: string, job: 'backup' | 'forget' | 'check' | 'drill', schedule: string, delay: string): ManagedFile[] {
+function job(name: string, description: string, job: 'backup' | 'forget' | 'check' | 'drill', schedule: string, delay: string, localRepository?: string): ManagedFile[] {
   const service: UnitSections = {
     Unit: { Description: `upkeep: ${description}`, Wants: 'network-online.target', After: 'network-online.target' },
-    Service: { Type: 'oneshot', ExecStart: runtimeCommand('backup.sh', job), ...HARDENING },
+    Service: { Type: 'oneshot', ExecStart: runtimeCommand('backup.sh', job), ...HARDENING, ReadWritePaths: localRepository },
   };
   return [
     unitFile(`${name}.service`, service),
@@ -85,7 +85,7 @@ export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups
   // Pinned host key, no prompts, no agent: a changed key stops the backup instead of trusting it.
   const sftpCommand = sftp && ssh && [
     'ssh', '-i', SFTP_KEY, '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
-    '-o', 'ServerAliveInterval=60', '-p', String(ssh.port), `${sftp.user}@${ssh.host}`, '-s', 'sftp',
+    '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=60', '-p', String(ssh.port), `${sftp.user}@${ssh.host}`, '-s', 'sftp',
   ].join(' ');
   const { retention } = backups;
   const env = renderEnvFile(`restic repository of ${host.name}, for backup.sh.`, {
@@ -104,6 +104,9 @@ export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups
     for (const item of items) if (/[\n\r]/.test(item)) throw new Error(`backup path or pattern spans lines: ${JSON.stringify(item)}`);
     return `${items.join('\n')}\n`;
   };
+  // A repository on a local path (a mounted disk) is the one place the read-only jobs write to.
+  const local = /^(?:local:)?(\/.*)$/.exec(backups.repository)?.[1];
+  if (local !== undefined && /\s/.test(local)) throw new Error(`local repository path ${JSON.stringify(local)} must not contain spaces`);
   // A host that stores other hosts' repositories does not copy them into its own backup.
   const heldRepositories = receivedRepositories(fleet, host).map((r) => r.path);
   const files: ManagedFile[] = [
@@ -112,10 +115,10 @@ export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups
     configFile(`${RESTIC_DIR}/backup.paths`, lines(backups.paths)),
     configFile(`${RESTIC_DIR}/backup.excludes`, lines([...new Set([...BUILT_IN_EXCLUDES, ...heldRepositories, ...backups.exclude])])),
     ...(ssh ? knownHosts(ssh) : []),
-    ...job('upkeep-backup', 'back up files with restic', 'backup', backups.schedule, '30min'),
-    ...job('upkeep-backup-forget', 'apply backup retention', 'forget', 'Sun *-*-* 03:00:00', '30min'),
-    ...job('upkeep-backup-check', `check the backup repository (read ${backups.checkReadDataSubset})`, 'check', backups.checkSchedule, '30min'),
-    ...job('upkeep-restore-drill', 'restore a sample of files from the latest snapshot and verify them', 'drill', backups.drillSchedule, '30min'),
+    ...job('upkeep-backup', 'back up files with restic', 'backup', backups.schedule, '30min', local),
+    ...job('upkeep-backup-forget', 'apply backup retention', 'forget', 'Sun *-*-* 03:00:00', '30min', local),
+    ...job('upkeep-backup-check', `check the backup repository (read ${backups.checkReadDataSubset})`, 'check', backups.checkSchedule, '30min', local),
+    ...job('upkeep-restore-drill', 'restore a sample of files from the latest snapshot and verify them', 'drill', backups.drillSchedule, '30min', local),
   ];
   return {
     files,

@@ -211,7 +211,7 @@ describe('compileHost', () => {
       const env = file(web1, '/etc/upkeep/restic/backup.env').content!;
       expect(sourced(env, 'RESTIC_REPOSITORY')).toBe('sftp:restic@backup1:/srv/restic/web1');
       expect(sourced(env, 'UPKEEP_SFTP_COMMAND')).toBe(
-        'ssh -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ServerAliveInterval=60 -p 22 restic@203.0.113.10 -s sftp',
+        'ssh -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=60 -p 22 restic@203.0.113.10 -s sftp',
       );
     });
 
@@ -227,6 +227,14 @@ describe('compileHost', () => {
       for (const line of ['ProtectSystem=strict', 'ProtectHome=read-only', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'IOSchedulingClass=idle', 'Nice=19']) expect(service).toContain(line);
       expect(file(web1, `${UNIT_DIR}/upkeep-backup.timer`).content).toContain('OnCalendar=*-*-* 01:30:00\nPersistent=yes');
       expect(web1.units).toEqual(expect.arrayContaining(['upkeep-backup.timer', 'upkeep-backup-forget.timer', 'upkeep-backup-check.timer', 'upkeep-restore-drill.timer']));
+    });
+
+    it('lets the jobs write to a repository on a local path, and nowhere else in the system', () => {
+      const local: ResolvedHost = { ...host('web1'), backups: { ...host('web1').backups!, repository: '/mnt/backup/web1', repositoryHost: undefined } };
+      const state = compileHost(resolvedFleet([local]), local);
+      expect(file(state, `${UNIT_DIR}/upkeep-backup.service`).content).toContain('ProtectSystem=strict\n');
+      expect(file(state, `${UNIT_DIR}/upkeep-restore-drill.service`).content).toContain('ReadWritePaths=/mnt/backup/web1\n');
+      expect(file(compiled('web1'), `${UNIT_DIR}/upkeep-backup.service`).content).not.toContain('ReadWritePaths');
     });
 
     it('passes every retention rule to forget', () => {
