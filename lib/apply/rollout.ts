@@ -158,36 +158,52 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     return { outcome, exitCode, hosts, ...(stoppedBecause === undefined ? {} : { stoppedBecause }) };
   };
 
-  // 1. The fleet lock, so no other rollout interleaves with this one.
+  // 1. The fleet lock, so no other rollout interleaves with this one, and 2. every host's state:
+  // reachability, stale plan, which hosts already match. Reading changes nothing (the agent only
+  // finishes or undoes a switch that was interrupted, under the host's own lock), so both go out
+  // at once and a no-op rollout waits for a single round trip per host; no switch starts before
+  // the lock is ours.
   const states = new Map<string, HostState>();
   const lock = options.fleetLock;
+  let lockHeld = false;
   let lockLost: string | undefined;
   let renewal: NodeJS.Timeout | undefined;
-  if (lock) {
-    try {
-      const displaced = await journal.step({ host: lock.host, step: 'fleet-lock' }, () => lock.acquire(options.breakLock ?? false), (d) =>
-        d ? { result: 'ok', detail: `broke the lock of ${d.holder} (run ${d.runId}, held ${d.ageSeconds}s)` } : { result: 'ok' },
-      );
-      if (displaced) progress(`fleet lock: broke the lock of ${displaced.holder} (run ${displaced.runId}, held ${displaced.ageSeconds}s)`, 'warn');
-    } catch (error) {
-      progress(`fleet lock: ${firstLine(error)}`, 'fail');
-      return finish((error as Error).message);
-    }
-    renewal = setInterval(() => {
-      lock.renew().catch((error: unknown) => {
-        lockLost ??= (error as Error).message;
-      });
-    }, options.lockRenewMs ?? 60_000);
-    renewal.unref();
-  }
+  const lockTaken: Promise<{ error?: unknown }> = lock
+    ? journal
+        .step({ host: lock.host, step: 'fleet-lock' }, () => lock.acquire(options.breakLock ?? false), (d) =>
+          d ? { result: 'ok', detail: `broke the lock of ${d.holder} (run ${d.runId}, held ${d.ageSeconds}s)` } : { result: 'ok' },
+        )
+        .then(
+          (displaced) => {
+            lockHeld = true;
+            if (displaced) progress(`fleet lock: broke the lock of ${displaced.holder} (run ${displaced.runId}, held ${displaced.ageSeconds}s)`, 'warn');
+            return {};
+          },
+          (error: unknown) => ({ error }),
+        )
+    : Promise.resolve({});
 
   try {
-    // 2. Every host's state: reachability, stale plan, and which hosts already match.
     progress(`reading ${hostNames.length} host(s)`, 'heading');
     const unreachable = new Map<string, string>();
-    const read = await settle(hostNames, parallel, (host) =>
-      journal.step({ host, step: 'read-state' }, () => readState(connections.transport(host)), (s) => ({ result: 'ok', detail: `generation ${short(s.generation)}` })),
-    );
+    const [taken, read] = await Promise.all([
+      lockTaken,
+      settle(hostNames, parallel, (host) =>
+        journal.step({ host, step: 'read-state' }, () => readState(connections.transport(host)), (s) => ({ result: 'ok', detail: `generation ${short(s.generation)}` })),
+      ),
+    ]);
+    if (taken.error !== undefined) {
+      progress(`fleet lock: ${firstLine(taken.error)}`, 'fail');
+      return finish((taken.error as Error).message);
+    }
+    if (lock) {
+      renewal = setInterval(() => {
+        lock.renew().catch((error: unknown) => {
+          lockLost ??= (error as Error).message;
+        });
+      }, options.lockRenewMs ?? 60_000);
+      renewal.unref();
+    }
     read.forEach((r, i) => {
       const host = hostNames[i] as string;
       if (isError(r)) {
@@ -291,7 +307,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     return finish();
   } finally {
     if (renewal) clearInterval(renewal);
-    if (lock) await journal.step({ host: lock.host, step: 'fleet-unlock' }, () => lock.release()).catch(() => undefined);
+    if (lock && lockHeld) await journal.step({ host: lock.host, step: 'fleet-unlock' }, () => lock.release()).catch(() => undefined);
   }
 
   /** Applies one host, confirms it over a new connection, and reports. */

@@ -4,7 +4,7 @@
 // running system and are covered by the fleet tests (test/fleet/apply-*.test.ts).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { FleetLock } from '../../lib/apply/fleet-lock.ts';
 import { hostBundle, loadReviewedPlan } from '../../lib/apply/bundle.ts';
 import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { LocalTransport } from '../../lib/apply/local-transport.ts';
+import { readLiveState, type LiveHost } from '../../lib/apply/live-state.ts';
 import { rollout, wavesOf, type RolloutOptions } from '../../lib/apply/rollout.ts';
 import { SecretValues } from '../../lib/apply/secrets.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
@@ -84,7 +85,8 @@ describe('rollout into image roots', { timeout: 180_000 }, () => {
     expect(applies.slice(3)).toEqual(['3:production:web3:changed']);
     for (const h of HOSTS) {
       expect(readFileSync(join(root(h), CONFIG_FILE), 'utf8')).toBe('version=1\n');
-      expect(existsSync(join(root(h), 'etc/systemd/system/timers.target.wants/upkeep-fixture-01.timer'))).toBe(true);
+      // The link points at the unit's path inside the image, so it is read, not followed.
+      expect(readlinkSync(join(root(h), 'etc/systemd/system/timers.target.wants/upkeep-fixture-01.timer'))).toBe('/etc/systemd/system/upkeep-fixture-01.timer');
     }
     expect(journal.outcome).toBe('ok');
   });
@@ -116,14 +118,17 @@ describe('rollout into image roots', { timeout: 180_000 }, () => {
     const refused = await run(dir, { fleetLock: mine() });
     expect(refused.result.exitCode).toBe(1);
     expect(refused.result.stoppedBecause).toMatch(/locked by ci@runner-7 pid 99 \(run run-other, plan ffffffffffff\) for \d+s; renewed \d+s ago/);
-    expect(refused.journal.entries.map((e) => e.step)).toEqual(['fleet-lock', 'fleet-unlock']);
+    expect(refused.journal.entries.filter((e) => e.step.startsWith('fleet-')).map((e) => [e.step, e.result])).toEqual([['fleet-lock', 'failed']]);
+    expect(refused.journal.entries.filter((e) => e.step === 'apply')).toEqual([]);
     expect(existsSync(join(root('stage1'), CONFIG_FILE))).toBe(false);
 
     const forced = await run(dir, { fleetLock: mine(), breakLock: true });
     expect(forced.result.exitCode).toBe(0);
-    expect(forced.journal.entries[0]).toMatchObject({ step: 'fleet-lock', result: 'ok' });
-    expect(forced.journal.entries[0]?.detail).toContain('broke the lock of ci@runner-7 pid 99');
-    await expect(other.renew()).rejects.toThrow(/taken over by me/);
+    const lockEntry = forced.journal.entries.find((e) => e.step === 'fleet-lock');
+    expect(lockEntry).toMatchObject({ result: 'ok' });
+    expect(lockEntry?.detail).toContain('broke the lock of ci@runner-7 pid 99');
+    // The displaced run finds out at its next renewal and stops.
+    await expect(other.renew()).rejects.toThrow(/fleet lock on stage1 was taken over/);
   });
 
   it('refuses a plan computed against other generations before touching any host', async () => {
@@ -176,6 +181,18 @@ describe('rollout into image roots', { timeout: 180_000 }, () => {
     expect(skipped.result.exitCode).toBe(0);
     expect(skipped.journal.entries.find((e) => e.step === 'soak')).toMatchObject({ result: 'skipped', detail: '--skip-soak: 7s soak of staging skipped' });
     expect(slept).toEqual([7000]);
+  });
+
+  it('reads the live generation and the drift of every host for planning against the live fleet', async () => {
+    expect((await run(await plan())).result.exitCode).toBe(0);
+    writeFileSync(join(root('web2'), CONFIG_FILE), 'edited by hand\n');
+    const live = await readLiveState(current as PlanDocument, (h) => new LocalTransport(root(h), h));
+    expect(Object.keys(live)).toEqual(HOSTS);
+    const web2 = live.web2 as LiveHost;
+    expect(web2.generation).toBe(current?.hosts.web2?.generation);
+    expect(web2.drift).toEqual([{ path: CONFIG_FILE, fields: ['content'] }]);
+    expect(web2.files.map((f) => f.path)).toEqual(current?.hosts.web2?.files.map((f) => f.path));
+    expect((live.web1 as LiveHost).drift).toEqual([]);
   });
 
   it('splits a group into waves of its batch size', () => {
