@@ -26,6 +26,8 @@ STATE=$ROOT/var/lib/upkeep
 RUNTIME=$ROOT/usr/local/lib/upkeep
 AGENT=$RUNTIME/upkeep-agent
 TXN=$STATE/txn
+NL='
+'
 
 say() { printf '%s\n' "$*"; }
 
@@ -83,7 +85,7 @@ states_of() {
 	{
 		if [ -n "$files" ]; then
 			# shellcheck disable=SC2086 # validated paths, no spaces
-			sha256sum $files | sed 's/^/sha /'
+			sha256sum $files
 			# shellcheck disable=SC2086
 			if live; then stat -c 'stat %n %a %U:%G' $files; else stat -c 'stat %n %a %u %g' $files; fi
 		fi
@@ -94,7 +96,7 @@ states_of() {
 		}
 		function name(map, id) { return id in map ? map[id] : (id == 0 ? "root" : id) }
 		BEGIN { if (root != "") { names(root "/etc/passwd", user); names(root "/etc/group", group) } }
-		$1 == "sha" { sha[$3] = $2 }
+		NF == 2 { sha[$2] = $1 }
 		$1 == "stat" { state[$2] = sprintf("%04d", $3) " " (root == "" ? $4 : name(user, $4) ":" name(group, $5)) }
 		END {
 			n = split(paths, p, " ")
@@ -167,7 +169,7 @@ write_atomic() { # DEST (content on stdin)
 
 lock_info() {
 	if [ -f "$STATE/lock.holder" ]; then
-		since=$(mget since "$STATE/lock.holder")
+		since=$(stat -c %Y "$STATE/lock.holder")
 		say "lock pid=$(mget pid "$STATE/lock.holder") age=$(($(date +%s) - ${since:-0})) from=$(mget from "$STATE/lock.holder") holder=$(sed -n 's/^holder //p' "$STATE/lock.holder")"
 	else
 		say "lock pid=0 age=0 from=unknown holder=unknown"
@@ -188,7 +190,8 @@ take_lock() { # WAITSECONDS
 	from=local
 	if [ -n "${SSH_CONNECTION:-}" ]; then from=${SSH_CONNECTION%% *}; fi
 	# Informational only (the flock is the lock), so not worth an fsync on every no-op apply.
-	printf 'pid %s\nsince %s\nfrom %s\nholder %s\n' "$$" "$(date +%s)" "$from" "${UPKEEP_HOLDER:-upkeep}" >"$STATE/lock.holder"
+	# Its modification time says since when.
+	printf 'pid %s\nfrom %s\nholder %s\n' "$$" "$from" "${UPKEEP_HOLDER:-upkeep}" >"$STATE/lock.holder"
 }
 
 # --- snapshot and restore -------------------------------------------------------------------
@@ -215,16 +218,26 @@ snapshot() { # DIR PATHS UNITS OLDMANIFEST
 # ACTIVE "offline" in an image root. Two systemctl calls for any number of units.
 unit_states() {
 	[ $# -gt 0 ] || return 0
-	{
-		sc list-unit-files --no-legend "$@" 2>/dev/null | sed 's/^/file /'
-		if live; then systemctl is-active "$@" 2>/dev/null | sed 's/^/active /'; fi
-	} | awk -v units="$*" '
-		$1 == "file" { enabled[$2] = $3 }
-		$1 == "active" { active[++n] = $2 }
-		END {
-			k = split(units, u, " ")
-			for (i = 1; i <= k; i++) print u[i], (u[i] in enabled ? enabled[u[i]] : "absent"), (n ? active[i] : "offline")
-		}'
+	if live; then
+		# One block per unit, in argument order.
+		systemctl show -p UnitFileState -p ActiveState -- "$@" 2>/dev/null | awk -v units="$*" '
+			BEGIN { RS = ""; FS = "\n"; split(units, u, " ") }
+			{
+				en = ""; act = ""
+				for (i = 1; i <= NF; i++) {
+					if ($i ~ /^UnitFileState=/) en = substr($i, 15)
+					if ($i ~ /^ActiveState=/) act = substr($i, 13)
+				}
+				print u[NR], (en == "" ? "absent" : en), act
+			}'
+	else
+		sc list-unit-files --no-legend "$@" 2>/dev/null | awk -v units="$*" '
+			{ enabled[$1] = $2 }
+			END {
+				k = split(units, u, " ")
+				for (i = 1; i <= k; i++) print u[i], (u[i] in enabled ? enabled[u[i]] : "absent"), "offline"
+			}'
+	fi
 }
 
 unit_enabled() {
@@ -378,47 +391,59 @@ cmd_read_state() {
 
 # Reads the bundle header from stdin (byte by byte, so the contents stay on stdin):
 #   upkeep-bundle 1 / agent LEN SHA / file LEN SHA MODE OWNER PATH / unit U / package P / end
+# Besides $TXN/header it leaves, without a process per line (a no-op apply is mostly this):
+# HDR_PATHS, HDR_UNITS, HDR_PACKAGES (space-separated), HDR_BODY (the manifest body the bundle
+# describes) and HDR_EXPECT ("PATH SHA MODE OWNER" lines as states_of prints them, agent last).
 read_header() {
 	read -r magic version || die 13 "empty bundle"
 	[ "$magic $version" = "upkeep-bundle 1" ] || die 13 "not an upkeep bundle (version 1)"
-	: >"$TXN/header" || failed "cannot write $TXN (disk full?)"
+	header='' HDR_PATHS='' HDR_UNITS='' HDR_PACKAGES='' HDR_BODY='' HDR_EXPECT='' agent_sha=''
 	while read -r kind a b c d e; do
 		case $kind in
-		end) return 0 ;;
-		agent) if ! { valid_word "$a" && valid_word "$b"; }; then die 13 "bad agent line"; fi ;;
+		end)
+			HDR_BODY=${HDR_BODY#"$NL"}
+			HDR_EXPECT="${HDR_EXPECT#"$NL"}$NL${AGENT#"$ROOT"} $agent_sha 0755 root:root"
+			printf '%s\n' "${header#"$NL"}" >"$TXN/header" || failed "cannot write $TXN (disk full?)"
+			return 0
+			;;
+		agent)
+			if ! { valid_word "$a" && valid_word "$b"; }; then die 13 "bad agent line"; fi
+			agent_sha=$b
+			;;
 		file)
 			case $e in /*) ;; *) die 13 "file path must be absolute: $e" ;; esac
 			if ! { valid_word "$a" && valid_word "$b" && valid_word "$c" && valid_word "$d"; }; then die 13 "bad file line for $e"; fi
 			case $e in *[!A-Za-z0-9._/@+-]* | */../* | */./* | *//*) die 13 "bad file path: $e" ;; esac
+			HDR_PATHS="$HDR_PATHS $e"
+			HDR_BODY="$HDR_BODY${NL}file $b $c $d $e"
+			HDR_EXPECT="$HDR_EXPECT$NL$e $b $c $d"
 			;;
-		unit | package) valid_word "$a" || die 13 "bad $kind name: $a" ;;
+		unit | package)
+			valid_word "$a" || die 13 "bad $kind name: $a"
+			HDR_BODY="$HDR_BODY$NL$kind $a"
+			if [ "$kind" = unit ]; then HDR_UNITS="$HDR_UNITS $a"; else HDR_PACKAGES="$HDR_PACKAGES $a"; fi
+			;;
 		*) die 13 "unknown bundle line: $kind" ;;
 		esac
-		say "$kind $a $b $c $d $e" >>"$TXN/header" || failed "cannot write $TXN (disk full?)"
+		header="$header$NL$kind $a $b $c $d $e"
 	done
 	die 13 "bundle ended before its header did"
 }
 
-# The manifest body the bundle describes, in manifest order.
-bundle_body() {
-	awk '$1 == "file" { print "file", $3, $4, $5, $6 } $1 == "unit" || $1 == "package" { print $1, $2 }' "$TXN/header"
-}
-
 # True when the host already is exactly this generation: manifest, disk, units, packages, agent.
-already_there() { # NEW
-	[ "$(current_generation)" = "$1" ] || return 1
-	[ "$(manifest_body "$STATE/manifest")" = "$(bundle_body)" ] || return 1
-	# shellcheck disable=SC2046 # validated paths
-	[ "$(states_of $(awk '$1 == "file" { print $6 }' "$TXN/header"))" = "$(awk '$1 == "file" { print $6, $3, $4, $5 }' "$TXN/header")" ] || return 1
-	[ "$(file_state "${AGENT#"$ROOT"}" | cut -d' ' -f1)" = "$(awk '$1 == "agent" { print $3 }' "$TXN/header")" ] || return 1
-	# shellcheck disable=SC2046 # validated unit names
-	unit_states $(awk '$1 == "unit" { print $2 }' "$TXN/header") |
+already_there() { # NEW CURRENT
+	[ "$2" = "$1" ] || return 1
+	[ "$(manifest_body "$STATE/manifest")" = "$HDR_BODY" ] || return 1
+	# shellcheck disable=SC2086 # validated paths and unit names
+	[ "$(states_of $HDR_PATHS "${AGENT#"$ROOT"}")" = "$HDR_EXPECT" ] || return 1
+	# shellcheck disable=SC2086
+	unit_states $HDR_UNITS |
 		awk '$2 != "enabled" || ($1 ~ /\.timer$/ && $3 != "active" && $3 != "offline") { bad = 1 } END { exit bad }' || return 1
 	[ -z "$(missing_packages)" ]
 }
 
 missing_packages() {
-	wanted=$(awk '$1 == "package" { print $2 }' "$TXN/header")
+	wanted=$HDR_PACKAGES
 	[ -n "$wanted" ] || return 0
 	if command -v dpkg-query >/dev/null 2>&1; then
 		# shellcheck disable=SC2016,SC2086 # a dpkg format string; validated package names
@@ -456,7 +481,7 @@ stage() { # NEW PLAN BASE
 		say "generation $1"
 		say "plan $2"
 		say "previous $3"
-		bundle_body
+		say "$HDR_BODY"
 	} >"$TXN/stage/manifest" || return 1
 	sync -f "$TXN/stage/manifest"
 }
@@ -565,7 +590,7 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 		say "current $old"
 		die 11 "host is on generation $old, the plan was computed against $base: re-plan (upkeep plan --live) and review again"
 	fi
-	if already_there "$new"; then
+	if already_there "$new" "$old"; then
 		rm -rf "$TXN"
 		say "previous $old"
 		say "result unchanged"
