@@ -6,7 +6,7 @@ import type { ResolvedBackups, ResolvedFleet, ResolvedHost } from '../policy/res
 import { CONFIG_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
-import { runtimeCommand, unitFile, type UnitSections } from './systemd.ts';
+import { execArg, runtimeCommand, unitFile, type UnitSections } from './systemd.ts';
 
 const RESTIC_DIR = `${CONFIG_DIR}/restic`;
 const BACKUP_STATE = `${STATE_DIR}/backup`;
@@ -53,7 +53,15 @@ const HARDENING = {
 function job(name: string, description: string, job: 'backup' | 'forget' | 'check' | 'drill', schedule: string, delay: string, localRepository?: string): ManagedFile[] {
   const service: UnitSections = {
     Unit: { Description: `upkeep: ${description}`, Wants: 'network-online.target', After: 'network-online.target' },
-    Service: { Type: 'oneshot', ExecStart: runtimeCommand('backup.sh', job), ...HARDENING, ReadWritePaths: localRepository },
+    Service: {
+      Type: 'oneshot',
+      // The first backup creates a local repository's directory, outside the sandbox ("+"),
+      // because the sandbox cannot be set up around a path that does not exist yet.
+      ExecStartPre: localRepository && job === 'backup' ? `+/usr/bin/mkdir -p -m 0700 ${execArg(localRepository)}` : undefined,
+      ExecStart: runtimeCommand('backup.sh', job),
+      ...HARDENING,
+      ReadWritePaths: localRepository && `-${localRepository}`,
+    },
   };
   return [
     unitFile(`${name}.service`, service),

@@ -233,7 +233,8 @@ describe('compileHost', () => {
       const local: ResolvedHost = { ...host('web1'), backups: { ...host('web1').backups!, repository: '/mnt/backup/web1', repositoryHost: undefined } };
       const state = compileHost(resolvedFleet([local]), local);
       expect(file(state, `${UNIT_DIR}/upkeep-backup.service`).content).toContain('ProtectSystem=strict\n');
-      expect(file(state, `${UNIT_DIR}/upkeep-restore-drill.service`).content).toContain('ReadWritePaths=/mnt/backup/web1\n');
+      expect(file(state, `${UNIT_DIR}/upkeep-restore-drill.service`).content).toContain('ReadWritePaths=-/mnt/backup/web1\n');
+      expect(file(state, `${UNIT_DIR}/upkeep-backup.service`).content).toContain('ExecStartPre=+/usr/bin/mkdir -p -m 0700 "/mnt/backup/web1"\n');
       expect(file(compiled('web1'), `${UNIT_DIR}/upkeep-backup.service`).content).not.toContain('ReadWritePaths');
     });
 
