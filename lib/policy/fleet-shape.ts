@@ -171,7 +171,7 @@ function issueFor(e: ErrorObject): PolicyIssue | undefined {
   }
 }
 
-/** Every shape problem of `spec` (unknown keys, wrong types, malformed values), in document order. */
+/** Every shape problem of `spec` (unknown keys, wrong types, malformed values), one issue per mistake. */
 export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     return [{ path: [], message: `expected a fleet (a mapping with name, groups and hosts), got ${describe(spec)}` }];
@@ -179,16 +179,22 @@ export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
   // A TypeScript fleet may carry `undefined` for omitted options; JSON has no such value.
   if (validate(JSON.parse(JSON.stringify(spec)))) return [];
   const errors = validate.errors ?? [];
+  // Errors by the value they are about, so related errors are found without comparing all pairs.
+  const byValue = new Map<string, ErrorObject[]>();
+  for (const e of errors) {
+    const list = byValue.get(e.instancePath) ?? [];
+    list.push(e);
+    byValue.set(e.instancePath, list);
+  }
+  const near = (e: ErrorObject, keyword: string) => (byValue.get(e.instancePath) ?? []).filter((other) => other.keyword === keyword);
   // A keyed union (`oneOf` of `required` branches) reports its missing keys once, as one issue.
   const unionBranch = (e: ErrorObject) =>
-    e.keyword === 'required' &&
-    errors.some((u) => u.keyword === 'oneOf' && unionKeys(u.schema) && u.instancePath === e.instancePath && e.schemaPath.startsWith(`${u.schemaPath}/`));
+    e.keyword === 'required' && near(e, 'oneOf').some((u) => unionKeys(u.schema) && e.schemaPath.startsWith(`${u.schemaPath}/`));
   // An unknown key in a keyed union already lists the keys it accepts.
   const misspeltUnion = (e: ErrorObject) =>
-    e.keyword === 'oneOf' && unionKeys(e.schema) && !e.params.passingSchemas && errors.some((a) => a.keyword === 'additionalProperties' && a.instancePath === e.instancePath);
+    e.keyword === 'oneOf' && unionKeys(e.schema) && !e.params.passingSchemas && near(e, 'additionalProperties').length > 0;
   // The name schema's own error repeats the propertyNames error above it (its data is the name).
-  const nameDetail = (e: ErrorObject) =>
-    typeof e.data === 'string' && errors.some((p) => p.keyword === 'propertyNames' && p.instancePath === e.instancePath && p.params.propertyName === e.data);
+  const nameDetail = (e: ErrorObject) => typeof e.data === 'string' && near(e, 'propertyNames').some((p) => p.params.propertyName === e.data);
   const issues: PolicyIssue[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
