@@ -102,6 +102,7 @@ export function buildPlan(input: PlanInput): BuiltPlan {
     fleet: input.fleet.name,
     groups: input.fleet.groups.map((g) => ({ ...g })),
     hosts,
+    ...(input.fleet.provisioning && input.fleet.hosts.some((h) => h.provision) && { provisioning: input.fleet.provisioning }),
     summary: {
       hostsChanged: changed.length,
       hostsUnchanged: all.length - changed.length,

@@ -8,7 +8,7 @@
 //   hosts/<host>/<path>  the content of every non-secret managed file, e.g. hosts/web1/etc/systemd/system/x.timer
 //   terraform/           the synthesized stack (when the fleet provisions hosts)
 
-import type { SecretRef } from '../policy/model.ts';
+import type { ProvisioningSpec, SecretRef } from '../policy/model.ts';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -73,6 +73,11 @@ export interface PlanDocument {
   readonly groups: readonly PlannedGroup[];
   /** Hosts by name, keys sorted. */
   readonly hosts: { readonly [name: string]: PlannedHost };
+  /**
+   * The fleet's provisioning settings when it creates hosts: secret references (the Hetzner
+   * token, a pg connection string) that bin/apply resolves for the engine, never their values.
+   */
+  readonly provisioning?: ProvisioningSpec;
   readonly summary: {
     readonly hostsChanged: number;
     readonly hostsUnchanged: number;
