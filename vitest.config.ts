@@ -5,6 +5,6 @@ import { FLEET_TEST_FILES, fleetAwareProjects } from './test/fleet/vitest-projec
 export default defineConfig({
   test: {
     testTimeout: 30_000,
-    projects: fleetAwareProjects([...FLEET_TEST_FILES, 'test/apply/host-apply.test.ts', 'test/apply/host-failures.test.ts', 'test/apply/transport-ssh.test.ts']),
+    projects: fleetAwareProjects([...FLEET_TEST_FILES, 'test/apply/host-apply.test.ts', 'test/apply/host-failures.test.ts', 'test/apply/transport-ssh.test.ts', 'test/runtime/units-on-systemd.test.ts']),
   },
 });
