@@ -8,9 +8,10 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
-import { buildInventory, readTerraformOutputs, writeKnownHosts, type InventoryHost } from '../apply/inventory.ts';
+import { buildInventory, readTerraformOutputs, writeKnownHosts, type Inventory, type InventoryHost } from '../apply/inventory.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
+import { provision, stackDirOf } from '../apply/provision.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
 import { resolveSecret, SecretValues } from '../apply/secrets.ts';
 import { SshTransport } from '../apply/ssh-transport.ts';
@@ -28,7 +29,10 @@ against (re-plan with bin/plan --live).
   --identity FILE          ssh private key (default: ssh's own defaults / agent)
   --known-hosts FILE       known_hosts pinning the hosts' keys (default: the keys in the plan
                            or Terraform outputs, written to a private temporary file)
-  --terraform-outputs FILE \`terraform output -json\` of the fleet's stack (provisioned hosts)
+  --terraform-outputs FILE \`terraform output -json\` of the fleet's stack (provisioned hosts);
+                           without it a plan with a terraform/ stack is first applied with
+                           tofu or terraform (PATH or UPKEEP_TERRAFORM) and its outputs used
+  --no-provision           hosts only: do not run the Terraform engine
   --parallel N             hosts contacted at once (default 8)
   --skip-soak              do not wait the soak time between groups (recorded in the journal)
   --confirm-timeout S      seconds a changed host waits for confirmation over a new connection
@@ -66,6 +70,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       identity: { type: 'string' },
       'known-hosts': { type: 'string' },
       'terraform-outputs': { type: 'string' },
+      'no-provision': { type: 'boolean', default: false },
       parallel: { type: 'string', default: '8' },
       'skip-soak': { type: 'boolean', default: false },
       'confirm-timeout': { type: 'string', default: '60' },
@@ -85,18 +90,23 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
 
   const planDir = await loadReviewedPlan(positionals[0] as string);
   const { plan } = planDir;
-  const inventory = buildInventory(plan, {
-    ...(values['terraform-outputs'] && { terraformOutputs: readTerraformOutputs(values['terraform-outputs']) }),
-    externalKnownHosts: values['known-hosts'] !== undefined,
-  });
 
-  // Every secret is resolved before any host changes: a missing one must not stop a rollout half way.
+  // Every secret is resolved before any host or server changes: a missing one must not stop a rollout half way.
   const secrets = new SecretValues();
   const secretSource = { baseDir: secretBaseDir(plan) };
   for (const host of Object.values(plan.hosts)) for (const file of host.files) if (file.secret) secrets.add(resolveSecret(file.secret, secretSource));
 
   const progress = streamProgress(io.stderr);
   const journal = new Journal({ file: resolve(values.journal ?? join(planDir.dir, 'apply-journal.json')), planId: plan.plan_id, fleet: plan.fleet, redact: (t) => secrets.redact(t) });
+  let inventory: Inventory;
+  try {
+    const provisionNow = !values['terraform-outputs'] && !values['no-provision'] && stackDirOf(planDir.dir) !== undefined;
+    const terraformOutputs = values['terraform-outputs'] ? readTerraformOutputs(values['terraform-outputs']) : provisionNow ? await provision(planDir.dir, plan, { log: (line) => progress(secrets.redact(line)), secrets, journal }) : undefined;
+    inventory = buildInventory(plan, { ...(terraformOutputs !== undefined && { terraformOutputs }), externalKnownHosts: values['known-hosts'] !== undefined });
+  } catch (error) {
+    journal.finish('failed', 1);
+    throw error;
+  }
 
   const privateDir = mkdtempSync(join(tmpdir(), 'upkeep-apply-'));
   const knownHostsFile = values['known-hosts'] ? resolve(values['known-hosts']) : join(privateDir, 'known_hosts');

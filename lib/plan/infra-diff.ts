@@ -143,10 +143,14 @@ function resourceType(address: string): string {
   return address.replace(/^(module\.[^.]+\.)*/, '').split('.')[0];
 }
 
-/** The infrastructure section of plan.md. */
-export function renderInfraSection(diff: InfraDiff): string {
+/**
+ * The infrastructure section of plan.md. `source` says where the diff came from (the engine's
+ * saved plan or the offline diff), so a reviewer knows how much to trust it.
+ */
+export function renderInfraSection(diff: InfraDiff, source?: string): string {
   const counts = `${diff.add.length} to add, ${diff.change.length} to change, ${diff.replace.length} to replace, ${diff.destroy.length} to destroy`;
   const lines = ['## Infrastructure', ''];
+  if (source !== undefined) lines.push(`Source: ${source}.`, '');
   const loud = [...diff.replace.map((a) => [a, 'replace']), ...diff.destroy.map((a) => [a, 'destroy'])]
     .filter(([address]) => LOUD_TYPES.has(resourceType(address)))
     .map(([address, action]) => `\`${address}\` (${action})`);
