@@ -2,14 +2,16 @@
 // Exit codes: 0 no changes against the base, 2 changes, 1 error (as terraform plan -detailed-exitcode).
 
 import { existsSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileFleet } from '../compile/fleet.ts';
 import { PolicyError } from '../policy/errors.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { prepareFleet } from '../policy/prepare.ts';
 import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
-import { diffInfra, renderInfraSection } from '../plan/infra-diff.ts';
+import { planWithEngine } from '../plan/engine-plan.ts';
+import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../plan/live-base.ts';
 import { renderPlanMarkdown } from '../plan/markdown.ts';
 import { readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
@@ -88,10 +90,18 @@ async function main(argv: string[]): Promise<number> {
     driftSection = renderDriftSection(live.drift);
   }
   const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, metadata });
-  const infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
-  const sections = [infra && renderInfraSection(infra), driftSection].filter((x): x is string => x !== undefined);
-  const markdown = renderPlanMarkdown(document, sections);
+  const render = (diff: InfraDiff | undefined, source: string) =>
+    renderPlanMarkdown(document, [diff && renderInfraSection(diff, source), driftSection].filter((x): x is string => x !== undefined));
+  let infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
+  let markdown = render(infra, values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)');
   await writePlanDir(values.out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.
+  const fromEngine = compiled.terraform && (await planWithEngine(values.out, document, { warn: (line) => process.stderr.write(`bin/plan: warning: ${line}\n`) }));
+  if (fromEngine) {
+    infra = fromEngine.diff;
+    markdown = render(infra, fromEngine.source);
+    await writeFile(join(values.out, 'plan.md'), markdown);
+  }
 
   const infraChanges = infra ? infra.add.length + infra.change.length + infra.replace.length + infra.destroy.length : 0;
   const s = document.summary;
