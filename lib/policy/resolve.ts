@@ -119,7 +119,8 @@ class Resolver {
         return undefined;
       }
       const path = policy.repository.path ?? `${DEFAULTS.repositoryRoot}/${layers.host}`;
-      repository = `sftp:${DEFAULTS.repositoryUser}@${repositoryHost}:${path}`;
+      // One sftp user per client, so that no client can read or delete another's backups.
+      repository = `sftp:${DEFAULTS.repositoryUser}-${layers.host}@${repositoryHost}:${path}`;
     } else {
       repository = policy.repository.url;
     }

@@ -3,7 +3,7 @@
 import { calendarProblem } from './calendar.ts';
 import { formatDuration, tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
-import type { FleetSpec } from './model.ts';
+import type { CheckKind, FleetSpec } from './model.ts';
 import type { ResolvedFleet, ResolvedGroup, ResolvedHost, ResolvedWindow } from './resolved.ts';
 import { windowOpenings } from './zoned-time.ts';
 
@@ -17,6 +17,12 @@ export const BATCH_ALLOWANCE_SECONDS = 15 * 60;
 const WINDOW_SAMPLE = { from: Date.UTC(2027, 0, 4), weeks: 16 };
 
 type Issues = PolicyIssue[];
+
+/** Checks that read the host's own disks, sensors, units or files. */
+const HOST_LOCAL_CHECKS: ReadonlySet<CheckKind> = new Set(['smart', 'cpu-temperature', 'disk-usage', 'failed-units', 'backup-freshness', 'security-updates', 'reboot-required']);
+
+/** sftp user names are "restic-<host>"; Linux user names have at most 32 characters. */
+const MAX_BACKUP_CLIENT_NAME = 32 - 'restic-'.length;
 
 function coverage(host: ResolvedHost, issues: Issues): void {
   const needs = [
@@ -44,9 +50,14 @@ function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<str
     const at: PolicyPath = ['hosts', host.name, 'backups', 'repository', 'host'];
     if (b.repositoryHost === host.name) issues.push({ path: at, message: `host backs up to itself: a backup on the host it protects is lost with it; choose another backup host or a repository URL` });
     else if (target && !target.roles.includes('backup')) issues.push({ path: at, message: `backup host "${target.name}" does not have the role "backup"` });
+    if (host.name.length > MAX_BACKUP_CLIENT_NAME) issues.push({ path: at, message: `a host backing up to a fleet host needs a name of at most ${MAX_BACKUP_CLIENT_NAME} characters (its sftp user is restic-<name>)` });
   }
   for (const check of host.monitoring?.checks ?? []) {
     if (check.runsOn === host.name) continue;
+    if (HOST_LOCAL_CHECKS.has(check.spec.kind)) {
+      issues.push({ path: ['hosts', host.name, 'monitoring', 'checks', check.name, 'from'], message: `a ${check.spec.kind} check looks at the host's own hardware or state and cannot run from another host` });
+      continue;
+    }
     const runner = byName.get(check.runsOn);
     const at: PolicyPath = ['hosts', host.name, 'monitoring', 'checks', check.name, 'from'];
     if (!runner) issues.push({ path: at, message: `monitor host "${check.runsOn}" is not a host of this fleet` });

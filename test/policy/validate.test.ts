@@ -66,6 +66,15 @@ describe('validateFleet', () => {
     expect(issues).toContainEqual('hosts.web2.address: address 192.0.2.2 port 22 is already used by host "web1"');
   });
 
+  it('refuses a host-local check (disk usage) moved to a monitor host', () => {
+    const spec = editable();
+    spec.hosts.mon1 = { group: 'production', roles: ['monitor'], address: '192.0.2.8' };
+    spec.hosts.web1.monitoring = { checks: { disk: { kind: 'disk-usage', from: 'mon1' } } };
+    expect(issuesOf(spec)).toContainEqual(
+      "hosts.web1.monitoring.checks.disk.from: a disk-usage check looks at the host's own hardware or state and cannot run from another host",
+    );
+  });
+
   it('refuses a fleet without a staging group', () => {
     const spec = editable();
     spec.groups.staging.staging = false;
