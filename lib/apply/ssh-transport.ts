@@ -25,7 +25,7 @@ export interface SshTransportOptions {
   readonly identityFile?: string;
   /** @default 10 */
   readonly connectTimeoutSeconds?: number;
-  /** How long the idle master connection stays up. @default 60 */
+  /** How long the idle master connection stays up. @default 300 */
   readonly controlPersistSeconds?: number;
 }
 
@@ -60,9 +60,10 @@ export class SshTransport implements Transport {
   #sshArgs(): string[] {
     const o = this.#options;
     const args = [
-      '-o', 'ControlMaster=auto',
+      // Only #startMaster makes a master: one made by a command's ssh would hold that command's
+      // pipes open. Without a live master (persist time over) a command connects on its own.
+      '-o', 'ControlMaster=no',
       '-o', `ControlPath=${join(this.#controlDir, '%C')}`,
-      '-o', `ControlPersist=${o.controlPersistSeconds ?? 60}`,
       '-o', 'StrictHostKeyChecking=yes',
       '-o', `UserKnownHostsFile=${o.knownHostsFile}`,
       '-o', 'GlobalKnownHostsFile=/dev/null',
@@ -91,10 +92,10 @@ export class SshTransport implements Transport {
    */
   #startMaster(): Promise<void> {
     this.#master ??= new Promise<void>((resolve, reject) => {
-      const child = spawn('ssh', ['-M', '-N', '-f', ...this.#sshArgs()], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn('ssh', ['-o', 'ControlMaster=yes', '-N', '-f', '-o', `ControlPersist=${this.#options.controlPersistSeconds ?? 300}`, ...this.#sshArgs()], { stdio: ['ignore', 'ignore', 'pipe'] });
       const stderr: Buffer[] = [];
       child.stderr.on('data', (b: Buffer) => stderr.push(b));
-      child.on('error', (error) => reject(new TransportError({ host: this.host, command: 'ssh -M -N -f', exitCode: null, stderr: '', reason: `cannot start ssh: ${error.message}` })));
+      child.on('error', (error) => reject(new TransportError({ host: this.host, command: 'ssh -o ControlMaster=yes -N -f', exitCode: null, stderr: '', reason: `cannot start ssh: ${error.message}` })));
       child.on('exit', (code) => {
         if (code === 0) return resolve();
         this.#master = undefined;

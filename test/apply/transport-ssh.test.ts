@@ -51,6 +51,19 @@ describe.skipIf(!fleetAvailable('ssh transport tests on the real fleet'))('the s
     }
   }, FLEET_TEST_TIMEOUT_MS);
 
+  it('keeps working after its idle master connection has gone', async () => {
+    const brief = new SshTransport({ host: 'wire1', address: host.address, knownHostsFile: fleet.knownHostsFile, identityFile: fleet.identityFile, controlPersistSeconds: 1 });
+    try {
+      expect((await brief.run('echo one')).stdout).toBe('one\n');
+      await new Promise((r) => setTimeout(r, 3_000));
+      const started = Date.now();
+      expect((await brief.run('echo two')).stdout).toBe('two\n');
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await brief.close();
+    }
+  }, FLEET_TEST_TIMEOUT_MS);
+
   it('refuses a host whose key is not the pinned one, naming the host and exit 255', async () => {
     const key = join(scratch, 'other');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
