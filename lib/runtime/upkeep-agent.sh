@@ -610,7 +610,8 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 		# never interrupts dpkg halfway; its output goes to a log for the same reason.
 		if command -v apt-get >/dev/null 2>&1; then
 			# shellcheck disable=SC2086 # package names are validated words
-			DEBIAN_FRONTEND=noninteractive setsid -w apt-get install -y --no-install-recommends $missing </dev/null >"$STATE/packages.log" 2>&1 9>&-
+			# Package lists may be missing or stale (fresh images ship none): update once and retry.
+			DEBIAN_FRONTEND=noninteractive setsid -w sh -c 'apt-get install -y --no-install-recommends "$@" || { apt-get update && apt-get install -y --no-install-recommends "$@"; }' apt $missing </dev/null >"$STATE/packages.log" 2>&1 9>&-
 		else
 			# shellcheck disable=SC2086
 			setsid -w dnf install -y $missing </dev/null >"$STATE/packages.log" 2>&1 9>&-

@@ -111,6 +111,18 @@ describe.skipIf(!fleetAvailable('host agent apply tests on the real fleet'))('ap
     expect((await host.ssh(`systemctl show -p TimersCalendar --value ${TIMER}`)).stdout).toContain('03:00:00');
   }, FLEET_TEST_TIMEOUT_MS);
 
+  it('installs a missing package before switching, and leaves present ones alone', async () => {
+    expect((await host.ssh('dpkg-query -W -f="${Status}" tree')).stdout).not.toBe('install ok installed');
+    const current = (await readState(t)).generation;
+    const withTree = tickBundle('1', { packages: ['coreutils', 'tree'] });
+    const result = await apply(t, withTree, { planId: 'plan-4', generation: generationOf(withTree), baseGeneration: current, timeoutMs: 170_000 });
+    expect(result.packagesInstalled).toEqual(['tree']);
+    expect((await host.ssh('tree --version')).exitCode).toBe(0);
+    const again = await apply(t, withTree, { planId: 'plan-4', generation: generationOf(withTree), baseGeneration: current });
+    expect(again.changed).toBe(false);
+    expect(again.packagesInstalled).toEqual([]);
+  }, FLEET_TEST_TIMEOUT_MS);
+
   it('health gate starts the check now and reports a failing one with the system state', async () => {
     const passing = await healthGate(t, [CHECK]);
     expect(passing.checks).toEqual([{ unit: CHECK, ok: true, result: 'success 0' }]);
