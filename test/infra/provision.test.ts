@@ -1,0 +1,303 @@
+// bin/apply and bin/plan with a FAKE Terraform engine (test/fixtures/fake-terraform): no tofu or
+// terraform can download providers here, so the fake records its command lines (with fingerprints
+// of the secrets in its environment) and answers with canned output. Everything else is real: the
+// plan directory comes from bin/plan, bin/apply runs as a process with the system ssh client, and
+// the "hosts" are TCP listeners on 127.0.0.x that look at the applier's known_hosts file while ssh
+// is connected to them, then hang up, which stops the run right after the inventory step.
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildInventory, knownHostsLines } from '../../lib/apply/inventory.ts';
+import type { JournalDocument } from '../../lib/apply/journal.ts';
+import { provision } from '../../lib/apply/provision.ts';
+import { SecretValues } from '../../lib/apply/secrets.ts';
+import { INSTALL_HINT } from '../../lib/apply/terraform.ts';
+import type { PlanDocument } from '../../lib/plan/plan-format.ts';
+import { TOKEN_ENV } from '../fixtures/infra-fleet.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const FAKE_ENGINE = join(root, 'test', 'fixtures', 'fake-terraform');
+const CANARY = 'canary-hcloud-token-94c2e7b1d0';
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const work = mkdtempSync(join(tmpdir(), 'upkeep-provision-test-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+// The infra fixture fleet without its one existing host: every host is provisioned.
+const POLICY = `import { infraFleetSpec } from ${JSON.stringify(join(root, 'test', 'fixtures', 'infra-fleet.ts'))};
+const spec = structuredClone(infraFleetSpec());
+delete spec.hosts.legacy1;
+export default spec;
+`;
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a bin/ command without blocking this process (the fake hosts answer from it). */
+function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(join(root, 'bin', command), args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+interface Project {
+  readonly dir: string;
+  readonly planDir: string;
+  readonly tmp: string;
+  readonly record: string;
+  /** PATH holds the FAKE engine under `engineName`, node, and /usr/bin:/bin; the token is the canary. */
+  readonly env: NodeJS.ProcessEnv;
+  canned(sub: string, parts: { stdout?: string; exit?: number }): void;
+  calls(): { name: string; cwd: string; tokenSha: string; automation: string; argv: string }[];
+}
+
+let counter = 0;
+
+/** A project directory with the policy, a bin directory with the FAKE engine, and canned answers. */
+function project(engineName: string | undefined): Project {
+  const dir = join(work, `project-${++counter}`);
+  const bin = join(dir, '.bin');
+  const canned = join(dir, '.canned');
+  const tmp = join(dir, '.tmp');
+  for (const d of [bin, canned, tmp]) mkdirSync(d, { recursive: true });
+  if (engineName) symlinkSync(FAKE_ENGINE, join(bin, engineName));
+  writeFileSync(join(dir, 'upkeep.ts'), POLICY);
+  const record = join(dir, '.calls.log');
+  writeFileSync(record, '');
+  return {
+    dir,
+    planDir: join(dir, 'out', 'plan'),
+    tmp,
+    record,
+    env: {
+      PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin`,
+      HOME: process.env.HOME,
+      TMPDIR: tmp,
+      NO_COLOR: '1',
+      RESTIC_PASSWORD: 'restic-password-for-tests',
+      [TOKEN_ENV]: CANARY,
+      FAKE_TERRAFORM_RECORD: record,
+      FAKE_TERRAFORM_CANNED: canned,
+    },
+    canned(sub, parts) {
+      if (parts.stdout !== undefined) writeFileSync(join(canned, `${sub}.stdout`), parts.stdout);
+      if (parts.exit !== undefined) writeFileSync(join(canned, `${sub}.exit`), String(parts.exit));
+    },
+    calls() {
+      return readFileSync(record, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => {
+          const [name, cwd, tokenSha, , automation, ...argv] = line.split('|');
+          return { name, cwd, tokenSha, automation, argv: argv.join('|') };
+        });
+    },
+  };
+}
+
+const showJson = (changes: { address: string; actions: string[] }[]) =>
+  JSON.stringify({
+    format_version: '1.2',
+    resource_changes: changes.map(({ address, actions }) => ({ address, mode: 'managed', type: address.split('.')[0], change: { actions } })),
+  });
+
+/** A host the applier will try to reach: records the applier's known_hosts while ssh is connected, then hangs up. */
+interface FakeHost {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly hostKey: string;
+  readonly seenKnownHosts: string[];
+  readonly server: Server;
+}
+
+async function fakeHost(name: string, index: number, hostKey: string, tmp: string): Promise<FakeHost> {
+  const seenKnownHosts: string[] = [];
+  const server = createServer((socket) => {
+    for (const entry of readdirSync(tmp).filter((e) => e.startsWith('upkeep-apply-'))) {
+      const file = join(tmp, entry, 'known_hosts');
+      if (existsSync(file)) seenKnownHosts.push(readFileSync(file, 'utf8'));
+    }
+    socket.destroy();
+  });
+  const address = `127.0.0.${10 + index}`;
+  await new Promise<void>((resolvePromise) => server.listen(0, address, resolvePromise));
+  const port = (server.address() as { port: number }).port;
+  return { name, address, port, hostKey, seenKnownHosts, server };
+}
+
+/** An ed25519 public key line, made up but well formed (each host its own). */
+const hostKeyOf = (name: string) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${createHash('sha256').update(name).digest('base64').slice(0, 43)}`;
+
+function outputJson(hosts: readonly FakeHost[]): string {
+  return JSON.stringify({
+    upkeep_hosts: { sensitive: false, type: ['object', {}], value: Object.fromEntries(hosts.map((h) => [h.name, { address: h.address, host_key: h.hostKey, port: h.port }])) },
+  });
+}
+
+/** One offline plan directory (bin/plan without the token), copied into the projects that only apply. */
+let offlinePlan: string;
+beforeAll(async () => {
+  const p = project(undefined);
+  const planned = await run('plan', ['--out', 'out/plan'], p.dir, { ...p.env, [TOKEN_ENV]: '' });
+  expect(planned.code, planned.stderr).toBe(2);
+  offlinePlan = p.planDir;
+}, 60_000);
+
+/** The project with the offline plan at out/plan (same depth, so the relative state path holds). */
+function withOfflinePlan(p: Project): Project {
+  cpSync(offlinePlan, p.planDir, { recursive: true });
+  return p;
+}
+
+const planFor = (p: Project) => JSON.parse(readFileSync(join(p.planDir, 'plan.json'), 'utf8')) as PlanDocument;
+const journalOf = (p: Project) => JSON.parse(readFileSync(join(p.planDir, 'apply-journal.json'), 'utf8')) as JournalDocument;
+const fleetSteps = (journal: JournalDocument) => journal.entries.filter((e) => e.host === '(fleet)' && e.step.startsWith('terraform-')).map((e) => `${e.step} ${e.result}`);
+
+describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
+  let p: Project;
+  let hosts: FakeHost[] = [];
+  let applied: Run;
+  let stackFilesBefore: string[];
+
+  beforeAll(async () => {
+    p = withOfflinePlan(project('tofu'));
+    stackFilesBefore = readdirSync(join(p.planDir, 'terraform')).sort();
+    hosts = await Promise.all(Object.keys(planFor(p).hosts).map((name, i) => fakeHost(name, i, hostKeyOf(name), p.tmp)));
+    p.canned('plan', { exit: 2 });
+    p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['create'] }]) });
+    p.canned('output', { stdout: outputJson(hosts) });
+    applied = await run('apply', ['out/plan', '--confirm-timeout', '5'], p.dir, p.env);
+  }, 120_000);
+  afterAll(() => hosts.forEach((h) => h.server.close()));
+
+  it('runs init, a saved plan, its apply and output, in that order, in the stack directory', () => {
+    expect(p.calls().map((c) => c.argv)).toEqual([
+      'init -input=false -no-color',
+      'plan -input=false -no-color -out=tfplan -detailed-exitcode',
+      'show -json -no-color tfplan',
+      'apply -input=false -no-color tfplan',
+      'output -json -no-color',
+    ]);
+    for (const call of p.calls()) expect(call).toMatchObject({ name: 'tofu', cwd: join(p.planDir, 'terraform'), automation: '1' });
+  });
+
+  it('hands the engine the token in TF_VAR_hcloud_token, and never in its argv, the output or the journal', () => {
+    for (const call of p.calls()) expect(call.tokenSha).toBe(sha256(CANARY));
+    const everything = [readFileSync(p.record, 'utf8'), applied.stdout, applied.stderr, readFileSync(join(p.planDir, 'apply-journal.json'), 'utf8')].join('\n');
+    expect(everything).toContain('$ tofu apply -input=false -no-color tfplan');
+    expect(everything).not.toContain(CANARY);
+  });
+
+  it('connects with a known_hosts that pins exactly the host keys from the engine outputs', () => {
+    const contacted = hosts.filter((h) => h.seenKnownHosts.length > 0);
+    expect(contacted.length).toBeGreaterThan(0);
+    const expected = hosts.map((h) => `[${h.address}]:${h.port} ${h.hostKey}\n`).sort().join('');
+    for (const host of contacted) for (const seen of host.seenKnownHosts) expect(seen).toBe(expected);
+  });
+
+  it('journals the engine steps, then stops with exit 1 when the hosts hang up', () => {
+    expect(applied.code, applied.stderr).toBe(1);
+    const journal = journalOf(p);
+    expect(fleetSteps(journal)).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-apply ok', 'terraform-output ok']);
+    expect(journal.entries.some((e) => e.result === 'failed' && !e.step.startsWith('terraform-'))).toBe(true);
+    expect(journal).toMatchObject({ outcome: 'failed', exit_code: 1 });
+    const progress = applied.stderr.split('\n');
+    expect(progress[0]).toMatch(/^provisioning with tofu \(/);
+    expect(progress.indexOf('infrastructure: 1 to add, 0 to change, 0 to replace, 0 to destroy')).toBeLessThan(progress.indexOf('$ tofu apply -input=false -no-color tfplan'));
+  });
+
+  it('leaves the stack directory as bin/plan wrote it: the saved plan, which holds the token, is gone', () => {
+    expect(readdirSync(join(p.planDir, 'terraform')).sort()).toEqual(stackFilesBefore);
+  });
+});
+
+describe('bin/apply without an engine or without provisioning', () => {
+  it('stops before anything runs and says how to install tofu or terraform', async () => {
+    const p = withOfflinePlan(project(undefined));
+    const applied = await run('apply', ['out/plan'], p.dir, p.env);
+    expect(applied.code).toBe(1);
+    expect(applied.stderr).toContain(`bin/apply: no Terraform engine found (neither tofu nor terraform is on PATH): ${INSTALL_HINT}`);
+    expect(fleetSteps(journalOf(p))).toEqual(['terraform-engine failed']);
+    expect(journalOf(p)).toMatchObject({ outcome: 'failed', exit_code: 1 });
+  }, 60_000);
+
+  it('with --no-provision does not call the engine, and provisioned hosts then have no address', async () => {
+    const p = withOfflinePlan(project('terraform'));
+    const applied = await run('apply', ['out/plan', '--no-provision'], p.dir, p.env);
+    expect(applied.code).toBe(1);
+    expect(p.calls()).toEqual([]);
+    expect(applied.stderr).toMatch(/web1: no usable address \(none in plan\.json or Terraform outputs\)/);
+  }, 60_000);
+});
+
+describe('provision() when the engine sees nothing to change (FAKE engine)', () => {
+  it('skips the apply, journals why, and returns the outputs whose keys the known_hosts pins', async () => {
+    const p = withOfflinePlan(project('terraform'));
+    const plan = planFor(p);
+    const fake = Object.keys(plan.hosts).map((name, i) => ({ name, address: `127.0.0.${10 + i}`, port: 22, hostKey: hostKeyOf(name) }));
+    p.canned('plan', { exit: 0 });
+    p.canned('show', { stdout: showJson([]) });
+    p.canned('output', { stdout: outputJson(fake as FakeHost[]) });
+    const log: string[] = [];
+    const cwd = process.cwd();
+    process.chdir(p.dir); // the policy's secret base directory is relative to where bin/apply runs
+    const outputs = await provision(p.planDir, plan, { log: (l) => log.push(l), secrets: new SecretValues(), env: p.env }).finally(() => process.chdir(cwd));
+    expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show', 'output']);
+    expect(log).toContain('no infrastructure changes: apply skipped');
+    expect(knownHostsLines(buildInventory(plan, { terraformOutputs: outputs }))).toBe(fake.map((h) => `${h.address} ${h.hostKey}\n`).sort().join(''));
+  }, 60_000);
+});
+
+describe('bin/plan with an engine and credentials (FAKE engine)', () => {
+  it('takes the infrastructure section from show -json of a saved plan, destroy warning included', async () => {
+    const p = project('tofu');
+    p.canned('plan', { exit: 2 });
+    p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['delete'] }]) });
+    const planned = await run('plan', ['--out', 'out/plan'], p.dir, p.env);
+    expect(planned.code).toBe(2);
+    expect(planned.stderr).toBe('');
+    expect(p.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color', 'plan -input=false -no-color -out=tfplan -detailed-exitcode', 'show -json -no-color tfplan']);
+    for (const call of p.calls()) expect(call.tokenSha).toBe(sha256(CANARY));
+    const markdown = readFileSync(join(p.planDir, 'plan.md'), 'utf8');
+    expect(markdown).toContain('Source: `tofu show -json` of a saved plan.');
+    expect(markdown).toMatch(/\*\*WARNING: 1 server\(s\), volume\(s\) or address\(es\) will be DESTROYED or REPLACED\.\*\* .*`hcloud_server\.web1` \(destroy\)/);
+    expect(markdown).toContain('**0 to add, 0 to change, 0 to replace, 1 to destroy**');
+    expect(planned.stdout).toContain('Infrastructure: 0 to add, 0 to change, 0 to replace, 1 to destroy');
+    expect(readdirSync(join(p.planDir, 'terraform'))).not.toContain('tfplan');
+    const written = [markdown, readFileSync(join(p.planDir, 'plan.json'), 'utf8'), planned.stdout, planned.stderr].join('\n');
+    expect(written).not.toContain(CANARY);
+  }, 60_000);
+
+  it('keeps the offline section and warns on stderr when the engine fails; the exit code stays the plan\'s', async () => {
+    const p = project('terraform');
+    p.canned('init', { exit: 1 });
+    const planned = await run('plan', ['--out', 'out/plan'], p.dir, p.env);
+    expect(planned.code).toBe(2);
+    expect(planned.stderr).toMatch(/^bin\/plan: warning: the Terraform engine could not plan the infrastructure, plan\.md shows the offline diff instead: terraform init -input=false -no-color failed with exit code 1/);
+    const markdown = readFileSync(join(p.planDir, 'plan.md'), 'utf8');
+    expect(markdown).toContain('Source: offline diff against an empty base (no --base given).');
+    expect(markdown).toMatch(/\*\*\d+ to add, 0 to change, 0 to replace, 0 to destroy\*\*/);
+  }, 60_000);
+
+  it('without the token plans offline and silently, against --base when given', async () => {
+    const p = project('tofu');
+    const again = await run('plan', ['--out', 'out/plan', '--base', offlinePlan], p.dir, { ...p.env, [TOKEN_ENV]: '' });
+    expect(again.stderr).toBe('');
+    expect(p.calls()).toEqual([]);
+    expect(readFileSync(join(p.planDir, 'plan.md'), 'utf8')).toContain('Source: offline diff against --base.\n\n**0 to add, 0 to change, 0 to replace, 0 to destroy**');
+  }, 60_000);
+});
