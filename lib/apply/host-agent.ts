@@ -71,6 +71,8 @@ export interface ApplyResult {
   readonly rollbackUnit: string | null;
   /** What recovery found and did before this apply (e.g. "undid interrupted switch a->b"), if anything. */
   readonly recovered: string | null;
+  /** Things that went wrong after the commit and did not undo it (e.g. the self-rollback could not be armed). */
+  readonly warnings: readonly string[];
 }
 
 export interface LockHolder {
@@ -368,6 +370,7 @@ export async function apply(t: Transport, bundle: HostBundle, options: ApplyOpti
     packagesInstalled: words('installed'),
     rollbackUnit: out.first('armed') ?? null,
     recovered: out.first('recovered') ?? null,
+    warnings: out.all('warning'),
   };
 }
 

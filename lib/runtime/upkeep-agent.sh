@@ -654,10 +654,15 @@ arm_rollback() { # GEN SECONDS
 		systemctl stop "$(rollback_unit "$g").timer" >/dev/null 2>&1
 		systemctl reset-failed "$(rollback_unit "$g").service" >/dev/null 2>&1
 	done
-	say "$1" | write_atomic "$STATE/unconfirmed" || die 12 "cannot record the unconfirmed generation"
 	unit=$(rollback_unit "$1")
-	systemd-run --quiet --unit="$unit" --on-active="$2s" --timer-property=AccuracySec=1s \
-		/bin/sh "${AGENT#"$ROOT"}" rollback-unconfirmed "$1" 9>&- || die 12 "cannot arm the self-rollback"
+	# The switch is committed by now: failing to arm is reported, not turned into a failed apply.
+	if ! { say "$1" | write_atomic "$STATE/unconfirmed" &&
+		systemd-run --quiet --unit="$unit" --on-active="$2s" --timer-property=AccuracySec=1s \
+			/bin/sh "${AGENT#"$ROOT"}" rollback-unconfirmed "$1" 9>&-; }; then
+		rm -f "$STATE/unconfirmed"
+		say "warning cannot arm the self-rollback: generation $1 stays without confirmation"
+		return 0
+	fi
 	say "armed $unit"
 }
 

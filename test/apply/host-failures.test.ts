@@ -144,6 +144,7 @@ describe.skipIf(!fleetAvailable('host agent failure tests on the real fleet'))('
     const { bundle, options } = next(old.generation, { confirmTimeoutSeconds: 5 });
     const result = await apply(t, bundle, options);
     expect(result.rollbackUnit).toMatch(/^upkeep-rollback-/);
+    expect(result.warnings).toEqual([]);
     expect((await readState(t)).unconfirmedGeneration).toBe(options.generation);
     await until('the host rolled back', async () => (await readState(t)).generation === old.generation, 60_000);
     expect(await snapshotHost(host)).toBe(onOld);
