@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
   if (positionals.length > 1) throw new Error(`expected one policy file, got ${positionals.length} (see bin/plan --help)`);
   const policyFile = positionals[0] ?? defaultPolicy();
 
-  const { spec, source } = await loadPolicy(resolve(policyFile));
+  const { spec, source } = await loadPolicy(policyFile);
   const fleet = prepareFleet(spec, source);
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.

@@ -22,7 +22,10 @@ export interface PolicyIssue {
 
 /** "hosts.web1.backups" — the dotted form used in messages. */
 export function formatPath(path: PolicyPath): string {
-  return path.length === 0 ? '(fleet)' : path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
+  if (path.length === 0) return '(fleet)';
+  // A key that is not a plain name is quoted, so a newline in it cannot forge a line of output.
+  const segment = (p: string | number) => (typeof p === 'number' ? `[${p}]` : /^[A-Za-z0-9_-]+$/.test(p) ? p : JSON.stringify(p));
+  return path.map(segment).join('.').replace(/\.\[/g, '[');
 }
 
 function formatIssue(issue: PolicyIssue, source?: PolicySource): string {

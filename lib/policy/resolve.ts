@@ -2,6 +2,7 @@
 // problem found on the way is collected as an issue at the policy path where the value was
 // written (the host, its group or the fleet defaults), so YAML errors point at the right line.
 
+import { calendarProblem } from './calendar.ts';
 import { tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import { layerPolicies, policyOf } from './layering.ts';
@@ -71,9 +72,14 @@ class Resolver {
   readonly issues: PolicyIssue[] = [];
   constructor(readonly spec: FleetSpec) {}
 
+  /** Records an issue once: a value written in the defaults would otherwise be reported per host. */
   issue(path: PolicyPath, message: string): void {
+    const key = JSON.stringify([path, message]);
+    if (this.#seen.has(key)) return;
+    this.#seen.add(key);
     this.issues.push({ path, message });
   }
+  readonly #seen = new Set<string>();
 
   duration(layers: Layers, field: PolicyPath, value: string | undefined, fallback: string): number {
     const text = value ?? fallback;
@@ -91,7 +97,7 @@ class Resolver {
       return undefined;
     }
     const { window, issues } = resolveWindow(policy.window, origin(this.spec, layers, ['updates', 'window']));
-    this.issues.push(...issues);
+    for (const i of issues) this.issue(i.path, i.message);
     if (!window) return undefined;
     return {
       window,
@@ -125,6 +131,10 @@ class Resolver {
       repository = policy.repository.url;
     }
     const r = policy.retention ?? {};
+    for (const [field, expr] of [[['schedule'], policy.schedule], [['check', 'schedule'], policy.check?.schedule], [['drill', 'schedule'], policy.drill?.schedule]] as const) {
+      const problem = expr === undefined ? undefined : calendarProblem(expr);
+      if (problem) this.issue(at([...field]), `bad calendar expression: ${problem}`);
+    }
     return {
       schedule: policy.schedule ?? DEFAULTS.backupSchedule,
       retention: { daily: r.daily ?? DEFAULTS.retentionDaily, weekly: r.weekly ?? 0, monthly: r.monthly ?? 0, yearly: r.yearly ?? 0 },

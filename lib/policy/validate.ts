@@ -1,6 +1,5 @@
 // validate: the whole-fleet rules of the maintenance contract. Pure; returns every issue at once.
 
-import { calendarProblem } from './calendar.ts';
 import { formatDuration, tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { CheckKind, FleetSpec } from './model.ts';
@@ -72,15 +71,6 @@ function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<str
   }
 }
 
-function schedules(host: ResolvedHost, issues: Issues): void {
-  const b = host.backups;
-  if (!b) return;
-  for (const [field, expr] of [['schedule', b.schedule], ['check', b.checkSchedule], ['drill', b.drillSchedule]] as const) {
-    const problem = calendarProblem(expr);
-    if (problem) issues.push({ path: ['hosts', host.name, 'backups', ...(field === 'schedule' ? ['schedule'] : [field, 'schedule'])], message: `bad calendar expression: ${problem}` });
-  }
-}
-
 /** Detection + alert delivery must fit the promised response time, for every check. */
 function sla(host: ResolvedHost, issues: Issues): void {
   const m = host.monitoring;
@@ -144,7 +134,12 @@ function stagingWindows(fleet: ResolvedFleet, issues: Issues): void {
       const prodOpenings = windowOpenings(pw, WINDOW_SAMPLE.from, to);
       const ok = prodOpenings.every((p, i) => {
         const previous = i > 0 ? prodOpenings[i - 1] : -Infinity;
-        return stagingOpenings.some((s) => s > previous && s + (sw.durationSeconds + staging.soakSeconds) * 1000 <= p);
+        const before = stagingOpenings.filter((s) => s > previous && s + (sw.durationSeconds + staging.soakSeconds) * 1000 <= p);
+        if (before.length === 0) return false;
+        // Staging's window belongs before production's, not just after the one before: the
+        // staging opening nearest to this production window must precede it.
+        const after = stagingOpenings.find((s) => s >= p);
+        return after === undefined || p - before[before.length - 1] < after - p;
       });
       if (!ok) {
         issues.push({
@@ -189,7 +184,6 @@ export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssu
   for (const host of fleet.hosts) {
     coverage(host, issues);
     references(spec, host, byName, issues);
-    schedules(host, issues);
     sla(host, issues);
     securityDeadline(fleet, host, issues);
   }
