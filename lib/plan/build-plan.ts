@@ -42,8 +42,13 @@ function fileChanges(base: readonly PlannedFile[], next: readonly PlannedFile[])
       changes.push({ path: f.path, action: 'create' });
       continue;
     }
+    // A secret's value never reaches a plan: a live base knows its hash, a plan only its reference,
+    // so a secret file changes when its reference does (or when it turned into / out of a secret).
+    const contentChanged = f.secret
+      ? old.secret !== undefined ? canonicalJson(old.secret) !== canonicalJson(f.secret) : old.sha256 === undefined
+      : old.sha256 !== f.sha256 || old.secret !== undefined;
     const fields = [
-      ...(old.sha256 !== f.sha256 || canonicalJson(old.secret) !== canonicalJson(f.secret) ? (['content'] as const) : []),
+      ...(contentChanged ? (['content'] as const) : []),
       ...(old.mode !== f.mode ? (['mode'] as const) : []),
       ...(old.owner !== f.owner ? (['owner'] as const) : []),
     ];
