@@ -121,6 +121,10 @@ export interface HostState {
   readonly unconfirmedGeneration: string | null;
   /** What recovery did while reading (the agent's first act), if anything. */
   readonly recovered: string | null;
+  /** This host's public key for sftp backups, once made (see lib/apply/backup-keys.ts). */
+  readonly backupKey?: string;
+  /** Public keys this host accepts for receiving backups, per sftp user (see lib/apply/backup-keys.ts). */
+  readonly backupAccepts?: readonly { readonly user: string; readonly key: string }[];
 }
 
 export interface RollbackResult {
@@ -330,6 +334,11 @@ export async function readState(t: Transport): Promise<HostState> {
     lock: lock === undefined ? null : parseLock(lock),
     unconfirmedGeneration: out.first('unconfirmed') ?? null,
     recovered: out.first('recovered') ?? null,
+    ...(out.first('backup-key') ? { backupKey: out.first('backup-key') } : {}),
+    backupAccepts: out.all('backup-accepts').map((rest) => {
+      const space = rest.indexOf(' ');
+      return { user: rest.slice(0, space), key: rest.slice(space + 1) };
+    }),
   };
 }
 

@@ -357,6 +357,21 @@ prune() {
 
 # --- read-state -----------------------------------------------------------------------------
 
+# Backup keys, so that the applier (lib/apply/backup-keys.ts) sees without another round trip
+# whether a backup client's public key is already accepted by its repository host:
+# "backup-key KEY" (this host's sftp client key, if made) and "backup-accepts USER KEY" (each
+# key a receiving user accepts). No process per line: a no-op apply is mostly read-state.
+backup_keys() {
+	if [ -f "$STATE/backup/id_ed25519.pub" ]; then
+		IFS= read -r key <"$STATE/backup/id_ed25519.pub" && say "backup-key $key"
+	fi
+	for f in "$STATE"/backup-clients/*.keys; do
+		[ -f "$f" ] || continue
+		u=${f##*/}
+		while IFS= read -r key; do [ -n "$key" ] && say "backup-accepts ${u%.keys} $key"; done <"$f"
+	done
+}
+
 cmd_read_state() {
 	RECOVERED=''
 	open_lock
@@ -379,6 +394,7 @@ cmd_read_state() {
 		# shellcheck disable=SC2046
 		unit_states $(awk '$1 == "unit" { print $2 }' "$m") | sed 's/^/unit /'
 	fi
+	backup_keys
 	if live; then
 		systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
 		say "system $(systemctl is-system-running 2>/dev/null)"
