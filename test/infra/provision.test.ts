@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildInventory, knownHostsLines } from '../../lib/apply/inventory.ts';
 import type { JournalDocument } from '../../lib/apply/journal.ts';
@@ -58,7 +58,7 @@ interface Project {
   readonly planDir: string;
   readonly tmp: string;
   readonly record: string;
-  /** PATH holds the FAKE engine under `engineName`, node, and /usr/bin:/bin; the token is the canary. */
+  /** PATH holds the FAKE engine under `engineName`, node, and /usr/bin:/bin (no real engine); the token is the canary. */
   readonly env: NodeJS.ProcessEnv;
   canned(sub: string, parts: { stdout?: string; exit?: number }): void;
   calls(): { name: string; cwd: string; tokenSha: string; automation: string; argv: string }[];
@@ -74,6 +74,8 @@ function project(engineName: string | undefined): Project {
   const tmp = join(dir, '.tmp');
   for (const d of [bin, canned, tmp]) mkdirSync(d, { recursive: true });
   if (engineName) symlinkSync(FAKE_ENGINE, join(bin, engineName));
+  // node by itself, not its directory, which may hold a real engine (/usr/local/bin often does).
+  symlinkSync(process.execPath, join(bin, 'node'));
   writeFileSync(join(dir, 'upkeep.ts'), POLICY);
   const record = join(dir, '.calls.log');
   writeFileSync(record, '');
@@ -83,7 +85,7 @@ function project(engineName: string | undefined): Project {
     tmp,
     record,
     env: {
-      PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin`,
+      PATH: `${bin}:/usr/bin:/bin`,
       HOME: process.env.HOME,
       TMPDIR: tmp,
       NO_COLOR: '1',
@@ -300,4 +302,25 @@ describe('bin/plan with an engine and credentials (FAKE engine)', () => {
     expect(p.calls()).toEqual([]);
     expect(readFileSync(join(p.planDir, 'plan.md'), 'utf8')).toContain('Source: offline diff against --base.\n\n**0 to add, 0 to change, 0 to replace, 0 to destroy**');
   }, 60_000);
+});
+
+// A real engine where one is installed: here it cannot reach its provider registry, so it fails
+// like any engine can, and bin/plan must still leave a clean plan directory (real `init` leaves
+// .terraform/ behind, which a later --base would trip over).
+const realEngine = (process.env.PATH ?? '')
+  .split(':')
+  .filter((dir) => dir.startsWith('/') && !dir.startsWith(root))
+  .flatMap((dir) => ['tofu', 'terraform'].map((name) => join(dir, name)))
+  .find((path) => existsSync(path));
+
+describe.skipIf(realEngine === undefined)('bin/plan with the real engine installed on this machine', () => {
+  it('warns when the engine cannot plan, keeps the offline section and leaves only the synthesized stack', async () => {
+    const p = project(undefined);
+    const planned = await run('plan', ['--out', 'out/plan'], p.dir, { ...p.env, UPKEEP_TERRAFORM: realEngine });
+    expect(planned.code).toBe(2);
+    expect(planned.stderr).toMatch(/^bin\/plan: warning: the Terraform engine could not plan the infrastructure, plan\.md shows the offline diff instead: (tofu|terraform) /);
+    expect(planned.stderr).not.toContain(CANARY);
+    expect(readFileSync(join(p.planDir, 'plan.md'), 'utf8')).toContain('Source: offline diff against an empty base (no --base given).');
+    expect(readdirSync(join(p.planDir, 'terraform'))).toEqual(readdirSync(join(offlinePlan, 'terraform')));
+  }, 120_000);
 });
