@@ -8,6 +8,7 @@
 // host (plus the fleet lock's lease on the lock host).
 
 import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
+import { exchangeBackupKeys, type BackupLink } from './backup-keys.ts';
 import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
 import { apply, breakLock, confirm, healthGate, HostAgentError, readState, rollback, type ApplyResult, type HostBundle, type HostState } from './host-agent.ts';
 import { FLEET, firstLine, type Journal, type StepContext } from './journal.ts';
@@ -75,6 +76,8 @@ export interface RolloutOptions {
   readonly lockRenewMs?: number;
   /** @default setTimeout-based sleep */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** sftp backup clients and their repository hosts: keys exchanged at the end (lib/apply/backup-keys.ts). */
+  readonly backupLinks?: readonly BackupLink[];
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -304,7 +307,10 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         }
       }
     }
-    return finish();
+    // 5. Backup clients' keys into their repository hosts, once every group is through (backup-keys.ts).
+    const hostsWith = (...statuses: HostStatus[]) => new Set([...outcomes.values()].filter((o) => statuses.includes(o.status)).map((o) => o.host));
+    const keyProblems = await exchangeBackupKeys({ links: options.backupLinks ?? [], applied: hostsWith('changed', 'unchanged'), changed: hostsWith('changed'), states, transport: connections.transport, journal, progress, parallel });
+    return finish(keyProblems.size > 0 ? `backup keys not in place: ${[...keyProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}` : undefined);
   } finally {
     if (renewal) clearInterval(renewal);
     if (lock && lockHeld) await journal.step({ host: lock.host, step: 'fleet-unlock' }, () => lock.release()).catch(() => undefined);

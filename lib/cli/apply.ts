@@ -2,10 +2,11 @@
 // Exit codes: 0 every host on the plan, 1 failed (nothing or part applied, no rollback), 3 rolled back.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { backupLinks } from '../apply/backup-keys.ts';
 import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
 import { buildInventory, readTerraformOutputs, writeKnownHosts, type Inventory, type InventoryHost } from '../apply/inventory.ts';
@@ -147,6 +148,8 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       skipSoak: values['skip-soak'],
       confirmTimeoutSeconds,
       holder: `${holder} run ${runId}`,
+      // Planned backup.env files say which hosts back up over sftp to which fleet host.
+      backupLinks: backupLinks(plan, (host, path) => readFileSync(join(planDir.dir, 'hosts', host, path), 'utf8')),
     });
     const roundTrips = Object.fromEntries([...opened].map(([host, ts]) => [host, ts.reduce((n, t) => n + t.roundTrips, 0)]).sort(([a], [b]) => (a < b ? -1 : 1)));
     for (const line of summarize(result, plan.plan_id, Date.now() - started)) progress(secrets.redact(line), result.exitCode === 0 ? 'ok' : 'fail');

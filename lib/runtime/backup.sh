@@ -1,9 +1,12 @@
 #!/bin/sh
 # restic jobs: backup, forget (retention), check (integrity) and drill (test restore).
 #
-# Usage: backup.sh backup|forget|check|drill|key
+# Usage: backup.sh backup|forget|check|drill|key|restore PATH...
 #   key prints the client's public ssh key (creating the key pair if needed), for the repository
 #   host's list of authorized clients.
+#   restore puts each absolute PATH (a file or a directory, with everything under it) back where
+#   it was, as the latest snapshot holds it; existing files there are overwritten. For another
+#   snapshot or target, run restic yourself after `. /etc/upkeep/restic/backup.env`.
 # Reads /etc/upkeep/restic/backup.env: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, RESTIC_CACHE_DIR,
 # UPKEEP_SFTP_COMMAND (ssh command for sftp repositories, with a pinned known_hosts),
 # UPKEEP_SFTP_KEY (client key, created on first use), UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
@@ -11,7 +14,7 @@
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
 set -eu
 
-job=${1:?usage: backup.sh backup|forget|check|drill|key}
+job=${1:?usage: backup.sh backup|forget|check|drill|key|restore PATH...}
 config=${UPKEEP_BACKUP_CONFIG:-/etc/upkeep/restic/backup.env}
 status_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}/backup
 set -a
@@ -20,6 +23,17 @@ set -a
 set +a
 config_dir=$(dirname "$config")
 mkdir -p "$status_dir"
+
+if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
+  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SFTP_KEY"
+fi
+# The key is answered before the restic lock: the applier must not wait for a running backup.
+if [ "$job" = key ]; then
+  [ -n "${UPKEEP_SFTP_KEY:-}" ] || { echo "key: this repository is not reached over sftp" >&2; exit 2; }
+  cat "$UPKEEP_SFTP_KEY.pub"
+  exit 0
+fi
+
 # One restic job at a time on this host: a prune holds an exclusive repository lock that would
 # make a backup or check starting meanwhile fail.
 exec 9>"$status_dir/restic.lock"
@@ -38,14 +52,25 @@ status() {
   mv "$status_dir/$job.status.new" "$status_dir/$job.status"
 }
 
-if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
-  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SFTP_KEY"
-fi
-
 case $job in
-  key)
-    [ -n "${UPKEEP_SFTP_KEY:-}" ] || { echo "key: this repository is not reached over sftp" >&2; exit 2; }
-    cat "$UPKEEP_SFTP_KEY.pub"
+  restore)
+    shift
+    [ $# -gt 0 ] || { echo "restore: name the absolute paths to restore" >&2; exit 2; }
+    n=$#
+    while [ "$n" -gt 0 ]; do
+      path=$1
+      shift
+      n=$((n - 1))
+      case $path in
+        /*) ;;
+        *) echo "restore: $path is not an absolute path" >&2; exit 2 ;;
+      esac
+      # restic reads --include as a pattern: a path with pattern characters would restore others.
+      case $path in *'*'* | *'?'* | *'['* | *"\\"*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
+      set -- "$@" --include "$path"
+    done
+    r restore latest --target / "$@"
+    echo "restore: restored from the latest snapshot"
     ;;
   backup)
     if ! r cat config >/dev/null 2>&1; then

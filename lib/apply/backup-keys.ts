@@ -1,0 +1,172 @@
+// Backup key exchange: a client that backs up over sftp to a fleet host makes its own ssh key (on
+// the client, never shipped); its repository host accepts it only once the key is in
+// RECEIVER_KEYS_DIR/<user>.keys there. That file is host state, so the applier fills it after the
+// rollout: it asks each client for its public key (`backup.sh key`, one round trip, only when the
+// up-front read-state did not already show it) and writes each receiver's files atomically in one
+// round trip for all its clients. A fleet where every key is already in place costs nothing more.
+//
+// The same round trip creates the receiving users and their repository directories
+// (systemd-sysusers, systemd-tmpfiles) and reloads sshd, since the agent only writes those files.
+// It runs at the end of the rollout, after every group went through its waves and gates: a
+// receiver is often in a later group than its clients, its users must exist before their keys are
+// useful, and once at the end means one round trip per receiver however many groups there are.
+
+import { RECEIVER_KEYS_DIR } from '../compile/backups.ts';
+import { CONFIG_DIR, RUNTIME_DIR, STATE_DIR } from '../compile/desired-state.ts';
+import { shellQuote } from '../compile/env-file.ts';
+import type { PlanDocument } from '../plan/plan-format.ts';
+import type { HostState } from './host-agent.ts';
+import { firstLine, type Journal } from './journal.ts';
+import type { Progress } from './progress.ts';
+import { lastLines, pMap, type Transport } from './transport.ts';
+
+/** Where a client's restic settings are (compiled by lib/compile/backups.ts). */
+export const BACKUP_ENV = `${CONFIG_DIR}/restic/backup.env`;
+/** The receiver's compiled files this step puts into effect (lib/compile/backups.ts). */
+const RECEIVER_SYSUSERS = '/etc/sysusers.d/upkeep-restic.conf';
+const RECEIVER_TMPFILES = '/etc/tmpfiles.d/upkeep-restic.conf';
+
+/** A client backing up over sftp to a fleet host, as user `user` there. */
+export interface BackupLink {
+  readonly client: string;
+  readonly receiver: string;
+  readonly user: string;
+}
+
+const REPOSITORY_LINE = /^RESTIC_REPOSITORY='sftp:([a-z_][a-z0-9_-]*)@([A-Za-z0-9.-]+):\/[^']*'$/m;
+const USER = /^[a-z_][a-z0-9_-]*$/;
+/** An OpenSSH public key line as ssh-keygen writes it; anything else never reaches a keys file. */
+const PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=* ?[A-Za-z0-9@._-]*$/;
+
+/**
+ * The sftp backup links of a plan: every host whose planned backup.env names an sftp repository on
+ * a host of the plan (by name or address), which must plan to receive it (its sysusers.d file
+ * names the user). `plannedFile` reads a planned file's content (the plan directory's copy).
+ */
+export function backupLinks(plan: PlanDocument, plannedFile: (host: string, path: string) => string): BackupLink[] {
+  const has = (host: string, path: string) => plan.hosts[host]?.files.some((f) => f.path === path) ?? false;
+  const links: BackupLink[] = [];
+  for (const client of Object.keys(plan.hosts).sort()) {
+    if (!has(client, BACKUP_ENV)) continue;
+    const m = REPOSITORY_LINE.exec(plannedFile(client, BACKUP_ENV));
+    if (!m) continue;
+    const [, user = '', target = ''] = m;
+    const receiver = plan.hosts[target] ? target : Object.values(plan.hosts).find((h) => h.address === target)?.name;
+    if (receiver === undefined) continue; // a repository outside the fleet: its keys are the operator's
+    const receives = has(receiver, RECEIVER_SYSUSERS) && plannedFile(receiver, RECEIVER_SYSUSERS).split('\n').some((l) => l.startsWith(`u ${user} `));
+    if (!receives) throw new Error(`${client} backs up to ${receiver} as ${user}, but ${receiver}'s plan does not create that user`);
+    links.push({ client, receiver, user });
+  }
+  return links;
+}
+
+export interface BackupKeysOptions {
+  readonly links: readonly BackupLink[];
+  /** Hosts now on their planned generation; links with another host are left for a later run. */
+  readonly applied: ReadonlySet<string>;
+  /** Hosts the rollout changed: a changed receiver gets its users, directories and sshd reload even when no key is new. */
+  readonly changed: ReadonlySet<string>;
+  /** What read-state found before the rollout (keys survive generations: they are host state). */
+  readonly states: ReadonlyMap<string, HostState>;
+  transport(host: string): Transport;
+  readonly journal: Journal;
+  readonly progress: Progress;
+  /** @default 8 */
+  readonly parallel?: number;
+}
+
+/** The receivers that could not be given their clients' keys, with why; empty when all are in place. */
+export async function exchangeBackupKeys(options: BackupKeysOptions): Promise<Map<string, string>> {
+  const { journal, progress, states } = options;
+  const problems = new Map<string, string>();
+  const links = options.links.filter((l) => options.applied.has(l.client) && options.applied.has(l.receiver));
+  if (links.length === 0) return problems;
+  const parallel = options.parallel ?? 8;
+
+  // 1. Each client's key: from read-state, else asked for (which makes it on first use).
+  const clients = [...new Set(links.map((l) => l.client))];
+  const keys = new Map<string, string>();
+  await pMap(clients, Math.min(parallel, clients.length), async (client) => {
+    const known = states.get(client)?.backupKey;
+    if (known !== undefined && PUBLIC_KEY.test(known)) return void keys.set(client, known);
+    try {
+      const key = await journal.step({ host: client, step: 'backup-key' }, () => clientKey(options.transport(client)), (k) => ({ result: 'ok', detail: k.split(' ')[0] }));
+      keys.set(client, key);
+    } catch (error) {
+      progress(`  ${client}  backup key: ${firstLine(error)}`, 'fail');
+    }
+  });
+
+  // 2. Each receiver: the keys of its clients, per user, written when they differ from what it has.
+  const receivers = [...new Set(links.map((l) => l.receiver))].sort();
+  await pMap(receivers, Math.min(parallel, receivers.length), async (receiver) => {
+    const mine = links.filter((l) => l.receiver === receiver);
+    const missing = mine.filter((l) => !keys.has(l.client)).map((l) => l.client);
+    if (missing.length > 0) {
+      problems.set(receiver, `no backup key from ${missing.join(', ')}`);
+      journal.record({ host: receiver, step: 'backup-keys' }, 'failed', new Date(), `no backup key from ${missing.join(', ')}`);
+      return;
+    }
+    const wanted = new Map<string, string[]>();
+    for (const l of mine) wanted.set(l.user, [...new Set([...(wanted.get(l.user) ?? []), keys.get(l.client) as string])].sort());
+    const accepted = states.get(receiver)?.backupAccepts ?? [];
+    const current = (user: string) => [...new Set(accepted.filter((a) => a.user === user).map((a) => a.key))].sort();
+    const stale = [...wanted].filter(([user, ks]) => current(user).join('\n') !== ks.join('\n')).map(([user]) => user);
+    if (stale.length === 0 && !options.changed.has(receiver)) {
+      journal.record({ host: receiver, step: 'backup-keys' }, 'unchanged', new Date(), `${[...wanted.keys()].join(', ')}: keys in place`);
+      return;
+    }
+    try {
+      await journal.step({ host: receiver, step: 'backup-keys' }, () => installKeys(options.transport(receiver), wanted), () => ({
+        result: stale.length > 0 ? 'changed' : 'ok',
+        detail: stale.length > 0 ? `keys written for ${stale.join(', ')}` : 'receiver users, directories and sshd brought up to date',
+      }));
+      progress(`  ${receiver}  backup receiver: ${stale.length > 0 ? `keys written for ${stale.join(', ')}` : 'users, directories and sshd up to date'}`, 'ok');
+    } catch (error) {
+      problems.set(receiver, firstLine(error));
+      progress(`  ${receiver}  backup receiver: ${firstLine(error)}`, 'fail');
+    }
+  });
+  return problems;
+}
+
+/** One round trip: the client's public key, made on first use by backup.sh. */
+async function clientKey(t: Transport): Promise<string> {
+  const result = await t.run(`exec ${RUNTIME_DIR}/backup.sh key`);
+  const key = result.stdout.trim();
+  if (result.exitCode !== 0) throw new Error(`${t.host}: backup.sh key exited ${result.exitCode}: ${lastLines(result.stderr, 3)}`);
+  if (!PUBLIC_KEY.test(key)) throw new Error(`${t.host}: backup.sh key printed something that is not one public key`);
+  return key;
+}
+
+/**
+ * One round trip on a receiver: its users and repository directories as compiled, each user's keys
+ * file replaced atomically (exactly its clients' keys: a client's old key stops working), sshd
+ * checked and reloaded. sshd reads a keys file as the user, so the state directory is made
+ * traversable (0711: its entries stay unreadable) and the keys directory readable.
+ */
+async function installKeys(t: Transport, wanted: ReadonlyMap<string, readonly string[]>): Promise<void> {
+  const lines = [
+    'set -eu',
+    'umask 022',
+    `systemd-sysusers ${RECEIVER_SYSUSERS}`,
+    `systemd-tmpfiles --create ${RECEIVER_TMPFILES}`,
+    `chmod 0711 ${STATE_DIR}`,
+    `mkdir -p ${RECEIVER_KEYS_DIR}`,
+    `chmod 0755 ${RECEIVER_KEYS_DIR}`,
+  ];
+  for (const [user, keys] of [...wanted].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (!USER.test(user)) throw new Error(`${t.host}: not a user name: ${JSON.stringify(user)}`);
+    for (const key of keys) if (!PUBLIC_KEY.test(key)) throw new Error(`${t.host}: not a public key for ${user}`);
+    const file = `${RECEIVER_KEYS_DIR}/${user}.keys`;
+    lines.push(`printf '%s\\n' ${keys.map(shellQuote).join(' ')} >${file}.new`, `chmod 0644 ${file}.new`, `mv -f ${file}.new ${file}`);
+  }
+  lines.push(
+    '/usr/sbin/sshd -t',
+    // Debian names the unit ssh.service, others sshd.service.
+    'if systemctl cat ssh.service >/dev/null 2>&1; then unit=ssh.service; else unit=sshd.service; fi',
+    'systemctl try-reload-or-restart "$unit"',
+  );
+  const result = await t.run(lines.join('\n'));
+  if (result.exitCode !== 0) throw new Error(`${t.host}: installing backup keys failed (exit ${result.exitCode}): ${lastLines(result.stderr, 3)}`);
+}
