@@ -114,11 +114,6 @@ function infraIssues(fleet: ResolvedFleet, hosts: readonly ResolvedHost[], provi
   if (provisioning.privateNetwork && !parsePrivateCidr(provisioning.privateNetwork)) {
     issues.push({ path: ['provisioning', 'privateNetwork'], message: `must be an RFC 1918 IPv4 range such as "10.0.0.0/16", got ${JSON.stringify(provisioning.privateNetwork)}` });
   }
-  for (const [key, members] of placementGroups(hosts)) {
-    if (members.length > SPREAD_GROUP_LIMIT) {
-      issues.push({ path: ['hosts', members[SPREAD_GROUP_LIMIT].name], message: `Hetzner spreads at most ${SPREAD_GROUP_LIMIT} servers per placement group; group and roles "${key}" have ${members.length}` });
-    }
-  }
   for (const [backupHost, clients] of backupClients(fleet, hosts)) {
     for (const client of clients) {
       if (!client.provision && !ipLiteral(client.address)) {
@@ -129,12 +124,24 @@ function infraIssues(fleet: ResolvedFleet, hosts: readonly ResolvedHost[], provi
   return issues;
 }
 
-/** Hosts that share a group and the same roles are spread over different physical machines. */
+/**
+ * Hosts that share a group and the same roles are spread over different physical machines.
+ * Hetzner spreads at most SPREAD_GROUP_LIMIT servers per placement group, so a larger set is
+ * split, in name order, into groups of that size ("-2", "-3", ...): hosts added with names that
+ * sort last (web11, web12, ...) join the last group and leave the others as they are.
+ */
 function placementGroups(hosts: readonly ResolvedHost[]): Map<string, ResolvedHost[]> {
-  const groups = new Map<string, ResolvedHost[]>();
+  const sets = new Map<string, ResolvedHost[]>();
   for (const host of hosts) {
     const key = `${host.group}-${[...host.roles].sort().join('-') || 'none'}`;
-    groups.set(key, [...(groups.get(key) ?? []), host]);
+    sets.set(key, [...(sets.get(key) ?? []), host]);
+  }
+  const groups = new Map<string, ResolvedHost[]>();
+  for (const [key, members] of sets) {
+    const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (let i = 0; i < sorted.length; i += SPREAD_GROUP_LIMIT) {
+      groups.set(i === 0 ? key : `${key}-${i / SPREAD_GROUP_LIMIT + 1}`, sorted.slice(i, i + SPREAD_GROUP_LIMIT));
+    }
   }
   return groups;
 }

@@ -13,48 +13,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, TerraformResource, TerraformStack } from 'cdktf';
-import type { FleetSpec, HostSpec } from '../../lib/policy/model.ts';
+import { generatedFleet } from '../fixtures/generated-fleet.ts';
 
 const here = fileURLToPath(import.meta.url);
 const root = join(dirname(here), '..', '..');
-
-/** A fleet of `size` provisioned hosts under the standard contract. */
-export function generatedFleet(size: number): FleetSpec {
-  const backups = Math.max(1, Math.ceil(size / 200));
-  const staging = Math.max(1, Math.ceil(size / 100));
-  const hosts: Record<string, HostSpec> = {};
-  const name = (prefix: string, i: number) => `${prefix}${String(i).padStart(5, '0')}`;
-  for (let i = 0; i < backups; i++) hosts[name('backup', i)] = { group: 'production', roles: ['backup'], provision: { serverType: 'cx22', volumeSize: 500 }, backups: { repository: { url: `sftp:u1@box.example.com:/${name('backup', i)}` } } };
-  hosts.monitor00000 = { group: 'production', roles: ['monitor'], provision: { serverType: 'cx22' } };
-  for (let i = 0, count = backups + 1; count < size; i++, count++) {
-    const group = i < staging ? 'staging' : 'production';
-    hosts[name('web', i)] = {
-      group,
-      roles: ['web'],
-      provision: { serverType: 'cx22' },
-      backups: { repository: { host: name('backup', i % backups) } },
-      monitoring: { checks: { http: { kind: 'http', url: `https://web${i}.example.com/`, from: 'monitor00000' } } },
-    };
-  }
-  const window = (nth: 1 | 2, weekday: 'sat' | 'sun') => ({ every: 'month', nth, weekday, start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' }) as const;
-  return {
-    name: 'bench',
-    defaults: {
-      updates: { window: window(2, 'sun') },
-      backups: { repository: { host: name('backup', 0) }, password: { env: 'RESTIC_PASSWORD' } },
-      monitoring: {
-        routes: [{ name: 'oncall', webhook: 'https://alerts.example.com/hook' }],
-        checks: { 'disk-usage': { kind: 'disk-usage' }, 'failed-units': { kind: 'failed-units' }, smart: { kind: 'smart' }, 'backup-freshness': { kind: 'backup-freshness' } },
-      },
-    },
-    groups: {
-      staging: { staging: true, soak: '2h', updates: { window: window(1, 'sat') } },
-      production: { after: ['staging'], batchSize: Math.max(2, Math.ceil(size / 40)) },
-    },
-    hosts,
-    provisioning: { token: { env: 'HCLOUD_TOKEN' }, operatorKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH7bJ5dfg0bE2oQ3oWc8rXb2sU0t1Xcm4t2n2zVt0b1X ops'], adminNetworks: ['203.0.113.0/24'] },
-  } as FleetSpec;
-}
 
 interface Measurement {
   seconds: number;
