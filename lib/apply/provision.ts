@@ -6,10 +6,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { STACK_FILE } from '../compile/infra.ts';
+import type { InfraDiff } from '../plan/infra-diff.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
 import { secretBaseDir } from './bundle.ts';
 import { inEngineWorkdir } from './engine-workdir.ts';
-import { FLEET, type Journal } from './journal.ts';
+import { FLEET, type Journal, type StepResult } from './journal.ts';
 import type { SecretValues } from './secrets.ts';
 import { TerraformEngine, engineSecretEnv, findEngine } from './terraform.ts';
 
@@ -40,8 +41,8 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
   if (dir === undefined) throw new Error(`${planDir} has no terraform/${STACK_FILE}: nothing to provision`);
   if (plan.provisioning === undefined) throw new Error(`${planDir}/plan.json has a Terraform stack but no provisioning settings (token reference); run bin/plan again`);
   const env = options.env ?? process.env;
-  const step = async <T>(name: string, action: () => Promise<T>): Promise<T> =>
-    options.journal ? options.journal.step({ host: FLEET, step: name }, action) : action();
+  const step = async <T>(name: string, action: () => Promise<T>, judge?: (value: T) => { result: StepResult; detail?: string }): Promise<T> =>
+    options.journal ? options.journal.step({ host: FLEET, step: name }, action, judge) : action();
   const provisioning = plan.provisioning;
   const engine = await step('terraform-engine', async () => {
     // A missing engine is the first thing to fix: say so before asking for the token.
@@ -52,11 +53,11 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
   options.log(`provisioning with ${engine.binary.name} (${engine.binary.path})`);
   return inEngineWorkdir(dir, async () => {
     await step('terraform-init', () => engine.init());
-    const planned = await step('terraform-plan', () => engine.plan());
-    const { add, change, replace, destroy } = planned.diff;
-    options.log(`infrastructure: ${add.length} to add, ${change.length} to change, ${replace.length} to replace, ${destroy.length} to destroy`);
+    const counts = ({ add, change, replace, destroy }: InfraDiff) => `${add.length} to add, ${change.length} to change, ${replace.length} to replace, ${destroy.length} to destroy`;
+    const planned = await step('terraform-plan', () => engine.plan(), (p) => ({ result: 'ok', detail: counts(p.diff) }));
+    options.log(`infrastructure: ${counts(planned.diff)}`);
     if (planned.changes) {
-      await step('terraform-apply', () => engine.apply());
+      await step('terraform-apply', () => engine.apply(), () => ({ result: 'changed' }));
     } else {
       options.journal?.record({ host: FLEET, step: 'terraform-apply' }, 'skipped', new Date(), 'no infrastructure changes');
       options.log('no infrastructure changes: apply skipped');

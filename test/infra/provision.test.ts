@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildInventory, knownHostsLines } from '../../lib/apply/inventory.ts';
-import type { JournalDocument } from '../../lib/apply/journal.ts';
+import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { provision } from '../../lib/apply/provision.ts';
 import { SecretValues } from '../../lib/apply/secrets.ts';
 import { INSTALL_HINT } from '../../lib/apply/terraform.ts';
@@ -214,7 +214,8 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   it('journals the engine steps, then stops with exit 1 when the hosts hang up', () => {
     expect(applied.code, applied.stderr).toBe(1);
     const journal = journalOf(p);
-    expect(fleetSteps(journal)).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-apply ok', 'terraform-output ok']);
+    expect(fleetSteps(journal)).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-apply changed', 'terraform-output ok']);
+    expect(journal.entries.find((e) => e.step === 'terraform-plan')?.detail).toBe('1 to add, 0 to change, 0 to replace, 0 to destroy');
     expect(journal.entries.some((e) => e.result === 'failed' && !e.step.startsWith('terraform-'))).toBe(true);
     expect(journal).toMatchObject({ outcome: 'failed', exit_code: 1 });
     const progress = applied.stderr.split('\n');
@@ -257,9 +258,11 @@ describe('provision() when the engine sees nothing to change (FAKE engine)', () 
     const log: string[] = [];
     const cwd = process.cwd();
     process.chdir(p.dir); // the policy's secret base directory is relative to where bin/apply runs
-    const outputs = await provision(p.planDir, plan, { log: (l) => log.push(l), secrets: new SecretValues(), env: p.env }).finally(() => process.chdir(cwd));
+    const journal = new Journal({ file: join(p.dir, 'journal.json'), planId: plan.plan_id, fleet: plan.fleet });
+    const outputs = await provision(p.planDir, plan, { log: (l) => log.push(l), secrets: new SecretValues(), env: p.env, journal }).finally(() => process.chdir(cwd));
     expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show', 'output']);
     expect(log).toContain('no infrastructure changes: apply skipped');
+    expect(fleetSteps(journal.document())).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-apply skipped', 'terraform-output ok']);
     expect(knownHostsLines(buildInventory(plan, { terraformOutputs: outputs }))).toBe(fake.map((h) => `${h.address} ${h.hostKey}\n`).sort().join(''));
   }, 60_000);
 });
