@@ -37,3 +37,23 @@ export { readLiveState, type LiveHost } from './apply/live-state.ts';
 export type { Transport, RunResult, RunOptions } from './apply/transport.ts';
 export { SshTransport } from './apply/ssh-transport.ts';
 export { LocalTransport } from './apply/local-transport.ts';
+export {
+  apply,
+  readState,
+  confirm,
+  rollback,
+  healthGate,
+  breakLock,
+  HostAgentError,
+  type HostBundle,
+  type BundleFile,
+  type ApplyOptions,
+  type ApplyResult,
+  type HostState,
+  type HealthReport,
+  type LockHolder,
+} from './apply/host-agent.ts';
+export { pMap, TransportError } from './apply/transport.ts';
+export { provision, stackDirOf, type ProvisionOptions } from './apply/provision.ts';
+export { planWithEngine } from './plan/engine-plan.ts';
+export { readLiveBase, renderDriftSection } from './plan/live-base.ts';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -12,7 +12,9 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const CANARY = 'canary-secret-7f3a9c1e5b';
 
 function plan(args: string[], cwd = root) {
-  const env = { ...process.env, UPKEEP_RESTIC_PASSWORD: CANARY, UPKEEP_ALERT_TOKEN: CANARY, HCLOUD_TOKEN: CANARY, NO_COLOR: '1' };
+  // No tofu/terraform on PATH: these tests are about the offline plan (the engine has its own tests).
+  const path = `${dirname(process.execPath)}:/usr/bin:/bin`;
+  const env = { ...process.env, PATH: path, UPKEEP_TERRAFORM: '', UPKEEP_RESTIC_PASSWORD: CANARY, UPKEEP_ALERT_TOKEN: CANARY, HCLOUD_TOKEN: CANARY, NO_COLOR: '1' };
   const r = spawnSync(bin, args, { cwd, env, encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
