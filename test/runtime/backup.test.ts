@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
-import { runScript, tempDir } from './run-script.ts';
+import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
 
 /** A host-like layout in a temporary directory: data to protect, a local repository, the job's config. */
 function setup() {
@@ -96,5 +96,36 @@ describe('backup.sh with the real restic and a local repository', { timeout: 120
     expect(first.status).toBe(0);
     expect(first.stdout).toMatch(/^ssh-ed25519 AAAA\S+ upkeep-backup@/);
     expect(runScript('backup.sh', ['key'], t.env).stdout).toBe(first.stdout);
+  });
+
+  it('key answers while a restic job holds the lock, so the applier never waits for a backup', () => {
+    const t = setup();
+    writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SFTP_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`);
+    mkdirSync(join(t.env.UPKEEP_STATE_DIR, 'backup'), { recursive: true });
+    const lock = join(t.env.UPKEEP_STATE_DIR, 'backup', 'restic.lock');
+    // flock holds the lock while it runs `backup.sh key`: a key behind the lock would time out.
+    const held = spawnSync('flock', [lock, 'timeout', '20', '/bin/sh', join(RUNTIME_SOURCE, 'backup.sh'), 'key'], { encoding: 'utf8', env: { ...process.env, ...t.env } });
+    expect(held.status, held.stderr).toBe(0);
+    expect(held.stdout).toMatch(/^ssh-ed25519 /);
+  });
+
+  it('restore puts a deleted file back in place from the latest snapshot, byte for byte', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    const file = join(t.data, 'etc', 'file-7.conf');
+    const before = readFileSync(file);
+    rmSync(file);
+    const run = runScript('backup.sh', ['restore', file], t.env);
+    expect(run.status, run.stderr).toBe(0);
+    expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('restore refuses relative paths and paths restic would read as patterns', () => {
+    const t = setup();
+    for (const path of ['etc/file-1.conf', `${t.data}/etc/file-*.conf`]) {
+      const run = runScript('backup.sh', ['restore', path], t.env);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toMatch(/not an absolute path|pattern characters/);
+    }
   });
 });
