@@ -79,7 +79,9 @@ export interface BackupKeysOptions {
 export async function exchangeBackupKeys(options: BackupKeysOptions): Promise<Map<string, string>> {
   const { journal, progress, states } = options;
   const problems = new Map<string, string>();
-  const links = options.links.filter((l) => options.applied.has(l.client) && options.applied.has(l.receiver));
+  // An image root (systemState "offline") runs nothing and its key is made on first boot.
+  const live = (host: string) => options.applied.has(host) && states.get(host)?.systemState !== 'offline';
+  const links = options.links.filter((l) => live(l.client) && live(l.receiver));
   if (links.length === 0) return problems;
   const parallel = options.parallel ?? 8;
 
