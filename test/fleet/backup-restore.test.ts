@@ -146,4 +146,24 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
     expect(run.roundTrips).toEqual({ backup1: 1, stage1: 3, web1: 1 });
     expect((await fleet.host('backup1').ssh('stat -c "%Y %i" /var/lib/upkeep/backup-clients/*.keys')).stdout).toBe(keysBefore);
   }, FLEET_TEST_TIMEOUT_MS);
+
+  it('replaces the key of a client that made a new one (a rebuilt host): the old key no longer logs in', async () => {
+    const web1 = fleet.host('web1');
+    const oldKey = await web1.ssh('cp /var/lib/upkeep/backup/id_ed25519 /root/old-backup-key && rm /var/lib/upkeep/backup/id_ed25519 /var/lib/upkeep/backup/id_ed25519.pub');
+    expect(oldKey.exitCode, oldKey.stderr).toBe(0);
+    const run = await applyPlan(fleet, await plan(false));
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(entries(run, 'web1', 'backup-key').map((e) => e.result)).toEqual(['ok']);
+    expect(entries(run, 'backup1', 'backup-keys')).toMatchObject([{ result: 'changed', detail: 'keys written for restic-web1' }]);
+    const newKey = (await web1.ssh(`${BACKUP_SH} key`)).stdout;
+    expect((await fleet.host('backup1').ssh('cat /var/lib/upkeep/backup-clients/restic-web1.keys')).stdout).toBe(newKey);
+
+    const backup = await web1.ssh('systemctl start upkeep-backup.service; echo "exit $?"', { timeoutMs: 300_000 });
+    expect(backup.stdout).toBe('exit 0\n');
+    const sftp = (key: string) => web1.ssh(`echo ls /srv/restic/web1 | sftp -b - -i ${key} -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o BatchMode=yes restic-web1@${fleet.host('backup1').address}`);
+    expect((await sftp('/var/lib/upkeep/backup/id_ed25519')).exitCode).toBe(0);
+    const old = await sftp('/root/old-backup-key');
+    expect(old.exitCode).not.toBe(0);
+    expect(old.stderr).toMatch(/Permission denied/);
+  }, FLEET_TEST_TIMEOUT_MS);
 });
