@@ -63,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 1) throw new Error(`expected one policy file, got ${positionals.length} (see bin/plan --help)`);
+  if (values.live && values.base) throw new Error('--live and --base are two different bases: give one');
   const policyFile = positionals[0] ?? defaultPolicy();
 
   const { spec, source } = await loadPolicy(policyFile);
@@ -71,7 +72,6 @@ async function main(argv: string[]): Promise<number> {
   // project (the working directory), addressed relatively so the plan stays the same on any machine.
   const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });
 
-  if (values.live && values.base) throw new Error('--live and --base are two different bases: give one');
   const base = values.base ? await readPlanDir(values.base) : undefined;
   const metadata = { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION, policy: relative(process.cwd(), resolve(policyFile)) };
   let baseHosts = new Map<string, BaseHost>(
