@@ -174,7 +174,7 @@ describe('loadPolicy with a TypeScript module', () => {
   it('checks the shape of a TypeScript fleet too, naming the file and the policy path', async () => {
     const file = policyFile('badname.ts', `export default { name: 'x', groups: { s: { staging: true } }, hosts: { 'web1;reboot': { group: 's', address: '192.0.2.9' } } };\n`);
     const error = await loadError(file);
-    expect(error.message).toBe(`${file}: hosts.web1;reboot: "web1;reboot" is not a valid name: expected a host name of lower-case letters, digits and "-"`);
+    expect(error.message).toBe(`${file}: hosts."web1;reboot": "web1;reboot" is not a valid name: expected a host name of lower-case letters, digits and "-"`);
   });
 
   it('reports a module that throws while loading as a policy error naming the file', async () => {
