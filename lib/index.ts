@@ -57,3 +57,4 @@ export { pMap, TransportError } from './apply/transport.ts';
 export { provision, stackDirOf, type ProvisionOptions } from './apply/provision.ts';
 export { planWithEngine } from './plan/engine-plan.ts';
 export { readLiveBase, renderDriftSection } from './plan/live-base.ts';
+export { backupLinks, exchangeBackupKeys, BACKUP_ENV, type BackupLink, type BackupKeysOptions } from './apply/backup-keys.ts';

@@ -5,6 +5,7 @@ import * as upkeep from '../lib/index.ts';
 describe('the public API of upkeep', () => {
   it('exports exactly these names', () => {
     expect(Object.keys(upkeep).sort()).toEqual([
+      'BACKUP_ENV',
       'BATCH_ALLOWANCE_SECONDS',
       'DEFAULTS',
       'EngineError',
@@ -29,6 +30,7 @@ describe('the public API of upkeep', () => {
       'TransportError',
       'UPKEEP_VERSION',
       'apply',
+      'backupLinks',
       'breakLock',
       'buildInventory',
       'buildPlan',
@@ -42,6 +44,7 @@ describe('the public API of upkeep', () => {
       'definePolicy',
       'diffInfra',
       'engineSecretEnv',
+      'exchangeBackupKeys',
       'findEngine',
       'fleetShapeIssues',
       'formatPath',
