@@ -1,12 +1,11 @@
-// ssh connections to the hosts of a plan, as bin/apply and bin/plan --live open them: the
-// inventory (plan.json, Terraform outputs) pins every host key in a private known_hosts file
-// unless the operator brings their own; every transport opened is closed by close().
+// ssh connections to the hosts of an inventory, as bin/apply and bin/plan --live open them: every
+// host key is pinned in a private known_hosts file unless the operator brings their own; every
+// transport opened is counted and closed by close().
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { PlanDocument } from '../plan/plan-format.ts';
-import { buildInventory, readTerraformOutputs, writeKnownHosts, type Inventory } from './inventory.ts';
+import { writeKnownHosts, type Inventory } from './inventory.ts';
 import { SshTransport } from './ssh-transport.ts';
 import type { Transport } from './transport.ts';
 
@@ -15,8 +14,6 @@ export interface ConnectionOptions {
   readonly identity?: string;
   /** The operator's own known_hosts; otherwise one is written from the inventory. */
   readonly knownHosts?: string;
-  /** A `terraform output -json` file for provisioned hosts. */
-  readonly terraformOutputs?: string;
 }
 
 export class Connections {
@@ -26,12 +23,9 @@ export class Connections {
   readonly #identity: string | undefined;
   readonly #opened = new Map<string, Transport[]>();
 
-  constructor(plan: PlanDocument, options: ConnectionOptions) {
-    this.inventory = buildInventory(plan, {
-      ...(options.terraformOutputs && { terraformOutputs: readTerraformOutputs(options.terraformOutputs) }),
-      externalKnownHosts: options.knownHosts !== undefined,
-    });
-    this.#privateDir = mkdtempSync(join(tmpdir(), 'upkeep-ssh-pins-'));
+  constructor(inventory: Inventory, options: ConnectionOptions) {
+    this.inventory = inventory;
+    this.#privateDir = mkdtempSync(join(tmpdir(), 'upkeep-known-hosts-'));
     this.#knownHostsFile = options.knownHosts ? resolve(options.knownHosts) : join(this.#privateDir, 'known_hosts');
     if (!options.knownHosts) writeKnownHosts(this.inventory, this.#knownHostsFile);
     this.#identity = options.identity && resolve(options.identity);

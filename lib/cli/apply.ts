@@ -2,20 +2,20 @@
 // Exit codes: 0 every host on the plan, 1 failed (nothing or part applied, no rollback), 3 rolled back.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { hostname, tmpdir, userInfo } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupLinks } from '../apply/backup-keys.ts';
 import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
+import { Connections } from '../apply/connections.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
-import { buildInventory, readTerraformOutputs, writeKnownHosts, type Inventory, type InventoryHost } from '../apply/inventory.ts';
+import { buildInventory, readTerraformOutputs, type Inventory } from '../apply/inventory.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
 import { provision, stackDirOf } from '../apply/provision.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
 import { resolveSecret, SecretValues } from '../apply/secrets.ts';
-import { SshTransport } from '../apply/ssh-transport.ts';
 import type { Transport } from '../apply/transport.ts';
 
 const HELP = `Usage: bin/apply PLAN_DIR [options]
@@ -109,26 +109,11 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
     throw error;
   }
 
-  const privateDir = mkdtempSync(join(tmpdir(), 'upkeep-apply-'));
-  const knownHostsFile = values['known-hosts'] ? resolve(values['known-hosts']) : join(privateDir, 'known_hosts');
-  if (!values['known-hosts']) writeKnownHosts(inventory, knownHostsFile);
-  const opened = new Map<string, Transport[]>();
-  const connect = (host: string): Transport => {
-    const target = inventory[host] as InventoryHost;
-    const transport = new SshTransport({
-      host,
-      address: target.address,
-      port: target.port,
-      knownHostsFile,
-      ...(values.identity && { identityFile: resolve(values.identity) }),
-    });
-    opened.set(host, [...(opened.get(host) ?? []), transport]);
-    return transport;
-  };
+  const ssh = new Connections(inventory, { ...(values.identity && { identity: values.identity }), ...(values['known-hosts'] && { knownHosts: values['known-hosts'] }) });
   const main = new Map<string, Transport>();
   const connections = {
-    transport: (host: string) => main.get(host) ?? (main.set(host, connect(host)), main.get(host) as Transport),
-    freshTransport: connect,
+    transport: (host: string) => main.get(host) ?? (main.set(host, ssh.connect(host)), main.get(host) as Transport),
+    freshTransport: (host: string) => ssh.connect(host),
   };
 
   const runId = randomBytes(6).toString('hex');
@@ -151,7 +136,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       // Planned backup.env files say which hosts back up over sftp to which fleet host.
       backupLinks: backupLinks(plan, (host, path) => readFileSync(join(planDir.dir, 'hosts', host, path), 'utf8')),
     });
-    const roundTrips = Object.fromEntries([...opened].map(([host, ts]) => [host, ts.reduce((n, t) => n + t.roundTrips, 0)]).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const roundTrips = ssh.roundTrips();
     for (const line of summarize(result, plan.plan_id, Date.now() - started)) progress(secrets.redact(line), result.exitCode === 0 ? 'ok' : 'fail');
     progress(`journal: ${journal.file}`);
     if (values.json) {
@@ -163,8 +148,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
     journal.finish('failed', 1);
     throw error;
   } finally {
-    await Promise.all([...opened.values()].flat().map((t) => t.close()));
-    rmSync(privateDir, { recursive: true, force: true });
+    await ssh.close();
   }
 }
 

@@ -3,6 +3,7 @@
 
 import { Connections, type ConnectionOptions } from '../apply/connections.ts';
 import type { FileDrift } from '../apply/host-agent.ts';
+import { buildInventory, readTerraformOutputs } from '../apply/inventory.ts';
 import { readLiveState } from '../apply/live-state.ts';
 import type { BaseHost } from './build-plan.ts';
 import type { PlanDocument, PlannedFile } from './plan-format.ts';
@@ -31,8 +32,12 @@ function asOnDisk(files: readonly PlannedFile[], drift: readonly FileDrift[]): P
 }
 
 /** Reads every host of `plan` (one round trip each); throws naming every host that could not be read. */
-export async function readLiveBase(plan: PlanDocument, options: ConnectionOptions): Promise<LiveBase> {
-  const connections = new Connections(plan, options);
+export async function readLiveBase(plan: PlanDocument, options: ConnectionOptions & { readonly terraformOutputs?: string }): Promise<LiveBase> {
+  const inventory = buildInventory(plan, {
+    ...(options.terraformOutputs && { terraformOutputs: readTerraformOutputs(options.terraformOutputs) }),
+    externalKnownHosts: options.knownHosts !== undefined,
+  });
+  const connections = new Connections(inventory, options);
   try {
     const live = await readLiveState(plan, (host) => connections.connect(host));
     const base = new Map<string, BaseHost>();

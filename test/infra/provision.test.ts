@@ -129,7 +129,7 @@ interface FakeHost {
 async function fakeHost(name: string, index: number, hostKey: string, tmp: string): Promise<FakeHost> {
   const seenKnownHosts: string[] = [];
   const server = createServer((socket) => {
-    for (const entry of readdirSync(tmp).filter((e) => e.startsWith('upkeep-apply-'))) {
+    for (const entry of readdirSync(tmp).filter((e) => e.startsWith('upkeep-known-hosts-'))) {
       const file = join(tmp, entry, 'known_hosts');
       if (existsSync(file)) seenKnownHosts.push(readFileSync(file, 'utf8'));
     }
