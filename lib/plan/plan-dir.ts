@@ -1,8 +1,8 @@
 // The plan directory on disk. Written whole into a sibling temporary directory and renamed into
 // place, so a failed or interrupted plan never leaves a half-written directory behind.
 
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { canonicalJson } from './canonical-json.ts';
 import { PLAN_FORMAT_VERSION, type PlanDocument } from './plan-format.ts';
@@ -25,12 +25,9 @@ export async function writePlanDir(dir: string, contents: PlanDirContents): Prom
     files.set('plan.md', contents.markdown);
     for (const [name, text] of Object.entries(contents.terraform ?? {})) files.set(`terraform/${name}`, text);
     const dirs = new Set([...files.keys()].map((p) => dirname(join(tmp, p))));
-    for (const d of [...dirs].sort()) await mkdir(d, { recursive: true });
-    // Bounded concurrency: enough to keep the disk busy, few enough for any ulimit.
-    const entries = [...files];
-    for (let i = 0; i < entries.length; i += 256) {
-      await Promise.all(entries.slice(i, i + 256).map(([p, text]) => writeFile(join(tmp, p), text)));
-    }
+    for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true });
+    // Synchronous writes: for tens of thousands of small files, far faster than a promise each.
+    for (const [p, text] of files) writeFileSync(join(tmp, p), text);
     const old = `${tmp}.old`;
     if (existsSync(dir)) await rename(dir, old);
     await rename(tmp, dir);

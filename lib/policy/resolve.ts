@@ -6,7 +6,7 @@ import { calendarProblem } from './calendar.ts';
 import { tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import { layerPolicies, policyOf } from './layering.ts';
-import type { BackupPolicy, FleetSpec, HostSpec, MaintenancePolicy, Mitigation, MonitoringPolicy, UpdatePolicy } from './model.ts';
+import type { BackupPolicy, FleetSpec, HostSpec, MaintenancePolicy, MaintenanceWindow, Mitigation, MonitoringPolicy, UpdatePolicy } from './model.ts';
 import type {
   ResolvedBackups,
   ResolvedCheck,
@@ -81,6 +81,15 @@ class Resolver {
   }
   readonly #seen = new Set<string>();
 
+  /** Windows are mostly inherited: resolve each one written once (it checks years of openings). */
+  window(spec: MaintenanceWindow, path: PolicyPath): ReturnType<typeof resolveWindow> {
+    const key = JSON.stringify([spec, path]);
+    let resolved = this.#windows.get(key);
+    if (!resolved) this.#windows.set(key, (resolved = resolveWindow(spec, path)));
+    return resolved;
+  }
+  readonly #windows = new Map<string, ReturnType<typeof resolveWindow>>();
+
   duration(layers: Layers, field: PolicyPath, value: string | undefined, fallback: string): number {
     const text = value ?? fallback;
     const seconds = tryParseDuration(text);
@@ -96,7 +105,7 @@ class Resolver {
       this.issue(origin(this.spec, layers, ['updates']), 'updates need a maintenance window (updates.window) for routine updates and reboots');
       return undefined;
     }
-    const { window, issues } = resolveWindow(policy.window, origin(this.spec, layers, ['updates', 'window']));
+    const { window, issues } = this.window(policy.window, origin(this.spec, layers, ['updates', 'window']));
     for (const i of issues) this.issue(i.path, i.message);
     if (!window) return undefined;
     return {

@@ -42,13 +42,17 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   await writePlanDir(out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
   const seconds = (performance.now() - start) / 1000;
   const terraform = compiled.terraform ?? {};
-  const all = [...hostFiles.values(), ...Object.values(terraform), markdown];
   const resources = Object.values(terraform).reduce((n, text) => n + countResources(text), 0);
-  const files = all.length + 1;
-  const bytes = all.reduce((n, t) => n + Buffer.byteLength(t), 0) + Buffer.byteLength(JSON.stringify(document, null, 2));
-  // The floor run writes the same resources, files and bytes.
-  writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, files, bytes }));
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files, bytes, resources };
+  // Every file of the plan directory and its size: the floor writes the same tree.
+  const layout: [string, number][] = [
+    ...[...hostFiles].map(([path, text]): [string, number] => [path, Buffer.byteLength(text)]),
+    ...Object.entries(terraform).map(([name, text]): [string, number] => [`terraform/${name}`, Buffer.byteLength(text)]),
+    ['plan.md', Buffer.byteLength(markdown)],
+    ['plan.json', Buffer.byteLength(JSON.stringify(document, null, 2))],
+  ];
+  writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, layout }));
+  const bytes = layout.reduce((n, [, size]) => n + size, 0);
+  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, bytes, resources };
 }
 
 function countResources(text: string): number {
@@ -56,9 +60,10 @@ function countResources(text: string): number {
   return Object.values(json.resource ?? {}).reduce((n, byName) => n + Object.keys(byName).length, 0);
 }
 
-/** In a child: a bare cdktf synth of the same resources, and the same number of files and bytes written. */
+/** In a child: a bare cdktf synth of the same resources, and the same files (paths and sizes) written. */
 function measureFloor(shapeFile: string, out: string): Measurement {
-  const shape = JSON.parse(readFileSync(shapeFile, 'utf8')) as { terraform: Record<string, string>; files: number; bytes: number };
+  const shape = JSON.parse(readFileSync(shapeFile, 'utf8')) as { terraform: Record<string, string>; layout: [string, number][] };
+  mkdirSync(out, { recursive: true });
   const start = performance.now();
   const app = new App({ outdir: join(out, 'cdktf.out'), skipValidation: true });
   const stack = new TerraformStack(app, 'floor');
@@ -74,15 +79,16 @@ function measureFloor(shapeFile: string, out: string): Measurement {
     }
   }
   app.synth();
-  const perFile = Math.ceil(shape.bytes / shape.files);
-  const chunk = 'x'.repeat(perFile);
-  for (let i = 0; i < shape.files; i++) {
-    const dir = join(out, 'files', String(i % 1000));
-    if (i < 1000) mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, String(i)), chunk);
+  const made = new Set<string>();
+  let bytes = 0;
+  for (const [path, size] of shape.layout) {
+    const dir = dirname(join(out, 'plan', path));
+    if (!made.has(dir)) mkdirSync(dir, { recursive: true }), made.add(dir);
+    writeFileSync(join(out, 'plan', path), 'x'.repeat(size));
+    bytes += size;
   }
   const seconds = (performance.now() - start) / 1000;
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.files, bytes: shape.bytes, resources };
+  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, bytes, resources };
 }
 
 async function child(mode: string, size: number, work: string): Promise<void> {
