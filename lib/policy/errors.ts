@@ -45,9 +45,4 @@ export class PolicyError extends Error {
     this.issues = issues;
     this.source = source;
   }
-
-  /** The same issues, located in `source` (used once the source of a loaded policy is known). */
-  withSource(source: PolicySource): PolicyError {
-    return new PolicyError(this.issues, source);
-  }
 }
