@@ -84,7 +84,9 @@ describe.skipIf(!fleetAvailable('host agent failure tests on the real fleet'))('
     await until('the switch committed', async () => (await host.ssh('grep -c "^generation" /var/lib/upkeep/manifest && grep -q ' + options.generation + ' /var/lib/upkeep/manifest')).exitCode === 0);
     cut.abort();
     await interrupted;
-    const state = await readState(t);
+    // As above: the cut session's agent ends on its own within seconds (longer on a busy machine).
+    let state = await readState(t);
+    await until('the lock is free', async () => state.lock === null || (state = await readState(t)).lock === null, 15_000);
     expect(state.generation).toBe(options.generation);
     expect(state.previousGeneration).toBe(old.generation);
     expect(state.drift).toEqual([]);
