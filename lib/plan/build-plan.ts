@@ -105,7 +105,7 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   const body = {
     format_version: PLAN_FORMAT_VERSION as typeof PLAN_FORMAT_VERSION,
     fleet: input.fleet.name,
-    groups: input.fleet.groups.map((g) => ({ ...g })),
+    groups: input.fleet.groups,
     hosts,
     ...(input.fleet.provisioning && input.fleet.hosts.some((h) => h.provision) && { provisioning: input.fleet.provisioning }),
     summary: {

@@ -9,6 +9,7 @@
 //   terraform/           the synthesized stack (when the fleet provisions hosts)
 
 import type { ProvisioningSpec, SecretRef } from '../policy/model.ts';
+import type { ResolvedGroup } from '../policy/resolved.ts';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -54,15 +55,8 @@ export interface PlannedHost {
   };
 }
 
-export interface PlannedGroup {
-  readonly name: string;
-  readonly after: readonly string[];
-  readonly staging: boolean;
-  readonly soakSeconds: number;
-  readonly batchSize: number;
-  readonly failureBudget: number;
-  readonly hosts: readonly string[];
-}
+/** A group as plan.json records it: exactly the resolved group (rollout order, soak, batches). */
+export type PlannedGroup = ResolvedGroup;
 
 export interface PlanDocument {
   readonly format_version: typeof PLAN_FORMAT_VERSION;
