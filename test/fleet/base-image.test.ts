@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { debianArchive, machineAptSources } from './apt-mirror.ts';
 import { BASE_PACKAGES, ensureBaseImage, imageKey } from './base-image.ts';
 import { removeTree } from './remove-tree.ts';
 
@@ -50,14 +51,14 @@ function debootstrapRuns(): string[] {
 }
 
 describe('the base image cache', () => {
-  it('builds once for concurrent callers, with the Debian mirror given explicitly, and strips what is host-specific', async () => {
+  it('builds once for concurrent callers, from the Debian archive of the machine\'s apt sources, and strips what is host-specific', async () => {
     process.env.FAKE_DEBOOTSTRAP_SECONDS = '1';
     const [first, second] = await Promise.all([ensureBaseImage(['jq']), ensureBaseImage(['jq'])]);
 
     expect(second).toBe(first);
     expect(first).toBe(join(cache, imageKey(['jq'])));
     expect(debootstrapRuns()).toEqual([
-      `--variant=minbase --include=${[...BASE_PACKAGES, 'jq'].sort().join(',')} bookworm ${join(cache, `${imageKey(['jq'])}.building-${process.pid}`)} http://deb.debian.org/debian`,
+      `--variant=minbase --include=${[...BASE_PACKAGES, 'jq'].sort().join(',')} bookworm ${join(cache, `${imageKey(['jq'])}.building-${process.pid}`)} ${debianArchive(machineAptSources())}`,
     ]);
     expect(readdirSync(join(first, 'etc/ssh'))).toEqual([]);
     expect(readFileSync(join(first, 'etc/machine-id'), 'utf8')).toBe('');

@@ -7,18 +7,12 @@ import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { testbedMirror } from './apt-mirror.ts';
 import { isAlive, release, tryClaim } from './owner-lock.ts';
 import { removeTree } from './remove-tree.ts';
 import { runChecked } from './run-command.ts';
 
 export const BASE_SUITE = 'bookworm';
-/**
- * Given explicitly: the machine's own apt sources may point at a snapshot debootstrap cannot use.
- * UPKEEP_TESTBED_MIRROR replaces it (a local mirror or proxy); the mirror is part of the cache key.
- */
-export function baseMirror(): string {
-  return process.env.UPKEEP_TESTBED_MIRROR ?? 'http://deb.debian.org/debian';
-}
 /** What a stock Debian server managed by upkeep has, plus what the fleet tests use on hosts. */
 export const BASE_PACKAGES: readonly string[] = [
   'apt-utils',
@@ -54,7 +48,7 @@ export function imagePackages(extraPackages: readonly string[]): string[] {
 
 export function imageKey(extraPackages: readonly string[]): string {
   const packages = imagePackages(extraPackages);
-  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: BASE_SUITE, mirror: baseMirror(), variant: 'minbase', packages });
+  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: BASE_SUITE, mirror: testbedMirror(), variant: 'minbase', packages });
   return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
 }
 
@@ -70,7 +64,7 @@ function prepareForSharing(root: string): void {
 }
 
 async function build(target: string, extraPackages: readonly string[]): Promise<void> {
-  await runChecked('debootstrap', ['--variant=minbase', `--include=${imagePackages(extraPackages).join(',')}`, BASE_SUITE, target, baseMirror()], {
+  await runChecked('debootstrap', ['--variant=minbase', `--include=${imagePackages(extraPackages).join(',')}`, BASE_SUITE, target, testbedMirror()], {
     timeoutMs: 30 * 60_000,
   });
   prepareForSharing(target);
