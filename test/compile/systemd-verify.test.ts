@@ -6,12 +6,13 @@ import { compileHost } from '../../lib/compile/host.ts';
 import { UNIT_DIR } from '../../lib/compile/desired-state.ts';
 import { resolvedFleet } from '../fixtures/resolved-fleet.ts';
 import { writeRoot } from './unit-root.ts';
+import { programsAvailable } from '../programs.ts';
 
 const fleet = resolvedFleet();
 const roots: string[] = [];
 afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
 
-describe('compiled units, checked by the real systemd-analyze', () => {
+describe.skipIf(!programsAvailable('test/compile/systemd-verify.test.ts', ['systemd-analyze']))('compiled units, checked by the real systemd-analyze', () => {
   for (const host of fleet.hosts) {
     it(`every unit of ${host.name} passes systemd-analyze verify without a warning`, () => {
       const state = compileHost(fleet, host);

@@ -8,6 +8,7 @@ import type { ResolvedWindow } from '../../lib/policy/resolved.ts';
 import { resolveWindow } from '../../lib/policy/window.ts';
 import { resolvedFleet } from '../fixtures/resolved-fleet.ts';
 import { runScript, tempDir } from '../runtime/run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 const berlinSunday: MaintenanceWindow = { every: 'week', days: ['sun'], start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' };
 
@@ -72,7 +73,7 @@ describe('resolveWindow', () => {
   });
 });
 
-describe('GIVEN Sunday 02:00-04:00 Europe/Berlin, the routine update timer', () => {
+describe.skipIf(!programsAvailable('test/compile/window.test.ts', ['systemd-analyze']))('GIVEN Sunday 02:00-04:00 Europe/Berlin, the routine update timer', () => {
   const fleet = resolvedFleet();
   const timer = compileHost(fleet, fleet.hosts.find((h) => h.name === 'web1')!).files.find((f) => f.path.endsWith('/upkeep-routine-updates.timer'))!;
   const onCalendar = [...timer.content!.matchAll(/^OnCalendar=(.*)$/gm)].map((m) => m[1]);

@@ -20,6 +20,7 @@ export const BASE_PACKAGES: readonly string[] = [
   'curl',
   'dbus',
   'iproute2',
+  'openssh-client',
   'openssh-server',
   'procps',
   'python3',

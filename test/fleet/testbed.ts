@@ -12,10 +12,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { missingPrograms, SETUP_COMMAND, type MachineProgram } from '../programs.ts';
 import { ensureBaseImage } from './base-image.ts';
 import { createHostCgroups, removeHostCgroups } from './host-cgroup.ts';
 import { isAlive, readOwner, release, tryClaim, writeOwner, type OwnerRecord } from './owner-lock.ts';
@@ -98,24 +99,12 @@ const STOP_TIMEOUT_MS = 60_000;
 const KILL_TIMEOUT_MS = 15_000;
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-const REQUIRED_PROGRAMS = ['systemd-nspawn', 'debootstrap', 'ssh', 'ssh-keygen'];
-
-function onPath(program: string): boolean {
-  const path = `${process.env.PATH ?? ''}${delimiter}/usr/sbin${delimiter}/sbin`;
-  return path.split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, program), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+const REQUIRED_PROGRAMS: readonly MachineProgram[] = ['systemd-nspawn', 'debootstrap', 'ssh', 'ssh-keygen'];
 
 export function fleetSupport(): FleetSupport {
   if (process.getuid?.() !== 0) return { ok: false, reason: 'not running as root (systemd-nspawn and debootstrap need root)' };
-  const missing = REQUIRED_PROGRAMS.filter((program) => !onPath(program));
-  if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(', ')} (run test/fleet/setup-ci.sh)` };
+  const missing = missingPrograms(REQUIRED_PROGRAMS);
+  if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(', ')}; install everything the tests use with: ${SETUP_COMMAND}` };
   const portBlocked = sshPortBlocked();
   if (portBlocked !== undefined) return { ok: false, reason: portBlocked };
   return { ok: true };
@@ -131,7 +120,7 @@ export function fleetAvailable(what: string, support: FleetSupport = fleetSuppor
   if (env.UPKEEP_REQUIRE_FLEET === '1') {
     throw new Error(`UPKEEP_REQUIRE_FLEET=1 but the test fleet cannot run here: ${support.reason}`);
   }
-  console.warn(`\n${'!'.repeat(100)}\n!!! SKIPPING ${what}: the test fleet cannot run here: ${support.reason}\n${'!'.repeat(100)}\n`);
+  console.warn(`!!! SKIPPING ${what}: the test fleet cannot run here: ${support.reason}`);
   return false;
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
 import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 /** A host-like layout in a temporary directory: data to protect, a local repository, the job's config. */
 function setup() {
@@ -40,7 +41,7 @@ function setup() {
 }
 
 // restic derives its key with scrypt on every run, which takes seconds on a small machine.
-describe('backup.sh with the real restic and a local repository', { timeout: 120_000 }, () => {
+describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('backup.sh with the real restic and a local repository', { timeout: 120_000 }, () => {
   it('initialises the repository on the first backup, keeps the excludes out, and records success', () => {
     const t = setup();
     const run = runScript('backup.sh', ['backup'], t.env);

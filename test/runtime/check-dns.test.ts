@@ -1,6 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptAsync } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 /** The query name of a DNS message, e.g. "example.net". */
 function queryName(msg: Buffer): { name: string; end: number } {
@@ -32,7 +33,7 @@ function dnsServer(zone: Record<string, string>): Socket {
   return socket;
 }
 
-describe('check-dns.sh with the real dig against a local DNS responder', () => {
+describe.skipIf(!programsAvailable('test/runtime/check-dns.test.ts', ['dig']))('check-dns.sh with the real dig against a local DNS responder', () => {
   const server = dnsServer({ 'www.example.net': '192.0.2.80' });
   let port = '';
   beforeAll(() => new Promise<void>((resolve) => server.bind(0, '127.0.0.1', () => ((port = String(server.address().port)), resolve()))));

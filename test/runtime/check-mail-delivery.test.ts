@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptAsync, tempDir } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 /** Calls `onLine` for every CRLF-terminated line a client sends. */
 function lines(socket: Socket, onLine: (line: string) => void) {
@@ -73,7 +74,7 @@ function mailSystem(deliver: boolean) {
   return { smtp, imap, inbox, logins };
 }
 
-describe('check-mail-delivery.sh against a local SMTP and IMAP responder', () => {
+describe.skipIf(!programsAvailable('test/runtime/check-mail-delivery.test.ts', ['curl']))('check-mail-delivery.sh against a local SMTP and IMAP responder', () => {
   const delivering = mailSystem(true);
   const losing = mailSystem(false);
   const port = (s: Server) => (s.address() as AddressInfo).port;

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptAsync } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 /** A minimal SMTP responder on 127.0.0.1 that greets with `greeting` and records the commands it gets. */
 function smtpServer(greeting: string, commands: string[]): Server {
@@ -25,7 +26,7 @@ function smtpServer(greeting: string, commands: string[]): Server {
   });
 }
 
-describe('check-smtp.sh against a local SMTP responder', () => {
+describe.skipIf(!programsAvailable('test/runtime/check-smtp.test.ts', ['curl']))('check-smtp.sh against a local SMTP responder', () => {
   const healthyCommands: string[] = [];
   const healthy = smtpServer('220 mail.test ESMTP', healthyCommands);
   const refusing = smtpServer('554 no service', []);

@@ -2,8 +2,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptAsync, tempDir } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
-describe('check-tls-expiry.sh against a real openssl s_server on 127.0.0.1', () => {
+describe.skipIf(!programsAvailable('test/runtime/check-tls-expiry.test.ts', ['openssl']))('check-tls-expiry.sh against a real openssl s_server on 127.0.0.1', () => {
   let server: ChildProcess;
   const port = String(20000 + (process.pid % 20000));
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
 import { runScript, runScriptAsync, tempDir } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 /** Percent used of the file system holding "/", as df reports it. */
 function rootUsage(): number {
@@ -103,7 +104,7 @@ interface Received {
   readonly body: string;
 }
 
-describe('HTTP checks and alerts against a local server on 127.0.0.1', () => {
+describe.skipIf(!programsAvailable('test/runtime/checks.test.ts', ['curl']))('HTTP checks and alerts against a local server on 127.0.0.1', () => {
   let server: Server;
   let base = '';
   const received: Received[] = [];

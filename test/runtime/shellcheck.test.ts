@@ -3,10 +3,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUNTIME_SOURCE, tempDir } from './run-script.ts';
+import { programsAvailable } from '../programs.ts';
 
 const scripts = readdirSync(RUNTIME_SOURCE).filter((f) => f.endsWith('.sh')).sort();
 
-describe('runtime programs pass shellcheck as POSIX sh', () => {
+describe.skipIf(!programsAvailable('test/runtime/shellcheck.test.ts', ['shellcheck']))('runtime programs pass shellcheck as POSIX sh', () => {
   it('finds the programs', () => {
     expect(scripts).toContain('in-window.sh');
   });

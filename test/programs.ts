@@ -1,0 +1,123 @@
+// Every program outside Node.js that the tests and the runtime programs (lib/runtime) call, by the
+// Debian package that brings it and where it must exist:
+// - "machine": the machine running `npm test` (a test spawns it, or runs a runtime program that
+//   calls it); test/setup.sh installs it unless a fresh machine has it already;
+// - "hosts": the test hosts booted by test/fleet (test/fleet/base-image.ts installs it there).
+// A package on neither is called by code that no test here runs for real; it says why.
+// test/programs.test.ts checks this list against the code, the setup script and dpkg.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export type Where = 'machine' | 'hosts';
+
+export interface PackageUse {
+  readonly programs: readonly string[];
+  readonly on: readonly Where[];
+  /** Why no test here runs these programs for real (only for packages on neither). */
+  readonly notRunHere?: string;
+}
+
+export const PACKAGES = {
+  // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
+  coreutils: {
+    programs: ['basename', 'cat', 'chmod', 'chown', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'tr', 'true', 'wc'],
+    on: ['machine', 'hosts'],
+  },
+  dash: { programs: ['sh'], on: ['machine', 'hosts'] },
+  sed: { programs: ['sed'], on: ['machine', 'hosts'] },
+  grep: { programs: ['grep'], on: ['machine', 'hosts'] },
+  mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
+  'util-linux': { programs: ['flock', 'setsid'], on: ['machine', 'hosts'] },
+  mount: { programs: ['umount'], on: ['machine'] },
+  bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
+  hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
+  dpkg: { programs: ['dpkg', 'dpkg-query'], on: ['machine', 'hosts'] },
+  apt: { programs: ['apt-config', 'apt-get'], on: ['machine', 'hosts'] },
+  // The toolchain every machine of this kind comes with.
+  nodejs: { programs: ['node', 'npm'], on: ['machine'] },
+  python3: { programs: ['python3'], on: ['machine', 'hosts'] },
+  // Installed by test/setup.sh on the machine, and by the base image on the hosts.
+  systemd: { programs: ['systemctl', 'systemd-analyze', 'systemd-run'], on: ['machine', 'hosts'] },
+  'systemd-container': { programs: ['systemd-nspawn'], on: ['machine'] },
+  debootstrap: { programs: ['debootstrap'], on: ['machine'] },
+  gpgv: { programs: ['gpgv'], on: ['machine'] },
+  'openssh-client': { programs: ['ssh', 'ssh-keygen'], on: ['machine', 'hosts'] },
+  restic: { programs: ['restic'], on: ['machine', 'hosts'] },
+  curl: { programs: ['curl'], on: ['machine', 'hosts'] },
+  openssl: { programs: ['openssl'], on: ['machine'] },
+  'bind9-dnsutils': { programs: ['dig'], on: ['machine'] },
+  shellcheck: { programs: ['shellcheck'], on: ['machine'] },
+  'unattended-upgrades': { programs: ['unattended-upgrade'], on: ['hosts'] },
+  // Called by runtime programs on real servers; the tests give FAKEs or have no such host.
+  smartmontools: { programs: ['smartctl'], on: [], notRunHere: 'no physical disk here: check-smart.sh is tested with a FAKE smartctl' },
+  nftables: { programs: ['nft'], on: [], notRunHere: 'no firewall in a test: mitigations.sh is tested with a FAKE nft' },
+  dnf: { programs: ['dnf'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here (Debian packages only)' },
+  'dnf-automatic': { programs: ['dnf-automatic'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
+  'dnf-utils': { programs: ['needs-restarting'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
+  rpm: { programs: ['rpm'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
+} as const satisfies Record<string, PackageUse>;
+
+export type PackageName = keyof typeof PACKAGES;
+type ProgramOf<P> = P extends { readonly programs: readonly (infer N)[] } ? N : never;
+/** A program that a test may need on the machine running it. */
+export type MachineProgram = { [P in PackageName]: (typeof PACKAGES)[P] extends { on: readonly ['machine', ...unknown[]] } ? ProgramOf<(typeof PACKAGES)[P]> : never }[PackageName];
+
+/**
+ * Packages test/setup.sh installs besides those of the list: data, not programs, used by a
+ * program of the list.
+ */
+export const SUPPORT_PACKAGES: Readonly<Record<string, string>> = {
+  'debian-archive-keyring': 'debootstrap verifies the Debian archive with it',
+};
+
+/**
+ * What a fresh machine of this project's kind has besides a minimal Debian system (the packages
+ * of priority "required"): Node.js with npm, python3, git, make and g++.
+ */
+export const FRESH_MACHINE_TOOLCHAIN: readonly string[] = ['nodejs', 'python3', 'git', 'make', 'g++'];
+
+/** The command that installs every program the tests use. */
+export const SETUP_COMMAND = 'sh test/setup.sh (as root)';
+
+/** The package that brings `program`, per the list. */
+export function packageOf(program: string): PackageName | undefined {
+  return (Object.keys(PACKAGES) as PackageName[]).find((name) => (PACKAGES[name].programs as readonly string[]).includes(program));
+}
+
+/** Where `program` is on PATH (or in the sbin directories, where Debian keeps admin tools). */
+export function whichProgram(program: string, path = process.env.PATH ?? ''): string | undefined {
+  return [...path.split(delimiter), '/usr/sbin', '/sbin']
+    .filter((dir) => dir !== '')
+    .map((dir) => join(dir, program))
+    .find((file) => {
+      try {
+        accessSync(file, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
+
+export function onPath(program: string, path = process.env.PATH ?? ''): boolean {
+  return whichProgram(program, path) !== undefined;
+}
+
+/** The programs of `programs` that are not installed here. */
+export function missingPrograms(programs: readonly MachineProgram[], path = process.env.PATH ?? ''): MachineProgram[] {
+  return programs.filter((program) => !onPath(program, path));
+}
+
+/**
+ * Whether the tests of `what` can run here, for `describe.skipIf(!programsAvailable(...))`. When a
+ * program is missing they are skipped with one loud line naming it and the command that installs
+ * them all; with UPKEEP_REQUIRE_FLEET=1 (CI) the missing program fails the run instead.
+ */
+export function programsAvailable(what: string, programs: readonly MachineProgram[], env: NodeJS.ProcessEnv = process.env): boolean {
+  const missing = missingPrograms(programs, env.PATH ?? '');
+  if (missing.length === 0) return true;
+  const reason = `missing ${missing.join(', ')}; install everything the tests use with: ${SETUP_COMMAND}`;
+  if (env.UPKEEP_REQUIRE_FLEET === '1') throw new Error(`UPKEEP_REQUIRE_FLEET=1 but ${what} cannot run here: ${reason}`);
+  console.warn(`!!! SKIPPING ${what}: ${reason}`);
+  return false;
+}
