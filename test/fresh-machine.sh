@@ -26,6 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 mounted=''
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
   for m in $mounted; do umount -R -l "$m" 2>/dev/null || true; done
 }
