@@ -255,6 +255,11 @@ unit_active() {
 restore_snapshot() { # DIR
 	reload=no
 	restart=''
+	# An install killed between writing its temp file and renaming it (SIGKILL, cut session)
+	# leaves the temp file beside the target: it belongs to no generation.
+	while read -r p _; do
+		rm -f "$ROOT${p%/*}/.upkeep-new.${p##*/}" || return 1
+	done <"$1/list"
 	# Units that were not enabled go first, while their unit files still exist.
 	while read -r u en act; do
 		if [ "$en" != enabled ] && [ "$(unit_enabled "$u")" = enabled ]; then

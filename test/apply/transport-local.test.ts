@@ -167,6 +167,22 @@ describe('the local transport applies into an image root', () => {
     expect((await apply(t, v2, opts(g2, g1))).changed).toBe(true);
   });
 
+  it('removes the temp file of an install killed between writing and renaming it when it undoes the switch', async () => {
+    const root = imageRoot();
+    const t = new LocalTransport(root);
+    await apply(t, v1, opts(g1, null));
+    const onV1 = snapshot(root);
+    const controller = new AbortController();
+    const interrupted = apply(t, v2, { ...opts(g2, g1), pauseAfterStep: { step: 'files', seconds: 30 }, signal: controller.signal }).catch((e: unknown) => e);
+    await waitFor(() => readFileSync(join(root, 'etc/upkeep/test.conf'), 'utf8') === 'version=2\n');
+    controller.abort();
+    expect(await interrupted).toBeInstanceOf(Error);
+    // What a SIGKILL inside install_file leaves, whatever moment the abort above happened to hit.
+    writeFileSync(join(root, 'etc/upkeep/.upkeep-new.test.secret'), '');
+    expect((await readState(t)).recovered).toBe(`undid interrupted switch ${g1} -> ${g2}`);
+    expect(snapshot(root)).toBe(onV1);
+  });
+
   it('sends file contents, secrets included, only on stdin, never in the script', async () => {
     const t = new RecordingTransport(new LocalTransport(imageRoot()));
     await apply(t, v1, opts(g1, null));
