@@ -7,7 +7,8 @@
 //
 //   npx tsx test/bench/apply-noop.ts
 //
-// Needs the test fleet (root, systemd-nspawn, debootstrap) and ansible-playbook on PATH.
+// Needs the test fleet (root, `sh test/setup.sh`) and ansible-playbook on PATH (apt-get install
+// ansible-core: a benchmark baseline, not a test, so test/setup.sh does not install it).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

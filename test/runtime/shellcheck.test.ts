@@ -20,6 +20,15 @@ describe.skipIf(!programsAvailable('test/runtime/shellcheck.test.ts', ['shellche
     });
   }
 
+  // The scripts that set up and prove the test machine run as root too.
+  for (const script of ['test/setup.sh', 'test/fresh-machine.sh', '.ci/run']) {
+    it(`${script} has no shellcheck finding at any severity`, () => {
+      const run = spawnSync('shellcheck', ['--severity=style', join(import.meta.dirname, '..', '..', script)], { encoding: 'utf8' });
+      expect(run.stdout + run.stderr).toBe('');
+      expect(run.status).toBe(0);
+    });
+  }
+
   it('shellcheck does report a bashism (so a clean result means something)', () => {
     const dir = tempDir({ 'bad.sh': '#!/bin/sh\n[[ -n "$1" ]] && echo $1\n' });
     const run = spawnSync('shellcheck', ['--shell=sh', join(dir, 'bad.sh')], { encoding: 'utf8' });
