@@ -37,10 +37,14 @@ if [ ! -e "$base/.complete" ]; then
   rm -rf "$base"
   mkdir -p "$work"
   debootstrap --variant=minbase --include=ca-certificates,git,make,g++,python3 bookworm "$base" "$mirror" >"$work/debootstrap.log" 2>&1
-  # Node.js as this machine has it: the files of its package, and npm's settings.
+  # Node.js as this machine has it: the files of its package, the global npm (updated when the
+  # machine starts, so newer than the package's), and npm's settings.
   dpkg-query -L nodejs | while read -r path; do
     if [ -f "$path" ] || [ -L "$path" ]; then mkdir -p "$base$(dirname "$path")" && cp -a "$path" "$base$path"; fi
   done
+  rm -rf "$base/usr/lib/node_modules"
+  cp -a /usr/lib/node_modules "$base/usr/lib/node_modules"
+  for link in /usr/bin/npm /usr/bin/npx; do cp -a "$link" "$base$link"; done
   for file in /etc/npmrc /usr/etc/npmrc /root/.npmrc; do
     if [ -f "$file" ]; then mkdir -p "$base$(dirname "$file")" && cp -a "$file" "$base$file"; fi
   done
