@@ -1,7 +1,8 @@
 #!/bin/sh
 # The fresh-machine proof: a clean clone of this repository's HEAD, in a chroot holding only what
-# a fresh machine of this project's kind has (a minimal Debian system with CA certificates,
-# Node.js and npm copied from this machine with their npm settings, python3, git, make, g++), runs
+# a fresh machine of this project's kind has (a minimal Debian system with this machine's CA
+# certificates, Node.js and npm copied from this machine with their npm settings, python3, git,
+# make, g++), runs
 # what a new user and CI run:
 #   1. npm ci && npm test             must pass, skipping what needs a missing program, loudly;
 #   2. CI=true bash .ci/run           installs what the tests need (test/setup.sh) and must pass
@@ -45,7 +46,8 @@ if [ ! -e "$base/.complete" ]; then
   rm -rf "$base/usr/lib/node_modules"
   cp -a /usr/lib/node_modules "$base/usr/lib/node_modules"
   for link in /usr/bin/npm /usr/bin/npx; do cp -a "$link" "$base$link"; done
-  for file in /etc/npmrc /usr/etc/npmrc /root/.npmrc; do
+  # The machine's own certificate authorities (a registry reached through a proxy needs them).
+  for file in /etc/npmrc /usr/etc/npmrc /root/.npmrc /usr/local/share/ca-certificates/*.crt /etc/ssl/certs/ca-certificates.crt; do
     if [ -f "$file" ]; then mkdir -p "$base$(dirname "$file")" && cp -a "$file" "$base$file"; fi
   done
   touch "$base/.complete"
