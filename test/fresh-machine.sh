@@ -2,8 +2,7 @@
 # The fresh-machine proof: a clean clone of this repository's HEAD, in a chroot holding only what
 # a fresh machine of this project's kind has (a minimal Debian system with this machine's CA
 # certificates, Node.js and npm copied from this machine with their npm settings, python3, git,
-# make, g++), runs
-# what a new user and CI run:
+# make, g++), runs what a new user and CI run:
 #   1. npm ci && npm test             must pass, skipping what needs a missing program, loudly;
 #   2. CI=true bash .ci/run           installs what the tests need (test/setup.sh) and must pass
 #                                     with every test required (UPKEEP_REQUIRE_FLEET=1).

@@ -20,7 +20,7 @@ export interface PackageUse {
 export const PACKAGES = {
   // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
   coreutils: {
-    programs: ['basename', 'cat', 'chmod', 'chown', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'tr', 'true', 'wc'],
+    programs: ['basename', 'cat', 'chmod', 'chown', 'chroot', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
@@ -28,7 +28,7 @@ export const PACKAGES = {
   grep: { programs: ['grep'], on: ['machine', 'hosts'] },
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
   'util-linux': { programs: ['flock', 'setsid'], on: ['machine', 'hosts'] },
-  mount: { programs: ['umount'], on: ['machine'] },
+  mount: { programs: ['mount', 'umount'], on: ['machine'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
   dpkg: { programs: ['dpkg', 'dpkg-query'], on: ['machine', 'hosts'] },
@@ -36,6 +36,7 @@ export const PACKAGES = {
   // The toolchain every machine of this kind comes with.
   nodejs: { programs: ['node', 'npm'], on: ['machine'] },
   python3: { programs: ['python3'], on: ['machine', 'hosts'] },
+  git: { programs: ['git'], on: ['machine'] },
   // Installed by test/setup.sh on the machine, and by the base image on the hosts.
   systemd: { programs: ['systemctl', 'systemd-analyze', 'systemd-run'], on: ['machine', 'hosts'] },
   'systemd-container': { programs: ['systemd-nspawn'], on: ['machine'] },

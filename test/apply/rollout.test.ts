@@ -17,12 +17,13 @@ import { rollout, wavesOf, type RolloutOptions } from '../../lib/apply/rollout.t
 import { SecretValues } from '../../lib/apply/secrets.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 import { CONFIG_FILE, writeFixturePlan, type FixtureOptions } from '../fixtures/plan-dir.ts';
+import { programsAvailable } from '../programs.ts';
 
 const HOSTS = ['stage1', 'web1', 'web2', 'web3'];
 // Image roots are never contacted over ssh; these only satisfy the plan format.
 const ADDRESSES = Object.fromEntries(HOSTS.map((h, i) => [h, { address: `127.0.1.${i + 1}`, port: 22, hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureFixtureFixtureFixtureFixtureFixture' }]));
 
-describe('rollout into image roots', { timeout: 180_000 }, () => {
+describe.skipIf(!programsAvailable('test/apply/rollout.test.ts', ['systemctl']))('rollout into image roots', { timeout: 180_000 }, () => {
   let work: string;
   let transports: Map<string, LocalTransport[]>;
   let current: PlanDocument | undefined;

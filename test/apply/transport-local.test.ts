@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { apply, HostAgentError, readState, rollback, type HostBundle } from '../../lib/apply/host-agent.ts';
 import { LocalTransport } from '../../lib/apply/local-transport.ts';
 import { generationOf, RecordingTransport, SERVICE, TIMER, tickBundle } from './host-fixtures.ts';
+import { programsAvailable } from '../programs.ts';
 
 const roots: string[] = [];
 afterEach(() => {
@@ -49,7 +50,7 @@ const g1 = generationOf(v1);
 const g2 = generationOf(v2);
 const opts = (generation: string, baseGeneration: string | null) => ({ planId: 'plan-test', generation, baseGeneration });
 
-describe('the local transport applies into an image root', () => {
+describe.skipIf(!programsAvailable('test/apply/transport-local.test.ts', ['systemctl']))('the local transport applies into an image root', () => {
   it('installs files with their modes and owners and enables the timer with systemctl --root', async () => {
     const root = imageRoot();
     const t = new LocalTransport(root);

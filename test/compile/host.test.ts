@@ -9,6 +9,7 @@ import type { ResolvedHost } from '../../lib/policy/resolved.ts';
 import { resolvedFleet } from '../fixtures/resolved-fleet.ts';
 import { RUNTIME_SOURCE, tempDir } from '../runtime/run-script.ts';
 import { writeRoot } from './unit-root.ts';
+import { programsAvailable } from '../programs.ts';
 
 const fleet = resolvedFleet();
 const compiled = (name: string, f = fleet): HostDesiredState => compileHost(f, f.hosts.find((h) => h.name === name)!);
@@ -96,7 +97,7 @@ describe('compileHost', () => {
     });
   });
 
-  describe('updates on an apt host', () => {
+  describe.skipIf(!programsAvailable('test/compile/host.test.ts (updates on an apt host)', ['systemctl']))('updates on an apt host', () => {
     const web1 = compiled('web1');
 
     it('turns the stock periodic apt runs off so that only upkeep timers install updates', () => {

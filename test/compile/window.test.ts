@@ -32,7 +32,7 @@ function berlin(ms: number): { weekday: string; minute: number } {
   return { weekday: parts.weekday, minute: Number(parts.hour) * 60 + Number(parts.minute) };
 }
 
-describe('resolveWindow', () => {
+describe.skipIf(!programsAvailable('test/compile/window.test.ts', ['systemd-analyze']))('resolveWindow', () => {
   it('turns a weekly window into one OnCalendar expression in its time zone', () => {
     const window = resolved({ every: 'week', days: ['sun', 'wed'], start: '02:00', duration: '2h', timeZone: 'Europe/Berlin', blackouts: ['2026-12-27', '2026-12-20'] });
     expect(window.onCalendar).toEqual(['Wed,Sun *-*-* 02:00:00 Europe/Berlin']);

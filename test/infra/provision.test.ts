@@ -19,6 +19,7 @@ import { SecretValues } from '../../lib/apply/secrets.ts';
 import { INSTALL_HINT } from '../../lib/apply/terraform.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 import { TOKEN_ENV } from '../fixtures/infra-fleet.ts';
+import { programsAvailable } from '../programs.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const FAKE_ENGINE = join(root, 'test', 'fixtures', 'fake-terraform');
@@ -204,7 +205,7 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
     expect(everything).not.toContain(CANARY);
   });
 
-  it('connects with a known_hosts that pins exactly the host keys from the engine outputs', () => {
+  it.skipIf(!programsAvailable('test/infra/provision.test.ts (the ssh connection to the provisioned hosts)', ['ssh']))('connects with a known_hosts that pins exactly the host keys from the engine outputs', () => {
     const contacted = hosts.filter((h) => h.seenKnownHosts.length > 0);
     expect(contacted.length).toBeGreaterThan(0);
     const expected = hosts.map((h) => `[${h.address}]:${h.port} ${h.hostKey}\n`).sort().join('');
