@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { PlanDocument, PlannedHost } from '../plan/plan-format.ts';
 import { readPlanDir } from '../plan/plan-dir.ts';
-import { canonicalJson } from '../plan/canonical-json.ts';
-import { sha256 } from '../plan/generation.ts';
+import { canonicalJson } from '../compile/canonical-json.ts';
+import { sha256 } from '../compile/generation.ts';
 import type { BundleFile, HostBundle } from './host-agent.ts';
 import { resolveSecret, type SecretSource, type SecretValues } from './secrets.ts';
 
