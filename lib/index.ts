@@ -30,13 +30,13 @@ export { UPKEEP_VERSION } from './version.ts';
 export { rollout, checkUnitsOf, type RolloutOptions, type RolloutResult, type HostOutcome } from './apply/rollout.ts';
 export { FleetLock, FleetLockError } from './apply/fleet-lock.ts';
 export { Journal, type JournalDocument, type JournalEntry } from './apply/journal.ts';
-export { buildInventory, writeKnownHosts } from './apply/inventory.ts';
+export { buildInventory, writeKnownHosts } from './hosts/inventory.ts';
 export { loadReviewedPlan, hostBundle } from './apply/bundle.ts';
 export { resolveSecret, SecretValues, SecretError } from './apply/secrets.ts';
-export { readLiveState, type LiveHost } from './apply/live-state.ts';
-export type { Transport, RunResult, RunOptions } from './apply/transport.ts';
-export { SshTransport } from './apply/ssh-transport.ts';
-export { LocalTransport } from './apply/local-transport.ts';
+export { readLiveState, type LiveHost } from './hosts/live-state.ts';
+export type { Transport, RunResult, RunOptions } from './hosts/transport.ts';
+export { SshTransport } from './hosts/ssh-transport.ts';
+export { LocalTransport } from './hosts/local-transport.ts';
 export {
   apply,
   readState,
@@ -52,9 +52,9 @@ export {
   type HostState,
   type HealthReport,
   type LockHolder,
-} from './apply/host-agent.ts';
-export { pMap, TransportError } from './apply/transport.ts';
+} from './hosts/host-agent.ts';
+export { pMap, TransportError } from './hosts/transport.ts';
 export { provision, stackDirOf, type ProvisionOptions } from './apply/provision.ts';
 export { planWithEngine } from './plan/engine-plan.ts';
-export { readLiveBase, renderDriftSection } from './plan/live-base.ts';
+export { readLiveBase, renderDriftSection } from './hosts/live-base.ts';
 export { backupLinks, exchangeBackupKeys, BACKUP_ENV, type BackupLink, type BackupKeysOptions } from './apply/backup-keys.ts';

@@ -8,7 +8,7 @@ import type { PlanDocument, PlannedHost } from '../plan/plan-format.ts';
 import { readPlanDir } from '../plan/plan-dir.ts';
 import { canonicalJson } from '../compile/canonical-json.ts';
 import { sha256 } from '../compile/generation.ts';
-import type { BundleFile, HostBundle } from './host-agent.ts';
+import type { BundleFile, HostBundle } from '../hosts/host-agent.ts';
 import { resolveSecret, type SecretSource, type SecretValues } from './secrets.ts';
 
 export class PlanDirError extends Error {

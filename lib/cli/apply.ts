@@ -8,15 +8,15 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupLinks } from '../apply/backup-keys.ts';
 import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
-import { Connections } from '../apply/connections.ts';
+import { Connections } from '../hosts/connections.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
-import { buildInventory, readTerraformOutputs, type Inventory } from '../apply/inventory.ts';
+import { buildInventory, readTerraformOutputs, type Inventory } from '../hosts/inventory.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
 import { provision, stackDirOf } from '../apply/provision.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
 import { resolveSecret, SecretValues } from '../apply/secrets.ts';
-import type { Transport } from '../apply/transport.ts';
+import type { Transport } from '../hosts/transport.ts';
 
 const HELP = `Usage: bin/apply PLAN_DIR [options]
 

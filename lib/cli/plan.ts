@@ -12,7 +12,7 @@ import { prepareFleet } from '../policy/prepare.ts';
 import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../plan/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
-import { readLiveBase, renderDriftSection } from '../plan/live-base.ts';
+import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
 import { renderPlanMarkdown } from '../plan/markdown.ts';
 import { readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { UPKEEP_VERSION } from '../version.ts';

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildInventory, knownHostsLines } from '../../lib/apply/inventory.ts';
+import { buildInventory, knownHostsLines } from '../../lib/hosts/inventory.ts';
 import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { provision } from '../../lib/apply/provision.ts';
 import { SecretValues } from '../../lib/apply/secrets.ts';
