@@ -21,7 +21,7 @@ export { checkUnitName } from './compile/monitoring.ts';
 export { RECEIVER_KEYS_DIR } from './compile/backups.ts';
 export { windowEnv } from './compile/updates.ts';
 export { diffInfra, infraDiffFromPlanJson, renderInfraSection, type InfraDiff } from './plan/infra-diff.ts';
-export { TerraformEngine, findEngine, engineSecretEnv, EngineError, EngineNotFoundError, type EngineOptions, type EngineOutputs } from './apply/terraform.ts';
+export { TerraformEngine, findEngine, engineSecretEnv, EngineError, EngineNotFoundError, type EngineOptions, type EngineOutputs } from './engine/terraform.ts';
 export { buildPlan, type BaseHost, type BuiltPlan, type PlanInput } from './plan/build-plan.ts';
 export { renderPlanMarkdown } from './plan/markdown.ts';
 export { readPlanDir, writePlanDir } from './plan/plan-dir.ts';
@@ -32,7 +32,7 @@ export { FleetLock, FleetLockError } from './apply/fleet-lock.ts';
 export { Journal, type JournalDocument, type JournalEntry } from './apply/journal.ts';
 export { buildInventory, writeKnownHosts } from './hosts/inventory.ts';
 export { loadReviewedPlan, hostBundle } from './apply/bundle.ts';
-export { resolveSecret, SecretValues, SecretError } from './apply/secrets.ts';
+export { resolveSecret, SecretValues, SecretError } from './plan/secrets.ts';
 export { readLiveState, type LiveHost } from './hosts/live-state.ts';
 export type { Transport, RunResult, RunOptions } from './hosts/transport.ts';
 export { SshTransport } from './hosts/ssh-transport.ts';
@@ -54,7 +54,8 @@ export {
   type LockHolder,
 } from './hosts/host-agent.ts';
 export { pMap, TransportError } from './hosts/transport.ts';
-export { provision, stackDirOf, type ProvisionOptions } from './apply/provision.ts';
-export { planWithEngine } from './plan/engine-plan.ts';
+export { provision, type ProvisionOptions } from './apply/provision.ts';
+export { stackDirOf } from './engine/engine-workdir.ts';
+export { planWithEngine } from './engine/engine-plan.ts';
 export { readLiveBase, renderDriftSection } from './hosts/live-base.ts';
 export { backupLinks, exchangeBackupKeys, BACKUP_ENV, type BackupLink, type BackupKeysOptions } from './apply/backup-keys.ts';

@@ -7,16 +7,17 @@ import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupLinks } from '../apply/backup-keys.ts';
-import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
-import { Connections } from '../hosts/connections.ts';
+import { hostBundle, loadReviewedPlan } from '../apply/bundle.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
-import { buildInventory, readTerraformOutputs, type Inventory } from '../hosts/inventory.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
-import { provision, stackDirOf } from '../apply/provision.ts';
+import { provision } from '../apply/provision.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
-import { resolveSecret, SecretValues } from '../apply/secrets.ts';
+import { stackDirOf } from '../engine/engine-workdir.ts';
+import { Connections } from '../hosts/connections.ts';
+import { buildInventory, readTerraformOutputs, type Inventory } from '../hosts/inventory.ts';
 import type { Transport } from '../hosts/transport.ts';
+import { resolveSecret, secretBaseDir, SecretValues } from '../plan/secrets.ts';
 
 const HELP = `Usage: bin/apply PLAN_DIR [options]
 

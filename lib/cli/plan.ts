@@ -10,7 +10,7 @@ import { PolicyError } from '../policy/errors.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { prepareFleet } from '../policy/prepare.ts';
 import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
-import { planWithEngine } from '../plan/engine-plan.ts';
+import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
 import { renderPlanMarkdown } from '../plan/markdown.ts';

@@ -10,7 +10,7 @@ import { buildInventory, InventoryError, knownHostsLines } from '../../lib/hosts
 import { TERRAFORM_HOSTS_OUTPUT } from '../../lib/compile/infra.ts';
 import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { useColour } from '../../lib/apply/progress.ts';
-import { resolveSecret, SecretError, SecretValues } from '../../lib/apply/secrets.ts';
+import { resolveSecret, SecretError, SecretValues } from '../../lib/plan/secrets.ts';
 import type { PlanDocument, PlannedHost } from '../../lib/plan/plan-format.ts';
 import { CONFIG_FILE, writeFixturePlan } from '../fixtures/plan-dir.ts';
 

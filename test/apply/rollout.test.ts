@@ -14,7 +14,7 @@ import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { LocalTransport } from '../../lib/hosts/local-transport.ts';
 import { readLiveState, type LiveHost } from '../../lib/hosts/live-state.ts';
 import { rollout, wavesOf, type RolloutOptions } from '../../lib/apply/rollout.ts';
-import { SecretValues } from '../../lib/apply/secrets.ts';
+import { SecretValues } from '../../lib/plan/secrets.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 import { CONFIG_FILE, writeFixturePlan, type FixtureOptions } from '../fixtures/plan-dir.ts';
 

@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildInventory, knownHostsLines } from '../../lib/hosts/inventory.ts';
 import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { provision } from '../../lib/apply/provision.ts';
-import { SecretValues } from '../../lib/apply/secrets.ts';
-import { INSTALL_HINT } from '../../lib/apply/terraform.ts';
+import { SecretValues } from '../../lib/plan/secrets.ts';
+import { INSTALL_HINT } from '../../lib/engine/terraform.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 import { TOKEN_ENV } from '../fixtures/infra-fleet.ts';
 
