@@ -13,7 +13,7 @@ export { resolveWindow } from './policy/window.ts';
 export type { HostDesiredState, ManagedFile } from './compile/desired-state.ts';
 export { compileHost } from './compile/host.ts';
 export { compileFleet, type CompiledFleet } from './compile/fleet.ts';
-export { synthesizeInfra, STACK_FILE, TOKEN_VARIABLE, type SynthesizeInfraOptions } from './compile/infra.ts';
+export { synthesizeInfra, STACK_FILE, TERRAFORM_HOSTS_OUTPUT, TOKEN_VARIABLE, type SynthesizeInfraOptions } from './compile/infra.ts';
 export * as hcloud from './compile/hcloud/index.ts';
 export { TlsPrivateKey, TlsProvider } from './compile/host-keys.ts';
 export { shellQuote, renderEnvFile } from './compile/env-file.ts';
@@ -21,7 +21,7 @@ export { checkUnitName } from './compile/monitoring.ts';
 export { RECEIVER_KEYS_DIR } from './compile/backups.ts';
 export { windowEnv } from './compile/updates.ts';
 export { diffInfra, infraDiffFromPlanJson, renderInfraSection, type InfraDiff } from './plan/infra-diff.ts';
-export { TerraformEngine, findEngine, engineSecretEnv, EngineError, EngineNotFoundError, type EngineOptions, type EngineOutputs } from './apply/terraform.ts';
+export { TerraformEngine, findEngine, engineSecretEnv, EngineError, EngineNotFoundError, type EngineOptions, type EngineOutputs } from './engine/terraform.ts';
 export { buildPlan, type BaseHost, type BuiltPlan, type PlanInput } from './plan/build-plan.ts';
 export { renderPlanMarkdown } from './plan/markdown.ts';
 export { readPlanDir, writePlanDir } from './plan/plan-dir.ts';
@@ -30,13 +30,13 @@ export { UPKEEP_VERSION } from './version.ts';
 export { rollout, checkUnitsOf, type RolloutOptions, type RolloutResult, type HostOutcome } from './apply/rollout.ts';
 export { FleetLock, FleetLockError } from './apply/fleet-lock.ts';
 export { Journal, type JournalDocument, type JournalEntry } from './apply/journal.ts';
-export { buildInventory, writeKnownHosts, TERRAFORM_HOSTS_OUTPUT } from './apply/inventory.ts';
+export { buildInventory, writeKnownHosts } from './hosts/inventory.ts';
 export { loadReviewedPlan, hostBundle } from './apply/bundle.ts';
-export { resolveSecret, SecretValues, SecretError } from './apply/secrets.ts';
-export { readLiveState, type LiveHost } from './apply/live-state.ts';
-export type { Transport, RunResult, RunOptions } from './apply/transport.ts';
-export { SshTransport } from './apply/ssh-transport.ts';
-export { LocalTransport } from './apply/local-transport.ts';
+export { resolveSecret, SecretValues, SecretError } from './plan/secrets.ts';
+export { readLiveState, type LiveHost } from './hosts/live-state.ts';
+export type { Transport, RunResult, RunOptions } from './hosts/transport.ts';
+export { SshTransport } from './hosts/ssh-transport.ts';
+export { LocalTransport } from './hosts/local-transport.ts';
 export {
   apply,
   readState,
@@ -52,9 +52,10 @@ export {
   type HostState,
   type HealthReport,
   type LockHolder,
-} from './apply/host-agent.ts';
-export { pMap, TransportError } from './apply/transport.ts';
-export { provision, stackDirOf, type ProvisionOptions } from './apply/provision.ts';
-export { planWithEngine } from './plan/engine-plan.ts';
-export { readLiveBase, renderDriftSection } from './plan/live-base.ts';
+} from './hosts/host-agent.ts';
+export { pMap, TransportError } from './hosts/transport.ts';
+export { provision, type ProvisionOptions } from './apply/provision.ts';
+export { stackDirOf } from './engine/engine-workdir.ts';
+export { planWithEngine } from './engine/engine-plan.ts';
+export { readLiveBase, renderDriftSection } from './hosts/live-base.ts';
 export { backupLinks, exchangeBackupKeys, BACKUP_ENV, type BackupLink, type BackupKeysOptions } from './apply/backup-keys.ts';

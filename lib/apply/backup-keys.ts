@@ -15,10 +15,10 @@ import { RECEIVER_KEYS_DIR } from '../compile/backups.ts';
 import { CONFIG_DIR, RUNTIME_DIR, STATE_DIR } from '../compile/desired-state.ts';
 import { shellQuote } from '../compile/env-file.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
-import type { HostState } from './host-agent.ts';
-import { firstLine, type Journal } from './journal.ts';
+import type { HostState } from '../hosts/host-agent.ts';
+import type { Journal } from './journal.ts';
 import type { Progress } from './progress.ts';
-import { lastLines, pMap, type Transport } from './transport.ts';
+import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
 
 /** Where a client's restic settings are (compiled by lib/compile/backups.ts). */
 export const BACKUP_ENV = `${CONFIG_DIR}/restic/backup.env`;

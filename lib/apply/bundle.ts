@@ -3,13 +3,13 @@
 // content on disk must still hash to the sha256 the plan recorded for it.
 
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { PlanDocument, PlannedHost } from '../plan/plan-format.ts';
 import { readPlanDir } from '../plan/plan-dir.ts';
-import { canonicalJson } from '../plan/canonical-json.ts';
-import { sha256 } from '../plan/generation.ts';
-import type { BundleFile, HostBundle } from './host-agent.ts';
-import { resolveSecret, type SecretSource, type SecretValues } from './secrets.ts';
+import { canonicalJson } from '../compile/canonical-json.ts';
+import { sha256 } from '../compile/generation.ts';
+import type { BundleFile, HostBundle } from '../hosts/host-agent.ts';
+import { resolveSecret, type SecretSource, type SecretValues } from '../plan/secrets.ts';
 
 export class PlanDirError extends Error {
   constructor(message: string) {
@@ -48,11 +48,6 @@ export async function loadReviewedPlan(dir: string): Promise<PlanDir> {
     }
   }
   return { dir: absolute, plan };
-}
-
-/** Where relative `{file}` secret references point: the policy file's directory. */
-export function secretBaseDir(plan: PlanDocument, cwd: string = process.cwd()): string {
-  return dirname(resolve(cwd, plan.metadata.policy));
 }
 
 /**

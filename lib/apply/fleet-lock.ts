@@ -6,7 +6,7 @@
 // would let a slow pipeline and a new one interleave).
 
 import { STATE_DIR } from '../compile/desired-state.ts';
-import type { Transport } from './transport.ts';
+import type { Transport } from '../hosts/transport.ts';
 
 export const FLEET_LOCK_FILE = `${STATE_DIR}/fleet-lock`;
 

@@ -4,6 +4,7 @@
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { firstLine } from '../hosts/transport.ts';
 
 export const JOURNAL_FORMAT_VERSION = 1;
 
@@ -115,10 +116,4 @@ export class Journal {
     writeFileSync(temp, `${JSON.stringify(this.document(), null, 2)}\n`);
     renameSync(temp, this.file);
   }
-}
-
-/** The first line of an error's message: journal details stay one line. */
-export function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n', 1)[0] ?? '';
 }

@@ -1,18 +1,16 @@
 // bin/apply's infrastructure step: the plan's Terraform stack goes through an existing engine
 // before any host is touched, and the engine's outputs (addresses, pinned host keys) become the
 // inventory the host rollout connects with. The engine plans again at apply time: the reviewed
-// plan.md shows what was planned, the engine decides against the state as it is now.
+// plan.md shows what was planned, the engine decides against the state as it is now. It is part of
+// the rollout, not of engine/: every engine step is a step of the rollout's journal.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { FLEET, type Journal, type StepResult } from './journal.ts';
 import { STACK_FILE } from '../compile/infra.ts';
+import { inEngineWorkdir, stackDirOf } from '../engine/engine-workdir.ts';
+import { TerraformEngine, engineSecretEnv, findEngine } from '../engine/terraform.ts';
 import type { InfraDiff } from '../plan/infra-diff.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
-import { secretBaseDir } from './bundle.ts';
-import { inEngineWorkdir } from './engine-workdir.ts';
-import { FLEET, type Journal, type StepResult } from './journal.ts';
-import type { SecretValues } from './secrets.ts';
-import { TerraformEngine, engineSecretEnv, findEngine } from './terraform.ts';
+import { secretBaseDir, type SecretValues } from '../plan/secrets.ts';
 
 export interface ProvisionOptions {
   /** Progress lines: the engine's commands and its own output, secrets already redacted. */
@@ -23,12 +21,6 @@ export interface ProvisionOptions {
   readonly journal?: Journal;
   /** Where PATH, UPKEEP_TERRAFORM and `{env}` secrets are read. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
-}
-
-/** The plan directory's synthesized stack, when its fleet provisions hosts. */
-export function stackDirOf(planDir: string): string | undefined {
-  const dir = join(planDir, 'terraform');
-  return existsSync(join(dir, STACK_FILE)) ? dir : undefined;
 }
 
 /**

@@ -10,11 +10,11 @@
 import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
 import { exchangeBackupKeys, type BackupLink } from './backup-keys.ts';
 import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
-import { apply, breakLock, confirm, healthGate, HostAgentError, readState, rollback, type ApplyResult, type HostBundle, type HostState } from './host-agent.ts';
-import { FLEET, firstLine, type Journal, type StepContext } from './journal.ts';
+import { apply, breakLock, confirm, healthGate, HostAgentError, readState, rollback, type ApplyResult, type HostBundle, type HostState } from '../hosts/host-agent.ts';
+import { FLEET, type Journal, type StepContext } from './journal.ts';
 import type { FleetLock } from './fleet-lock.ts';
 import { formatDuration, type Progress } from './progress.ts';
-import { pMap, type Transport } from './transport.ts';
+import { firstLine, pMap, type Transport } from '../hosts/transport.ts';
 
 /** systemState of an image root reached through a local transport. */
 const OFFLINE = 'offline';

@@ -1,4 +1,5 @@
-// bin/apply: roll a reviewed plan directory out to the fleet over ssh, staging first.
+// bin/apply (also `upkeep apply`): roll a reviewed plan directory out to the fleet over ssh,
+// staging first.
 // Exit codes: 0 every host on the plan, 1 failed (nothing or part applied, no rollback), 3 rolled back.
 
 import { randomBytes } from 'node:crypto';
@@ -7,16 +8,18 @@ import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupLinks } from '../apply/backup-keys.ts';
-import { hostBundle, loadReviewedPlan, secretBaseDir } from '../apply/bundle.ts';
-import { Connections } from '../apply/connections.ts';
+import { hostBundle, loadReviewedPlan } from '../apply/bundle.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
-import { buildInventory, readTerraformOutputs, type Inventory } from '../apply/inventory.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
-import { provision, stackDirOf } from '../apply/provision.ts';
+import { provision } from '../apply/provision.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
-import { resolveSecret, SecretValues } from '../apply/secrets.ts';
-import type { Transport } from '../apply/transport.ts';
+import { stackDirOf } from '../engine/engine-workdir.ts';
+import { Connections } from '../hosts/connections.ts';
+import { buildInventory, readTerraformOutputs, type Inventory } from '../hosts/inventory.ts';
+import type { Transport } from '../hosts/transport.ts';
+import { resolveSecret, secretBaseDir, SecretValues } from '../plan/secrets.ts';
+import { exitWith, isMain } from './run-command.ts';
 
 const HELP = `Usage: bin/apply PLAN_DIR [options]
 
@@ -152,13 +155,4 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname);
-if (invokedDirectly) {
-  runApply(process.argv.slice(2)).then(
-    (result) => process.exit(result.exitCode),
-    (error: unknown) => {
-      process.stderr.write(`bin/apply: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isMain(import.meta.url)) exitWith('bin/apply', runApply(process.argv.slice(2)).then((result) => result.exitCode));

@@ -1,4 +1,5 @@
-// bin/plan: load, validate and compile a policy; write the plan directory for review.
+// bin/plan (also `upkeep plan`): load, validate and compile a policy; write the plan directory
+// for review.
 // Exit codes: 0 no changes against the base, 2 changes, 1 error (as terraform plan -detailed-exitcode).
 
 import { existsSync } from 'node:fs';
@@ -6,16 +7,16 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileFleet } from '../compile/fleet.ts';
-import { PolicyError } from '../policy/errors.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { prepareFleet } from '../policy/prepare.ts';
 import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
-import { planWithEngine } from '../plan/engine-plan.ts';
+import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
-import { readLiveBase, renderDriftSection } from '../plan/live-base.ts';
+import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
 import { renderPlanMarkdown } from '../plan/markdown.ts';
 import { readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { UPKEEP_VERSION } from '../version.ts';
+import { exitWith, isMain } from './run-command.ts';
 
 const HELP = `Usage: bin/plan [POLICY] [options]
 
@@ -43,9 +44,10 @@ function defaultPolicy(): string {
   return found;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs bin/plan with `argv`; resolves to its exit code. */
+export async function runPlan(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: [...argv],
     allowPositionals: true,
     options: {
       out: { type: 'string', default: 'out/plan' },
@@ -115,11 +117,4 @@ async function main(argv: string[]): Promise<number> {
   return s.hostsChanged > 0 || infraChanges > 0 ? 2 : 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const message = error instanceof PolicyError || error instanceof Error ? error.message : String(error);
-    process.stderr.write(`bin/plan: ${message}\n`);
-    process.exit(1);
-  },
-);
+if (isMain(import.meta.url)) exitWith('bin/plan', runPlan(process.argv.slice(2)));

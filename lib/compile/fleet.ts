@@ -4,7 +4,7 @@ import type { ResolvedFleet } from '../policy/resolved.ts';
 import type { HostDesiredState } from './desired-state.ts';
 import { compileHost } from './host.ts';
 import { synthesizeInfra } from './infra.ts';
-import { hostGeneration } from '../plan/generation.ts';
+import { hostGeneration } from './generation.ts';
 
 export interface CompiledFleet {
   /** In the order of fleet.hosts. */

@@ -9,11 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Fn, TerraformElement, TerraformOutput, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import type { Node } from 'constructs';
-import { TERRAFORM_HOSTS_OUTPUT } from '../apply/inventory.ts';
 import { PolicyError, type PolicyIssue } from '../policy/errors.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
 import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
-import { canonicalJson } from '../plan/canonical-json.ts';
+import { canonicalJson } from './canonical-json.ts';
 import { bootstrapUserData } from './cloud-init.ts';
 import { Firewall, HcloudProvider, Network, NetworkSubnet, PlacementGroup, PrimaryIp, Rdns, Server, ServerNetwork, SshKey, Volume, VolumeAttachment, type FirewallRule, type NetworkZone } from './hcloud/index.ts';
 import { TlsProvider, hostKey } from './host-keys.ts';
@@ -23,6 +22,11 @@ import { addStateBackend, stateBackendIssues } from './state-backend.ts';
 export const STACK_FILE = 'main.tf.json';
 /** The sensitive variable that carries the Hetzner token (the applier sets TF_VAR_hcloud_token). */
 export const TOKEN_VARIABLE = 'hcloud_token';
+/**
+ * The Terraform output the applier reads for provisioned hosts (`terraform output -json`):
+ * `upkeep_hosts = { <host> = { address = "203.0.113.7", host_key = "ssh-ed25519 AAAA...", port = 22 } }`.
+ */
+export const TERRAFORM_HOSTS_OUTPUT = 'upkeep_hosts';
 
 export interface SynthesizeInfraOptions {
   /**

@@ -3,8 +3,8 @@
 
 import type { HostDesiredState } from '../compile/desired-state.ts';
 import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
-import { canonicalJson } from './canonical-json.ts';
-import { generationOf, plannedFile, sha256 } from './generation.ts';
+import { canonicalJson } from '../compile/canonical-json.ts';
+import { generationOf, plannedFile, sha256 } from '../compile/generation.ts';
 import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost } from './plan-format.ts';
 
 /** What a host has now, as far as the plan knows. */

@@ -3,7 +3,7 @@
 // from two synthesized stacks, or read from `tofu/terraform show -json` of a saved plan when an
 // engine and credentials are there.
 
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson } from '../compile/canonical-json.ts';
 
 /** Resource addresses ("hcloud_server.web1"), each list sorted. */
 export interface InfraDiff {

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson } from '../compile/canonical-json.ts';
 import { PLAN_FORMAT_VERSION, type PlanDocument } from './plan-format.ts';
 
 export interface PlanDirContents {

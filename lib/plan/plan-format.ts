@@ -8,20 +8,13 @@
 //   hosts/<host>/<path>  the content of every non-secret managed file, e.g. hosts/web1/etc/systemd/system/x.timer
 //   terraform/           the synthesized stack (when the fleet provisions hosts)
 
-import type { ProvisioningSpec, SecretRef } from '../policy/model.ts';
+import type { PlannedFile } from '../compile/generation.ts';
+import type { ProvisioningSpec } from '../policy/model.ts';
 import type { ResolvedGroup } from '../policy/resolved.ts';
 
-export const PLAN_FORMAT_VERSION = 1;
+export type { PlannedFile };
 
-export interface PlannedFile {
-  readonly path: string;
-  readonly mode: string;
-  readonly owner: string;
-  /** sha256 hex of the content; absent for secret files, whose content only exists at apply time. */
-  readonly sha256?: string;
-  /** For secret files: the reference the applier resolves. */
-  readonly secret?: SecretRef;
-}
+export const PLAN_FORMAT_VERSION = 1;
 
 export type ChangeAction = 'create' | 'update' | 'delete';
 

@@ -2,8 +2,8 @@
 // apply installs, that a repeated apply touches nothing, that a rollback is byte for byte.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, healthGate, readState, rollback } from '../../lib/apply/host-agent.ts';
-import type { SshTransport } from '../../lib/apply/ssh-transport.ts';
+import { apply, healthGate, readState, rollback } from '../../lib/hosts/host-agent.ts';
+import type { SshTransport } from '../../lib/hosts/ssh-transport.ts';
 import { snapshotHost } from '../fleet/apply-helpers.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet, type TestHost } from '../fleet/testbed.ts';
 import { CHECK, generationOf, sshTo, tickBundle, TIMER } from './host-fixtures.ts';

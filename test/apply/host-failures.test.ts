@@ -3,8 +3,8 @@
 // generation, never between, and a re-run converges.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, breakLock, confirm, HostAgentError, readState, type ApplyOptions, type HostBundle } from '../../lib/apply/host-agent.ts';
-import type { SshTransport } from '../../lib/apply/ssh-transport.ts';
+import { apply, breakLock, confirm, HostAgentError, readState, type ApplyOptions, type HostBundle } from '../../lib/hosts/host-agent.ts';
+import type { SshTransport } from '../../lib/hosts/ssh-transport.ts';
 import { snapshotHost } from '../fleet/apply-helpers.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet, type TestHost } from '../fleet/testbed.ts';
 import { generationOf, sshTo, tickBundle } from './host-fixtures.ts';

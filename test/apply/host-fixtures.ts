@@ -2,9 +2,9 @@
 // and a config file, in versions that differ in exactly one file.
 
 import { createHash } from 'node:crypto';
-import { SshTransport } from '../../lib/apply/ssh-transport.ts';
-import type { BundleFile, HostBundle } from '../../lib/apply/host-agent.ts';
-import type { RunOptions, RunResult, Transport } from '../../lib/apply/transport.ts';
+import { SshTransport } from '../../lib/hosts/ssh-transport.ts';
+import type { BundleFile, HostBundle } from '../../lib/hosts/host-agent.ts';
+import type { RunOptions, RunResult, Transport } from '../../lib/hosts/transport.ts';
 import type { TestFleet, TestHost } from '../fleet/testbed.ts';
 
 export const SERVICE = 'upkeep-test-tick.service';

@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hostBundle, loadReviewedPlan, PlanDirError } from '../../lib/apply/bundle.ts';
-import { buildInventory, InventoryError, knownHostsLines, TERRAFORM_HOSTS_OUTPUT } from '../../lib/apply/inventory.ts';
+import { buildInventory, InventoryError, knownHostsLines } from '../../lib/hosts/inventory.ts';
+import { TERRAFORM_HOSTS_OUTPUT } from '../../lib/compile/infra.ts';
 import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { useColour } from '../../lib/apply/progress.ts';
-import { resolveSecret, SecretError, SecretValues } from '../../lib/apply/secrets.ts';
+import { resolveSecret, SecretError, SecretValues } from '../../lib/plan/secrets.ts';
 import type { PlanDocument, PlannedHost } from '../../lib/plan/plan-format.ts';
 import { CONFIG_FILE, writeFixturePlan } from '../fixtures/plan-dir.ts';
 

@@ -6,8 +6,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatS
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { apply, HostAgentError, readState, rollback, type HostBundle } from '../../lib/apply/host-agent.ts';
-import { LocalTransport } from '../../lib/apply/local-transport.ts';
+import { apply, HostAgentError, readState, rollback, type HostBundle } from '../../lib/hosts/host-agent.ts';
+import { LocalTransport } from '../../lib/hosts/local-transport.ts';
 import { generationOf, RecordingTransport, SERVICE, TIMER, tickBundle } from './host-fixtures.ts';
 import { programsAvailable } from '../programs.ts';
 

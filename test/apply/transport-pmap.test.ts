@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lastLines, pMap, TransportError } from '../../lib/apply/transport.ts';
+import { lastLines, pMap, TransportError } from '../../lib/hosts/transport.ts';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 

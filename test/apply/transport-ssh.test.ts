@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SshTransport } from '../../lib/apply/ssh-transport.ts';
-import { TransportError } from '../../lib/apply/transport.ts';
+import { SshTransport } from '../../lib/hosts/ssh-transport.ts';
+import { TransportError } from '../../lib/hosts/transport.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet, type TestHost } from '../fleet/testbed.ts';
 import { sshTo } from './host-fixtures.ts';
 

@@ -8,8 +8,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SecretValues } from '../../lib/apply/secrets.ts';
-import { TerraformEngine, engineSecretEnv } from '../../lib/apply/terraform.ts';
+import { SecretValues } from '../../lib/plan/secrets.ts';
+import { TerraformEngine, engineSecretEnv } from '../../lib/engine/terraform.ts';
 import { TOKEN_ENV, infraFleetSpec } from '../fixtures/infra-fleet.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');

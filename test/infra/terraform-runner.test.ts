@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EngineError, EngineNotFoundError, TerraformEngine, engineSecretEnv, findEngine } from '../../lib/apply/terraform.ts';
-import { SecretError, SecretValues } from '../../lib/apply/secrets.ts';
+import { EngineError, EngineNotFoundError, TerraformEngine, engineSecretEnv, findEngine } from '../../lib/engine/terraform.ts';
+import { SecretError, SecretValues } from '../../lib/plan/secrets.ts';
 import { infraFleetSpec } from '../fixtures/infra-fleet.ts';
 
 const FAKE_ENGINE = resolve('test/fixtures/fake-terraform');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HostDesiredState } from '../../lib/compile/desired-state.ts';
 import { buildPlan, hasChanges, type BaseHost } from '../../lib/plan/build-plan.ts';
-import { plannedFile } from '../../lib/plan/generation.ts';
+import { plannedFile } from '../../lib/compile/generation.ts';
 import { resolveFleet } from '../../lib/policy/resolve.ts';
 import { smallFleet } from '../fixtures/small-fleet.ts';
 

@@ -2,9 +2,20 @@
 // Two plans that would leave a host identical give it the same generation.
 
 import { createHash } from 'node:crypto';
-import type { HostDesiredState, ManagedFile } from '../compile/desired-state.ts';
-import type { PlannedFile } from './plan-format.ts';
+import type { HostDesiredState, ManagedFile } from './desired-state.ts';
+import type { SecretRef } from '../policy/model.ts';
 import { canonicalJson } from './canonical-json.ts';
+
+/** A managed file as its host's generation hashes it and plan.json records it: content by its hash. */
+export interface PlannedFile {
+  readonly path: string;
+  readonly mode: string;
+  readonly owner: string;
+  /** sha256 hex of the content; absent for secret files, whose content only exists at apply time. */
+  readonly sha256?: string;
+  /** For secret files: the reference the applier resolves. */
+  readonly secret?: SecretRef;
+}
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');

@@ -1,11 +1,13 @@
 // Secrets are references in the plan and values only inside the applier's memory and the bundle it
 // streams to a host's stdin. Errors name the reference (variable or file), never the value, and
 // everything the applier prints or journals goes through `redact` so a value echoed back by a remote
-// command cannot reach a log either.
+// command cannot reach a log either. Both the engine (the Hetzner token) and the applier resolve the
+// plan's references, so they are resolved here in plan/, below both.
 
 import { readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { SecretRef } from '../policy/model.ts';
+import type { PlanDocument } from './plan-format.ts';
 
 export interface SecretSource {
   /** Environment the `{env}` references read. @default process.env */
@@ -26,6 +28,11 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** "env RESTIC_PASSWORD" / "file secrets/restic" — how messages name a reference. */
 export function describeSecretRef(ref: SecretRef): string {
   return 'env' in ref ? `environment variable ${ref.env}` : `file ${ref.file}`;
+}
+
+/** Where relative `{file}` secret references point: the policy file's directory. */
+export function secretBaseDir(plan: PlanDocument, cwd: string = process.cwd()): string {
+  return dirname(resolve(cwd, plan.metadata.policy));
 }
 
 /** Reads the value a reference points at; throws SecretError naming the reference when it cannot. */

@@ -6,10 +6,9 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { TERRAFORM_HOSTS_OUTPUT } from './inventory.ts';
-import { SecretValues, resolveSecret, type SecretSource } from './secrets.ts';
+import { SecretValues, resolveSecret, type SecretSource } from '../plan/secrets.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
-import { STACK_FILE, TOKEN_VARIABLE } from '../compile/infra.ts';
+import { STACK_FILE, TERRAFORM_HOSTS_OUTPUT, TOKEN_VARIABLE } from '../compile/infra.ts';
 import { infraDiffFromPlanJson, type InfraDiff } from '../plan/infra-diff.ts';
 
 /** The saved plan, inside the stack directory. */

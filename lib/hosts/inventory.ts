@@ -3,6 +3,7 @@
 // key is unknown is never contacted: trusting a key on first use would defeat the pinning.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { TERRAFORM_HOSTS_OUTPUT } from '../compile/infra.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
 
 export interface InventoryHost {
@@ -14,12 +15,6 @@ export interface InventoryHost {
 }
 
 export type Inventory = { readonly [host: string]: InventoryHost };
-
-/**
- * The Terraform output the applier reads for provisioned hosts (`terraform output -json`):
- * `upkeep_hosts = { <host> = { address = "203.0.113.7", host_key = "ssh-ed25519 AAAA...", port = 22 } }`.
- */
-export const TERRAFORM_HOSTS_OUTPUT = 'upkeep_hosts';
 
 export class InventoryError extends Error {
   constructor(message: string) {

@@ -4,8 +4,7 @@
 
 import type { PlanDocument, PlannedFile } from '../plan/plan-format.ts';
 import { readState, type FileDrift } from './host-agent.ts';
-import { firstLine } from './journal.ts';
-import { pMap, type Transport } from './transport.ts';
+import { firstLine, pMap, type Transport } from './transport.ts';
 
 export interface LiveHost {
   readonly host: string;

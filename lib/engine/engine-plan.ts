@@ -4,13 +4,11 @@
 // credentials the offline diff stands, silently: that is the normal case on a laptop or in a fork's
 // pipeline. An engine that fails leaves the offline section in place and says why on stderr.
 
-import { secretBaseDir } from '../apply/bundle.ts';
-import { inEngineWorkdir } from '../apply/engine-workdir.ts';
-import { stackDirOf } from '../apply/provision.ts';
-import { SecretValues, resolveSecret } from '../apply/secrets.ts';
-import { EngineNotFoundError, TerraformEngine, engineSecretEnv, findEngine } from '../apply/terraform.ts';
-import type { InfraDiff } from './infra-diff.ts';
-import type { PlanDocument } from './plan-format.ts';
+import { inEngineWorkdir, stackDirOf } from './engine-workdir.ts';
+import { EngineNotFoundError, TerraformEngine, engineSecretEnv, findEngine } from './terraform.ts';
+import type { InfraDiff } from '../plan/infra-diff.ts';
+import type { PlanDocument } from '../plan/plan-format.ts';
+import { SecretValues, resolveSecret, secretBaseDir } from '../plan/secrets.ts';
 
 export interface EnginePlan {
   readonly diff: InfraDiff;

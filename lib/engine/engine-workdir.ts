@@ -4,9 +4,16 @@
 // reviewed plan directory that pipelines archive and that bin/plan reads back as a --base, so what
 // an engine run added is removed when the run ends, however it ends.
 
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { STACK_FILE } from '../compile/infra.ts';
 import { SAVED_PLAN } from './terraform.ts';
+
+/** The plan directory's synthesized stack, when its fleet provisions hosts. */
+export function stackDirOf(planDir: string): string | undefined {
+  const dir = join(planDir, 'terraform');
+  return existsSync(join(dir, STACK_FILE)) ? dir : undefined;
+}
 
 /** Runs `work` in the stack directory `dir`, then removes every entry it added, and any saved plan. */
 export async function inEngineWorkdir<T>(dir: string, work: () => Promise<T>): Promise<T> {

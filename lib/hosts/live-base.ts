@@ -1,12 +1,12 @@
 // The live hosts as the base of a plan (bin/plan --live): each host's committed generation and
 // managed files, and drift — managed files changed on the host behind upkeep's back.
 
-import { Connections, type ConnectionOptions } from '../apply/connections.ts';
-import type { FileDrift } from '../apply/host-agent.ts';
-import { buildInventory, readTerraformOutputs } from '../apply/inventory.ts';
-import { readLiveState } from '../apply/live-state.ts';
-import type { BaseHost } from './build-plan.ts';
-import type { PlanDocument, PlannedFile } from './plan-format.ts';
+import { Connections, type ConnectionOptions } from './connections.ts';
+import type { FileDrift } from './host-agent.ts';
+import { buildInventory, readTerraformOutputs } from './inventory.ts';
+import { readLiveState } from './live-state.ts';
+import type { BaseHost } from '../plan/build-plan.ts';
+import type { PlanDocument, PlannedFile } from '../plan/plan-format.ts';
 
 export interface LiveBase {
   readonly base: Map<string, BaseHost>;

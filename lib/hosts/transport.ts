@@ -66,6 +66,12 @@ export function lastLines(text: string, n: number): string {
     .join('\n');
 }
 
+/** The first line of an error's message: journal details and progress lines stay one line. */
+export function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n', 1)[0] ?? '';
+}
+
 /**
  * Maps `fn` over `items` with at most `limit` calls in flight; results keep the input order.
  * Rejects with the first error after the calls already started have settled, so no work is left
