@@ -150,7 +150,8 @@ describe.skipIf(!programsAvailable('test/apply/transport-local.test.ts', ['syste
     expect((await readState(t)).lock).toBeNull();
   });
 
-  it('undoes a switch interrupted after some files were written: the image is on its old generation', async () => {
+  /** An image on v1 whose switch to v2 was killed after test.conf was written; `onV1` is its v1 snapshot. */
+  async function interruptedAfterFiles(): Promise<{ root: string; t: LocalTransport; onV1: string }> {
     const root = imageRoot();
     const t = new LocalTransport(root);
     await apply(t, v1, opts(g1, null));
@@ -160,6 +161,11 @@ describe.skipIf(!programsAvailable('test/apply/transport-local.test.ts', ['syste
     await waitFor(() => readFileSync(join(root, 'etc/upkeep/test.conf'), 'utf8') === 'version=2\n');
     controller.abort();
     expect(await interrupted).toBeInstanceOf(Error);
+    return { root, t, onV1 };
+  }
+
+  it('undoes a switch interrupted after some files were written: the image is on its old generation', async () => {
+    const { root, t, onV1 } = await interruptedAfterFiles();
     expect(snapshot(root)).not.toBe(onV1);
     const state = await readState(t);
     expect(state.recovered).toBe(`undid interrupted switch ${g1} -> ${g2}`);
@@ -169,16 +175,8 @@ describe.skipIf(!programsAvailable('test/apply/transport-local.test.ts', ['syste
   });
 
   it('removes the temp file of an install killed between writing and renaming it when it undoes the switch', async () => {
-    const root = imageRoot();
-    const t = new LocalTransport(root);
-    await apply(t, v1, opts(g1, null));
-    const onV1 = snapshot(root);
-    const controller = new AbortController();
-    const interrupted = apply(t, v2, { ...opts(g2, g1), pauseAfterStep: { step: 'files', seconds: 30 }, signal: controller.signal }).catch((e: unknown) => e);
-    await waitFor(() => readFileSync(join(root, 'etc/upkeep/test.conf'), 'utf8') === 'version=2\n');
-    controller.abort();
-    expect(await interrupted).toBeInstanceOf(Error);
-    // What a SIGKILL inside install_file leaves, whatever moment the abort above happened to hit.
+    const { root, t, onV1 } = await interruptedAfterFiles();
+    // What a SIGKILL inside install_file leaves, whatever moment the abort happened to hit.
     writeFileSync(join(root, 'etc/upkeep/.upkeep-new.test.secret'), '');
     expect((await readState(t)).recovered).toBe(`undid interrupted switch ${g1} -> ${g2}`);
     expect(snapshot(root)).toBe(onV1);
