@@ -181,6 +181,10 @@ open_lock() {
 	exec 9>>"$STATE/lock"
 }
 
+# How long a change waits for the lock before refusing: a session that only reads the state
+# (plan --live, a health gate) holds it for an instant, and must not make an apply fail.
+CHANGE_LOCK_WAIT=5
+
 take_lock() { # WAITSECONDS
 	open_lock
 	if [ "$1" = 0 ]; then flock -n 9; else flock -w "$1" 9; fi || {
@@ -599,7 +603,7 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 	new=$1 base=$2 plan=$3 confirm=$4
 	for w in "$new" "$base" "$plan" "$confirm"; do valid_word "$w" || die 13 "bad argument: $w"; done
 	RECOVERED=''
-	take_lock 0
+	take_lock "$CHANGE_LOCK_WAIT"
 	watch_connection
 	step lock
 	recover
@@ -716,7 +720,7 @@ do_rollback() {
 
 cmd_rollback() { # [EXPECTED-TARGET]
 	RECOVERED=''
-	take_lock 0
+	take_lock "$CHANGE_LOCK_WAIT"
 	recover
 	if [ -n "${1:-}" ]; then
 		want=$(mget previous "$STATE/manifest")

@@ -1,6 +1,7 @@
 // The local transport applies into an image root: the same agent, every path under the root,
 // `systemctl --root` for enablement. These tests need no fleet: a temp dir is the image.
 
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -148,6 +149,17 @@ describe.skipIf(!programsAvailable('test/apply/transport-local.test.ts', ['syste
     controller.abort();
     await first;
     expect((await readState(t)).lock).toBeNull();
+  });
+
+  it('waits for a session that holds the lock only for an instant, as a reader of the state does, instead of refusing', async () => {
+    const root = imageRoot();
+    const t = new LocalTransport(root);
+    await apply(t, v1, opts(g1, null));
+    const reader = spawn('flock', [join(root, 'var/lib/upkeep/lock'), 'sleep', '1'], { stdio: 'ignore' });
+    const released = new Promise((resolve) => reader.on('exit', resolve));
+    await waitFor(async () => (await readState(t)).lock !== null);
+    expect((await apply(t, v2, opts(g2, g1))).changed).toBe(true);
+    await released;
   });
 
   /** An image on v1 whose switch to v2 was killed after test.conf was written; `onV1` is its v1 snapshot. */
