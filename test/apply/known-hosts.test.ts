@@ -21,7 +21,7 @@ async function yamlExamplePlan() {
   const { spec, source } = await loadPolicy(join(root, 'examples', 'yaml', 'fleet.yaml'));
   const fleet = prepareFleet(spec, source);
   const compiled = compileFleet(fleet);
-  return buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), metadata: { created_at: '2026-01-01T00:00:00Z', upkeep_version: 'test', policy: 'examples/yaml/fleet.yaml' } }).document;
+  return buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: 'examples/yaml/fleet.yaml', metadata: { created_at: '2026-01-01T00:00:00Z', upkeep_version: 'test' } }).document;
 }
 
 describe('known_hosts for the YAML example (host keys with comments)', () => {
