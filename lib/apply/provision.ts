@@ -49,7 +49,7 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
     return new TerraformEngine({ dir, env, secretEnv, secrets: options.secrets, log: options.log });
   });
   options.log(`provisioning with ${engine.binary.name} (${engine.binary.path})`);
-  return inEngineWorkdir(dir, async () => {
+  return inEngineWorkdir(engine, async () => {
     await step('terraform-init', () => engine.init());
     const counts = ({ add, change, replace, destroy }: InfraDiff) => `${add.length} to add, ${change.length} to change, ${replace.length} to replace, ${destroy.length} to destroy`;
     const planned = await step('terraform-plan', () => engine.plan(), (p) => ({ result: 'ok', detail: counts(p.diff) }));

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,9 @@ const root = join(import.meta.dirname, '..', '..');
 const FAKE_ENGINE = join(root, 'test', 'fixtures', 'fake-terraform');
 const CANARY = 'canary-hcloud-token-94c2e7b1d0';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** The saved plan lives in a private temporary directory, its name random: PRIVATE/tfplan in expectations. */
+const SAVED_PLAN_PATH = /\/\S*\/upkeep-engine-[^/\s"]+\/tfplan/g;
+const privatePlan = (text: string) => text.replace(SAVED_PLAN_PATH, 'PRIVATE/tfplan');
 const work = mkdtempSync(join(tmpdir(), 'upkeep-provision-test-'));
 // Thousands of small plan files: removing them can take longer than the default hook timeout.
 afterAll(() => rmSync(work, { recursive: true, force: true }), 60_000);
@@ -42,10 +46,11 @@ interface Run {
   readonly stderr: string;
 }
 
-/** Runs a bin/ command without blocking this process (the fake hosts answer from it). */
-function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Run> {
+/** Runs a bin/ command without blocking this process (the fake hosts answer from it); `started` gets its pid. */
+function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, started?: (pid: number) => void): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(join(root, 'bin', command), args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) started?.(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -106,7 +111,7 @@ function project(engineName: string | undefined): Project {
         .filter(Boolean)
         .map((line) => {
           const [name, cwd, tokenSha, , automation, ...argv] = line.split('|');
-          return { name, cwd, tokenSha, automation, argv: argv.join('|') };
+          return { name, cwd, tokenSha, automation, argv: privatePlan(argv.join('|')) };
         });
     },
   };
@@ -191,9 +196,9 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   it('runs init, a saved plan, its apply and output, in that order, in the stack directory', () => {
     expect(p.calls().map((c) => c.argv)).toEqual([
       'init -input=false -no-color',
-      'plan -input=false -no-color -out=tfplan -detailed-exitcode',
-      'show -json -no-color tfplan',
-      'apply -input=false -no-color tfplan',
+      'plan -input=false -no-color -out=PRIVATE/tfplan -detailed-exitcode',
+      'show -json -no-color PRIVATE/tfplan',
+      'apply -input=false -no-color PRIVATE/tfplan',
       'output -json -no-color',
     ]);
     for (const call of p.calls()) expect(call).toMatchObject({ name: 'tofu', cwd: join(p.planDir, 'terraform'), automation: '1' });
@@ -202,7 +207,7 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   it('hands the engine the token in TF_VAR_hcloud_token, and never in its argv, the output or the journal', () => {
     for (const call of p.calls()) expect(call.tokenSha).toBe(sha256(CANARY));
     const everything = [readFileSync(p.record, 'utf8'), applied.stdout, applied.stderr, readFileSync(join(p.planDir, 'apply-journal.json'), 'utf8')].join('\n');
-    expect(everything).toContain('$ tofu apply -input=false -no-color tfplan');
+    expect(privatePlan(everything)).toContain('$ tofu apply -input=false -no-color PRIVATE/tfplan');
     expect(everything).not.toContain(CANARY);
   });
 
@@ -220,9 +225,9 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
     expect(journal.entries.find((e) => e.step === 'terraform-plan')?.detail).toBe('1 to add, 0 to change, 0 to replace, 0 to destroy');
     expect(journal.entries.some((e) => e.result === 'failed' && !e.step.startsWith('terraform-'))).toBe(true);
     expect(journal).toMatchObject({ outcome: 'failed', exit_code: 1 });
-    const progress = applied.stderr.split('\n');
+    const progress = privatePlan(applied.stderr).split('\n');
     expect(progress[0]).toMatch(/^provisioning with tofu \(/);
-    expect(progress.indexOf('infrastructure: 1 to add, 0 to change, 0 to replace, 0 to destroy')).toBeLessThan(progress.indexOf('$ tofu apply -input=false -no-color tfplan'));
+    expect(progress.indexOf('infrastructure: 1 to add, 0 to change, 0 to replace, 0 to destroy')).toBeLessThan(progress.indexOf('$ tofu apply -input=false -no-color PRIVATE/tfplan'));
   });
 
   it('leaves the stack directory as bin/plan wrote it: the saved plan, which holds the token, is gone', () => {
@@ -285,6 +290,30 @@ describe('bin/apply applies only the reviewed infrastructure (FAKE engine)', () 
   }, 60_000);
 });
 
+describe('bin/apply stopped by SIGTERM while the engine applies (FAKE engine)', () => {
+  it('passes the signal on, removes the saved plan, which holds the token, and exits 143', async () => {
+    const p = withOfflinePlan(project('tofu'));
+    const modes = join(p.dir, '.modes.log');
+    const stackBefore = readdirSync(join(p.planDir, 'terraform')).sort();
+    p.canned('plan', { exit: 2 });
+    p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['create'] }]) });
+    writeFileSync(join(p.env.FAKE_TERRAFORM_CANNED as string, 'apply.sleep'), '60');
+    let pid = 0;
+    const applying = run('apply', ['out/plan'], p.dir, { ...p.env, FAKE_TERRAFORM_MODES: modes }, (n) => (pid = n));
+    for (let i = 0; i < 300 && !p.calls().some((c) => c.argv.startsWith('apply ')); i++) await sleep(100);
+    expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show', 'apply']);
+    const [savedPlan, fileMode, dirMode] = readFileSync(modes, 'utf8').trim().split(' ');
+    expect({ fileMode, dirMode }).toEqual({ fileMode: '600', dirMode: '700' });
+    expect(existsSync(savedPlan as string)).toBe(true); // while the engine runs
+    process.kill(pid, 'SIGTERM');
+    const stopped = await applying;
+    expect(stopped.code, stopped.stderr).toBe(143);
+    expect(existsSync(savedPlan as string)).toBe(false);
+    expect(readdirSync(p.tmp).filter((e) => e.startsWith('upkeep-engine-'))).toEqual([]);
+    expect(readdirSync(join(p.planDir, 'terraform')).sort()).toEqual(stackBefore);
+  }, 60_000);
+});
+
 describe('bin/apply without an engine or without provisioning', () => {
   it('stops before anything runs and says how to install tofu or terraform', async () => {
     const p = withOfflinePlan(project(undefined));
@@ -332,7 +361,7 @@ describe('bin/plan with an engine and credentials (FAKE engine)', () => {
     const planned = await run('plan', ['--out', 'out/plan'], p.dir, p.env);
     expect(planned.code).toBe(2);
     expect(planned.stderr).toBe('');
-    expect(p.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color', 'plan -input=false -no-color -out=tfplan -detailed-exitcode', 'show -json -no-color tfplan']);
+    expect(p.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color', 'plan -input=false -no-color -out=PRIVATE/tfplan -detailed-exitcode', 'show -json -no-color PRIVATE/tfplan']);
     for (const call of p.calls()) expect(call.tokenSha).toBe(sha256(CANARY));
     const markdown = readFileSync(join(p.planDir, 'plan.md'), 'utf8');
     expect(markdown).toContain('Source: `tofu show -json` of a saved plan.');
