@@ -1,14 +1,16 @@
 // bin/apply's infrastructure step: the plan's Terraform stack goes through an existing engine
 // before any host is touched, and the engine's outputs (addresses, pinned host keys) become the
-// inventory the host rollout connects with. The engine plans again at apply time: the reviewed
-// plan.md shows what was planned, the engine decides against the state as it is now. It is part of
-// the rollout, not of engine/: every engine step is a step of the rollout's journal.
+// inventory the host rollout connects with. The engine plans again at apply time, against the state
+// as it is now; it may add and change what it finds, but a destroy or replace that the reviewed plan
+// did not show is refused before the engine applies anything. It is part of the rollout, not of
+// engine/: every engine step is a step of the rollout's journal.
 
+import { checkReviewedStack } from './bundle.ts';
 import { FLEET, type Journal, type StepResult } from './journal.ts';
 import { STACK_FILE } from '../compile/infra.ts';
 import { inEngineWorkdir, stackDirOf } from '../engine/engine-workdir.ts';
 import { TerraformEngine, engineSecretEnv, findEngine } from '../engine/terraform.ts';
-import type { InfraDiff } from '../plan/infra-diff.ts';
+import { unreviewedLosses, type InfraDiff } from '../plan/infra-diff.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
 import { secretBaseDir, type SecretValues } from '../plan/secrets.ts';
 
@@ -32,6 +34,10 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
   const dir = stackDirOf(planDir);
   if (dir === undefined) throw new Error(`${planDir} has no terraform/${STACK_FILE}: nothing to provision`);
   if (plan.provisioning === undefined) throw new Error(`${planDir}/plan.json has a Terraform stack but no provisioning settings (token reference); run bin/plan again`);
+  const reviewed = plan.infrastructure;
+  if (reviewed === undefined) throw new Error(`${planDir}/plan.json has a Terraform stack but no reviewed infrastructure section; run bin/plan again`);
+  // The engine reads terraform/ now: it must still be the reviewed stack, file for file.
+  checkReviewedStack(planDir, plan);
   const env = options.env ?? process.env;
   const step = async <T>(name: string, action: () => Promise<T>, judge?: (value: T) => { result: StepResult; detail?: string }): Promise<T> =>
     options.journal ? options.journal.step({ host: FLEET, step: name }, action, judge) : action();
@@ -43,11 +49,21 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
     return new TerraformEngine({ dir, env, secretEnv, secrets: options.secrets, log: options.log });
   });
   options.log(`provisioning with ${engine.binary.name} (${engine.binary.path})`);
-  return inEngineWorkdir(dir, async () => {
+  return inEngineWorkdir(engine, async () => {
     await step('terraform-init', () => engine.init());
     const counts = ({ add, change, replace, destroy }: InfraDiff) => `${add.length} to add, ${change.length} to change, ${replace.length} to replace, ${destroy.length} to destroy`;
     const planned = await step('terraform-plan', () => engine.plan(), (p) => ({ result: 'ok', detail: counts(p.diff) }));
     options.log(`infrastructure: ${counts(planned.diff)}`);
+    await step('terraform-review', async () => {
+      const unreviewed = unreviewedLosses(reviewed.diff, planned.diff);
+      if (unreviewed.length > 0) {
+        throw new Error(
+          `refusing to apply the infrastructure: the engine's plan would ${unreviewed.map((u) => `${u.action} ${u.address}`).join(', ')}, ` +
+            `which the reviewed plan did not show (it showed ${reviewed.diff.replace.length} to replace, ${reviewed.diff.destroy.length} to destroy, from ${reviewed.source}); ` +
+            'nothing was applied; run bin/plan again and have the new plan reviewed',
+        );
+      }
+    });
     if (planned.changes) {
       await step('terraform-apply', () => engine.apply(), () => ({ result: 'changed' }));
     } else {

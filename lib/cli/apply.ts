@@ -3,12 +3,11 @@
 // Exit codes: 0 every host on the plan, 1 failed (nothing or part applied, no rollback), 3 rolled back.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupLinks } from '../apply/backup-keys.ts';
-import { hostBundle, loadReviewedPlan } from '../apply/bundle.ts';
+import { hostBundle, loadReviewedPlan, reviewedHostFile } from '../apply/bundle.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
@@ -28,8 +27,13 @@ order, staging first, each group in batches of its batchSize. After every wave i
 over a new connection and pass a health gate (their checks, no failed units, managed timers
 active); a wave that fails beyond its failure budget is rolled back to the previous generation and
 the rollout stops. Hosts are refused when they are not on the generation the plan was computed
-against (re-plan with bin/plan --live).
+against (re-plan with bin/plan --live). plan.json must still hash to its plan_id, which covers the
+host files, the terraform/ stack and the infrastructure diff the reviewer saw; the engine's plan at
+apply time may destroy or replace only what that diff showed.
 
+  --plan-id ID             apply only the plan a reviewer approved: its full plan_id or the short
+                           id bin/plan prints (a prefix of at least 12 hex characters); any other
+                           plan is refused before anything runs
   --identity FILE          ssh private key (default: ssh's own defaults / agent)
   --known-hosts FILE       known_hosts pinning the hosts' keys (default: the keys in the plan
                            or Terraform outputs, written to a private temporary file)
@@ -71,6 +75,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
     args: [...argv],
     allowPositionals: true,
     options: {
+      'plan-id': { type: 'string' },
       identity: { type: 'string' },
       'known-hosts': { type: 'string' },
       'terraform-outputs': { type: 'string' },
@@ -92,7 +97,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
   const parallel = positiveInt(values.parallel, '--parallel');
   const confirmTimeoutSeconds = positiveInt(values['confirm-timeout'], '--confirm-timeout');
 
-  const planDir = await loadReviewedPlan(positionals[0] as string);
+  const planDir = await loadReviewedPlan(positionals[0] as string, values['plan-id']);
   const { plan } = planDir;
 
   // Every secret is resolved before any host or server changes: a missing one must not stop a rollout half way.
@@ -137,7 +142,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       confirmTimeoutSeconds,
       holder: `${holder} run ${runId}`,
       // Planned backup.env files say which hosts back up over sftp to which fleet host.
-      backupLinks: backupLinks(plan, (host, path) => readFileSync(join(planDir.dir, 'hosts', host, path), 'utf8')),
+      backupLinks: backupLinks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8')),
     });
     const roundTrips = ssh.roundTrips();
     for (const line of summarize(result, plan.plan_id, Date.now() - started)) progress(secrets.redact(line), result.exitCode === 0 ? 'ok' : 'fail');

@@ -9,12 +9,12 @@ import { parseArgs } from 'node:util';
 import { compileFleet } from '../compile/fleet.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { prepareFleet } from '../policy/prepare.ts';
-import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
+import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
 import { renderPlanMarkdown } from '../plan/markdown.ts';
-import { readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
+import { planJsonText, readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { UPKEEP_VERSION } from '../version.ts';
 import { exitWith, isMain } from './run-command.ts';
 
@@ -75,14 +75,15 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });
 
   const base = values.base ? await readPlanDir(values.base) : undefined;
-  const metadata = { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION, policy: relative(process.cwd(), resolve(policyFile)) };
+  const metadata = { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION };
+  const policy = relative(process.cwd(), resolve(policyFile));
   let baseHosts = new Map<string, BaseHost>(
     Object.values(base?.document.hosts ?? {}).map((h) => [h.name, { generation: h.generation, files: h.files, units: h.units, packages: h.packages }]),
   );
   let driftSection: string | undefined;
   if (values.live) {
     // The hosts to read and their pinned keys come from the plan itself.
-    const { document: hostsOnly } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, metadata });
+    const { document: hostsOnly } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, metadata });
     const live = await readLiveBase(hostsOnly, {
       ...(values.identity && { identity: values.identity }),
       ...(values['known-hosts'] && { knownHosts: values['known-hosts'] }),
@@ -91,17 +92,22 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     baseHosts = live.base;
     driftSection = renderDriftSection(live.drift);
   }
-  const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, metadata });
-  const render = (diff: InfraDiff | undefined, source: string) =>
-    renderPlanMarkdown(document, [diff && renderInfraSection(diff, source), driftSection].filter((x): x is string => x !== undefined));
   let infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
-  let markdown = render(infra, values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)');
+  const offlineSource = values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)';
+  // The stack and the diff shown for it are part of what plan_id names: bin/apply checks both.
+  const infrastructure = compiled.terraform && infra && { files: compiled.terraform, diff: infra, source: offlineSource };
+  let { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, ...(infrastructure && { infrastructure }), metadata });
+  const render = (plan: typeof document, diff: InfraDiff | undefined, source: string) =>
+    renderPlanMarkdown(plan, [diff && renderInfraSection(diff, source), driftSection].filter((x): x is string => x !== undefined));
+  let markdown = render(document, infra, offlineSource);
   await writePlanDir(values.out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
   // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.
   const fromEngine = compiled.terraform && (await planWithEngine(values.out, document, { warn: (line) => process.stderr.write(`bin/plan: warning: ${line}\n`) }));
   if (fromEngine) {
     infra = fromEngine.diff;
-    markdown = render(infra, fromEngine.source);
+    document = withInfraDiff(document, fromEngine.diff, fromEngine.source);
+    markdown = render(document, infra, fromEngine.source);
+    await writeFile(join(values.out, 'plan.json'), planJsonText(document));
     await writeFile(join(values.out, 'plan.md'), markdown);
   }
 

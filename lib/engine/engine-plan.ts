@@ -46,7 +46,7 @@ export async function planWithEngine(planDir: string, plan: PlanDocument, option
   const secrets = new SecretValues();
   try {
     const engine = new TerraformEngine({ dir, env, secretEnv: engineSecretEnv(plan.provisioning, source, secrets), secrets });
-    const diff = await inEngineWorkdir(dir, async () => {
+    const diff = await inEngineWorkdir(engine, async () => {
       await engine.init();
       return (await engine.plan()).diff;
     });

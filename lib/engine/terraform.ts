@@ -2,17 +2,25 @@
 // installed, so teams keep Terraform's state, locking and backends. Secrets (the Hetzner token, a
 // pg connection string) reach the engine through its environment only: never its argv, never a log
 // line, and an engine that echoes one back is redacted before anything is printed or thrown.
+// What the engine writes holds secrets too (the saved plan stores every variable, the token
+// included; local state holds the servers' private host keys): the engine runs with umask 077, the
+// saved plan lives in a private temporary directory outside the plan directory, and local state
+// files are kept 0600.
 
-import { spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { SecretValues, resolveSecret, type SecretSource } from '../plan/secrets.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
 import { STACK_FILE, TERRAFORM_HOSTS_OUTPUT, TOKEN_VARIABLE } from '../compile/infra.ts';
 import { infraDiffFromPlanJson, type InfraDiff } from '../plan/infra-diff.ts';
 
-/** The saved plan, inside the stack directory. */
+/** The saved plan's file name, inside the engine's private directory (see TerraformEngine.savedPlan). */
 export const SAVED_PLAN = 'tfplan';
+
+/** How long an interrupted engine may take to stop (Terraform stops gracefully and saves its state). */
+const ENGINE_STOP_GRACE_MS = 30_000;
 
 /** How many stderr lines an error carries. */
 const STDERR_TAIL_LINES = 20;
@@ -134,6 +142,10 @@ export class TerraformEngine {
   readonly binary: EngineBinary;
   private readonly options: EngineOptions;
   private readonly secrets: SecretValues;
+  /** Private (0700) directory for the saved plan, made on first use, removed by close(). */
+  private scratch: string | undefined;
+  private running: ChildProcess | undefined;
+  private interruptedBy: NodeJS.Signals | undefined;
 
   constructor(options: EngineOptions) {
     this.options = options;
@@ -142,27 +154,65 @@ export class TerraformEngine {
     for (const value of Object.values(options.secretEnv ?? {})) this.secrets.add(Buffer.from(value));
   }
 
+  /** The stack directory the engine runs in. */
+  get dir(): string {
+    return this.options.dir;
+  }
+
+  /** Where the saved plan is written: a private temporary directory, never the plan directory. */
+  get savedPlan(): string {
+    this.scratch ??= mkdtempSync(join(tmpdir(), 'upkeep-engine-')); // mode 0700
+    return join(this.scratch, SAVED_PLAN);
+  }
+
   /** `init -input=false`: providers and backend. */
   async init(): Promise<void> {
     this.refuseStateInsidePlan();
+    this.protectState();
     await this.run(['init', '-input=false', '-no-color'], { stream: true });
   }
 
-  /** `plan -out=tfplan -detailed-exitcode`, then the saved plan's resource changes. */
+  /** `plan -out=<saved plan> -detailed-exitcode`, then the saved plan's resource changes. */
   async plan(): Promise<{ readonly changes: boolean; readonly diff: InfraDiff }> {
-    const { exitCode } = await this.run(['plan', '-input=false', '-no-color', `-out=${SAVED_PLAN}`, '-detailed-exitcode'], { stream: true, okCodes: [0, 2] });
+    const { exitCode } = await this.run(['plan', '-input=false', '-no-color', `-out=${this.savedPlan}`, '-detailed-exitcode'], { stream: true, okCodes: [0, 2] });
     return { changes: exitCode === 2, diff: await this.show() };
   }
 
-  /** The resource changes of the saved plan (`show -json tfplan`). */
+  /** The resource changes of the saved plan (`show -json <saved plan>`). */
   async show(): Promise<InfraDiff> {
-    const { stdout } = await this.run(['show', '-json', '-no-color', SAVED_PLAN]);
+    const { stdout } = await this.run(['show', '-json', '-no-color', this.savedPlan]);
     return infraDiffFromPlanJson(this.parseJson('show -json', stdout));
   }
 
   /** Applies exactly the saved plan (no new plan, no prompt). */
   async apply(): Promise<void> {
-    await this.run(['apply', '-input=false', '-no-color', SAVED_PLAN], { stream: true });
+    await this.run(['apply', '-input=false', '-no-color', this.savedPlan], { stream: true });
+    this.protectState();
+  }
+
+  /** Removes the saved plan and its directory, and makes local state files 0600. Safe to call again. */
+  close(): void {
+    if (this.scratch !== undefined) rmSync(this.scratch, { recursive: true, force: true });
+    this.scratch = undefined;
+    this.protectState();
+  }
+
+  /**
+   * Passes `signal` to the running engine command, once, and resolves when it has exited (or after a
+   * grace period: a Terraform that is still saving state is left to finish rather than killed).
+   */
+  interrupt(signal: NodeJS.Signals): Promise<void> {
+    this.interruptedBy = signal;
+    const child = this.running;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolvePromise) => {
+      const timer = setTimeout(resolvePromise, ENGINE_STOP_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolvePromise();
+      });
+      child.kill(signal);
+    });
   }
 
   /** `output -json`: the addresses and pinned host keys of the provisioned hosts. */
@@ -184,23 +234,40 @@ export class TerraformEngine {
    * deleted by the next plan, and with it the record of every server. Refuse before touching it.
    */
   private refuseStateInsidePlan(): void {
+    const local = this.localState();
+    if (!local) return;
+    const planDir = resolve(dirname(this.options.dir));
+    const inside = relative(planDir, local.file);
+    if (!inside.startsWith('..') && !isAbsolute(inside)) {
+      throw new Error(
+        `the local Terraform state ${local.path} would live inside the plan directory ${planDir}, which every bin/plan replaces; ` +
+          'synthesize the stack with the project directory (synthesizeInfra option projectDir) so the state stays in the project',
+      );
+    }
+  }
+
+  /** The stack's local state file: as configured, and resolved from the stack directory. */
+  private localState(): { path: string; file: string } | undefined {
     let stack: { terraform?: { backend?: { local?: { path?: string } } } };
     try {
       stack = JSON.parse(readFileSync(join(this.options.dir, STACK_FILE), 'utf8'));
     } catch {
-      return;
+      return undefined;
     }
     const local = stack.terraform?.backend?.local;
+    if (!local) return undefined;
+    const path = local.path ?? 'terraform.tfstate';
+    return { path, file: resolve(this.options.dir, path) };
+  }
+
+  /**
+   * Local state holds every resource's attributes, the servers' private host keys among them: 0600,
+   * whatever mode an earlier engine run or an older upkeep left it with.
+   */
+  private protectState(): void {
+    const local = this.localState();
     if (!local) return;
-    const planDir = resolve(dirname(this.options.dir));
-    const state = resolve(this.options.dir, local.path ?? 'terraform.tfstate');
-    const inside = relative(planDir, state);
-    if (!inside.startsWith('..') && !isAbsolute(inside)) {
-      throw new Error(
-        `the local Terraform state ${local.path ?? 'terraform.tfstate'} would live inside the plan directory ${planDir}, which every bin/plan replaces; ` +
-          'synthesize the stack with the project directory (synthesizeInfra option projectDir) so the state stays in the project',
-      );
-    }
+    for (const file of [local.file, `${local.file}.backup`]) if (existsSync(file)) chmodSync(file, 0o600);
   }
 
   private parseJson(what: string, text: string): unknown {
@@ -217,7 +284,15 @@ export class TerraformEngine {
     log(`$ ${command}`);
     const env = { ...(this.options.env ?? process.env), TF_IN_AUTOMATION: '1', TF_INPUT: '0', ...this.options.secretEnv };
     return new Promise((resolvePromise, reject) => {
-      const child = spawn(this.binary.path, args, { cwd: this.options.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      if (this.interruptedBy !== undefined) {
+        reject(new EngineError(command, null, `not started: interrupted by ${this.interruptedBy}`, ''));
+        return;
+      }
+      // umask 077: the saved plan, state and everything else the engine writes is the user's alone.
+      // Its own process group: a terminal's Ctrl-C reaches it once, through interrupt() (Terraform
+      // takes a second interrupt as "stop now, whatever the state").
+      const child = spawn('/bin/sh', ['-c', 'umask 077 && exec "$0" "$@"', this.binary.path, ...args], { cwd: this.options.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      this.running = child;
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       // Whole lines only, so a secret split across two chunks is still recognised and redacted.
@@ -248,6 +323,7 @@ export class TerraformEngine {
       });
       child.on('error', (error) => reject(new EngineError(command, null, `could not start ${this.binary.path}: ${error.message}`, '')));
       child.on('close', (code) => {
+        this.running = undefined;
         logOut.flush();
         logErr.flush();
         if (code !== null && (opts.okCodes ?? [0]).includes(code)) {
@@ -255,7 +331,7 @@ export class TerraformEngine {
           return;
         }
         const tail = this.secrets.redact(Buffer.concat(stderr).toString('utf8')).trimEnd().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
-        const meaning = code === 1 ? 'the engine reported an error' : code === null ? 'terminated by a signal' : 'unexpected exit code';
+        const meaning = this.interruptedBy !== undefined ? `interrupted by ${this.interruptedBy}` : code === 1 ? 'the engine reported an error' : code === null ? 'terminated by a signal' : 'unexpected exit code';
         reject(new EngineError(command, code, meaning, tail));
       });
     });

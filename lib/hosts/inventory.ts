@@ -10,7 +10,7 @@ export interface InventoryHost {
   readonly name: string;
   readonly address: string;
   readonly port: number;
-  /** "ssh-ed25519 AAAA..."; absent only when the operator supplies a known_hosts file. */
+  /** "ssh-ed25519 AAAA..." (no comment); absent only when the operator supplies a known_hosts file. */
   readonly hostKey?: string;
 }
 
@@ -32,7 +32,16 @@ export interface InventoryOptions {
 
 // Addresses and keys end up in ssh command lines and known_hosts lines: accept only their plain forms.
 const ADDRESS = /^[A-Za-z0-9][A-Za-z0-9.:-]*$/;
-const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}$/;
+// A key line is "type base64 [comment]", as ssh-keygen writes it and the policy schema accepts; only
+// "type base64" reaches known_hosts (a comment there would be read as nothing, but a newline or other
+// control character in one would forge a second line).
+const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)[ \t]+([A-Za-z0-9+/]+={0,3})(?:[ \t]+[\x20-\x7e]*)?$/;
+
+/** "type base64" of a public key line "type base64 [comment]"; undefined when it is not one. */
+export function pinnedHostKey(line: string): string | undefined {
+  const match = HOST_KEY.exec(line.trim());
+  return match ? `${match[1]} ${match[2]}` : undefined;
+}
 
 interface TerraformHost {
   readonly address?: unknown;
@@ -71,11 +80,12 @@ export function buildInventory(plan: PlanDocument, options: InventoryOptions = {
       problems.push(`${name}: no pinned host key (give one in the policy, in Terraform outputs, or pass --known-hosts)`);
       continue;
     }
-    if (hostKey !== undefined && (typeof hostKey !== 'string' || !HOST_KEY.test(hostKey.trim()))) {
-      problems.push(`${name}: host key is not an ssh public key line`);
+    const pinned = typeof hostKey === 'string' ? pinnedHostKey(hostKey) : undefined;
+    if (hostKey !== undefined && pinned === undefined) {
+      problems.push(`${name}: host key is not an ssh public key line ("type base64 [comment]", printable characters only)`);
       continue;
     }
-    inventory[name] = { name, address, port, ...(hostKey === undefined ? {} : { hostKey: hostKey.trim() }) };
+    inventory[name] = { name, address, port, ...(pinned === undefined ? {} : { hostKey: pinned }) };
   }
   if (problems.length > 0) throw new InventoryError(`cannot reach every host of the plan:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   return inventory;
@@ -94,7 +104,11 @@ export function readTerraformOutputs(file: string): unknown {
 export function knownHostsLines(inventory: Inventory): string {
   return Object.values(inventory)
     .filter((host) => host.hostKey !== undefined)
-    .map((host) => `${host.port === 22 ? host.address : `[${host.address}]:${host.port}`} ${host.hostKey}`)
+    .map((host) => {
+      const key = pinnedHostKey(host.hostKey as string);
+      if (key === undefined || !ADDRESS.test(host.address)) throw new InventoryError(`${host.name}: cannot pin ${JSON.stringify(host.hostKey)} for ${JSON.stringify(host.address)}: not an ssh public key line and a plain address`);
+      return `${host.port === 22 ? host.address : `[${host.address}]:${host.port}`} ${key}`;
+    })
     .sort()
     .map((line) => `${line}\n`)
     .join('');

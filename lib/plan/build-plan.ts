@@ -5,7 +5,8 @@ import type { HostDesiredState } from '../compile/desired-state.ts';
 import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
 import { canonicalJson } from '../compile/canonical-json.ts';
 import { generationOf, plannedFile, sha256 } from '../compile/generation.ts';
-import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost } from './plan-format.ts';
+import type { InfraDiff } from './infra-diff.ts';
+import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost, type PlannedInfrastructure } from './plan-format.ts';
 
 /** What a host has now, as far as the plan knows. */
 export interface BaseHost {
@@ -21,6 +22,10 @@ export interface PlanInput {
   readonly hosts: readonly HostDesiredState[];
   /** The base per host; a host missing here has nothing applied. */
   readonly base: ReadonlyMap<string, BaseHost>;
+  /** The policy file, relative to the working directory. */
+  readonly policy: string;
+  /** The synthesized stack (terraform/<name> -> content) and the diff shown for it, when the fleet provisions hosts. */
+  readonly infrastructure?: { readonly files: Readonly<Record<string, string>>; readonly diff: InfraDiff; readonly source: string };
   readonly metadata: PlanDocument['metadata'];
 }
 
@@ -58,6 +63,11 @@ function fileChanges(base: readonly PlannedFile[], next: readonly PlannedFile[])
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+function plannedInfrastructure(input: NonNullable<PlanInput['infrastructure']>): PlannedInfrastructure {
+  const stack = Object.fromEntries(Object.entries(input.files).map(([name, text]) => [name, sha256(text)]));
+  return { stack, diff: input.diff, source: input.source };
+}
+
 function plannedHost(host: ResolvedHost, state: HostDesiredState, base: BaseHost): PlannedHost {
   const files = state.files.map(plannedFile);
   const generation = generationOf(files, state.units, state.packages);
@@ -90,6 +100,23 @@ export function hasChanges(host: PlannedHost): boolean {
   return host.generation !== host.baseGeneration || c.files.length + c.unitsEnabled.length + c.unitsDisabled.length + c.packagesAdded.length > 0;
 }
 
+/** The hash a plan document is named by: everything except `metadata` and `plan_id`. */
+export function planIdOf(plan: Omit<PlanDocument, 'plan_id' | 'metadata'>): string {
+  const { plan_id: _id, metadata: _metadata, ...reviewed } = plan as PlanDocument;
+  return sha256(canonicalJson(reviewed));
+}
+
+function sealed(body: Omit<PlanDocument, 'plan_id' | 'metadata'>, metadata: PlanDocument['metadata']): PlanDocument {
+  return { ...body, plan_id: planIdOf(body), metadata };
+}
+
+/** `plan` with the infrastructure diff the reviewer is shown replaced (the engine's own), and named anew. */
+export function withInfraDiff(plan: PlanDocument, diff: InfraDiff, source: string): PlanDocument {
+  if (plan.infrastructure === undefined) throw new Error('withInfraDiff: the plan has no terraform/ stack');
+  const { plan_id: _id, metadata, ...body } = plan;
+  return sealed({ ...body, infrastructure: { ...plan.infrastructure, diff, source } }, metadata);
+}
+
 /** The plan of `input`; `plan_id` names everything but the metadata. */
 export function buildPlan(input: PlanInput): BuiltPlan {
   const hostFiles = new Map<string, string>();
@@ -105,9 +132,11 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   const body = {
     format_version: PLAN_FORMAT_VERSION as typeof PLAN_FORMAT_VERSION,
     fleet: input.fleet.name,
+    policy: input.policy,
     groups: input.fleet.groups,
     hosts,
     ...(input.fleet.provisioning && input.fleet.hosts.some((h) => h.provision) && { provisioning: input.fleet.provisioning }),
+    ...(input.infrastructure && { infrastructure: plannedInfrastructure(input.infrastructure) }),
     summary: {
       hostsChanged: changed.length,
       hostsUnchanged: all.length - changed.length,
@@ -116,6 +145,5 @@ export function buildPlan(input: PlanInput): BuiltPlan {
       filesDeleted: count('delete'),
     },
   };
-  const document: PlanDocument = { ...body, plan_id: sha256(canonicalJson(body)), metadata: input.metadata };
-  return { document, hostFiles };
+  return { document: sealed(body, input.metadata), hostFiles };
 }

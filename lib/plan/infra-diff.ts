@@ -139,6 +139,18 @@ export function infraDiffFromPlanJson(plan: unknown): InfraDiff {
   return { add: add.sort(), change: change.sort(), replace: replace.sort(), destroy: destroy.sort() };
 }
 
+/**
+ * What `now` (the engine's plan at apply time) destroys or replaces that `reviewed` did not show
+ * as destroyed or replaced: each address with the action now planned, sorted.
+ */
+export function unreviewedLosses(reviewed: InfraDiff, now: InfraDiff): { readonly address: string; readonly action: 'destroy' | 'replace' }[] {
+  const shown = new Set([...reviewed.destroy, ...reviewed.replace]);
+  return [
+    ...now.destroy.filter((a) => !shown.has(a)).map((address) => ({ address, action: 'destroy' as const })),
+    ...now.replace.filter((a) => !shown.has(a)).map((address) => ({ address, action: 'replace' as const })),
+  ].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
 function resourceType(address: string): string {
   return address.replace(/^(module\.[^.]+\.)*/, '').split('.')[0];
 }

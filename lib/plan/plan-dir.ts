@@ -16,12 +16,17 @@ export interface PlanDirContents {
   readonly terraform?: Readonly<Record<string, string>>;
 }
 
+/** plan.json as written to disk. */
+export function planJsonText(document: PlanDocument): string {
+  return `${canonicalJson(document, 2)}\n`;
+}
+
 export async function writePlanDir(dir: string, contents: PlanDirContents): Promise<void> {
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   try {
     const files = new Map(contents.hostFiles);
-    files.set('plan.json', `${canonicalJson(contents.document, 2)}\n`);
+    files.set('plan.json', planJsonText(contents.document));
     files.set('plan.md', contents.markdown);
     for (const [name, text] of Object.entries(contents.terraform ?? {})) files.set(`terraform/${name}`, text);
     const dirs = new Set([...files.keys()].map((p) => dirname(join(tmp, p))));

@@ -1,6 +1,9 @@
 // plan.json: the reviewed plan that bin/apply executes. Versioned; bump PLAN_FORMAT_VERSION on any
 // incompatible change. Everything except `metadata` is a pure function of the policy (and base),
-// so `plan_id` — a hash of that part — names exactly what was reviewed.
+// so `plan_id` — a hash of that part — names exactly what was reviewed. It covers everything
+// bin/apply acts on: the hosts' files by their sha256, the terraform/ files by theirs, the policy
+// path that relative `{file}` secrets are read beside, and the infrastructure diff the reviewer saw;
+// `metadata` holds only what apply never uses.
 //
 // A plan directory holds:
 //   plan.json            this document
@@ -11,10 +14,11 @@
 import type { PlannedFile } from '../compile/generation.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
 import type { ResolvedGroup } from '../policy/resolved.ts';
+import type { InfraDiff } from './infra-diff.ts';
 
 export type { PlannedFile };
 
-export const PLAN_FORMAT_VERSION = 1;
+export const PLAN_FORMAT_VERSION = 2;
 
 export type ChangeAction = 'create' | 'update' | 'delete';
 
@@ -51,11 +55,23 @@ export interface PlannedHost {
 /** A group as plan.json records it: exactly the resolved group (rollout order, soak, batches). */
 export type PlannedGroup = ResolvedGroup;
 
+/** The Terraform stack of a fleet that provisions hosts, as reviewed. */
+export interface PlannedInfrastructure {
+  /** terraform/<name> -> sha256 of its content: the directory holds exactly these files. */
+  readonly stack: { readonly [name: string]: string };
+  /** What the reviewer was shown; bin/apply refuses a destroy or replace that is not in it. */
+  readonly diff: InfraDiff;
+  /** Where `diff` came from: the engine's saved plan or an offline diff. */
+  readonly source: string;
+}
+
 export interface PlanDocument {
   readonly format_version: typeof PLAN_FORMAT_VERSION;
   /** sha256 of the document without `metadata` and without `plan_id`. */
   readonly plan_id: string;
   readonly fleet: string;
+  /** Policy file, relative to the directory bin/plan ran in; relative `{file}` secrets are read beside it. */
+  readonly policy: string;
   /** Groups in rollout order. */
   readonly groups: readonly PlannedGroup[];
   /** Hosts by name, keys sorted. */
@@ -65,6 +81,8 @@ export interface PlanDocument {
    * token, a pg connection string) that bin/apply resolves for the engine, never their values.
    */
   readonly provisioning?: ProvisioningSpec;
+  /** Present exactly when the plan directory has a terraform/ stack. */
+  readonly infrastructure?: PlannedInfrastructure;
   readonly summary: {
     readonly hostsChanged: number;
     readonly hostsUnchanged: number;
@@ -72,11 +90,9 @@ export interface PlanDocument {
     readonly filesUpdated: number;
     readonly filesDeleted: number;
   };
-  /** The only part that differs between runs. */
+  /** The only part that differs between runs, and that bin/apply does not use. */
   readonly metadata: {
     readonly created_at: string;
     readonly upkeep_version: string;
-    /** Policy file, relative to the working directory. */
-    readonly policy: string;
   };
 }

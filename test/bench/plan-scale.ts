@@ -37,7 +37,7 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const start = performance.now();
   const fleet = prepareFleet(spec);
   const compiled = compileFleet(fleet);
-  const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), metadata: { created_at: '', upkeep_version: '', policy: '' } });
+  const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
   const markdown = renderPlanMarkdown(document);
   await writePlanDir(out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
   const seconds = (performance.now() - start) / 1000;

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,8 +26,12 @@ const root = join(import.meta.dirname, '..', '..');
 const FAKE_ENGINE = join(root, 'test', 'fixtures', 'fake-terraform');
 const CANARY = 'canary-hcloud-token-94c2e7b1d0';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** The saved plan lives in a private temporary directory, its name random: PRIVATE/tfplan in expectations. */
+const SAVED_PLAN_PATH = /\/\S*\/upkeep-engine-[^/\s"]+\/tfplan/g;
+const privatePlan = (text: string) => text.replace(SAVED_PLAN_PATH, 'PRIVATE/tfplan');
 const work = mkdtempSync(join(tmpdir(), 'upkeep-provision-test-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// Thousands of small plan files: removing them can take longer than the default hook timeout.
+afterAll(() => rmSync(work, { recursive: true, force: true }), 60_000);
 
 // The infra fixture fleet without its one existing host: every host is provisioned.
 const POLICY = `import { infraFleetSpec } from ${JSON.stringify(join(root, 'test', 'fixtures', 'infra-fleet.ts'))};
@@ -41,10 +46,11 @@ interface Run {
   readonly stderr: string;
 }
 
-/** Runs a bin/ command without blocking this process (the fake hosts answer from it). */
-function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Run> {
+/** Runs a bin/ command without blocking this process (the fake hosts answer from it); `started` gets its pid. */
+function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, started?: (pid: number) => void): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(join(root, 'bin', command), args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) started?.(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -105,7 +111,7 @@ function project(engineName: string | undefined): Project {
         .filter(Boolean)
         .map((line) => {
           const [name, cwd, tokenSha, , automation, ...argv] = line.split('|');
-          return { name, cwd, tokenSha, automation, argv: argv.join('|') };
+          return { name, cwd, tokenSha, automation, argv: privatePlan(argv.join('|')) };
         });
     },
   };
@@ -190,9 +196,9 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   it('runs init, a saved plan, its apply and output, in that order, in the stack directory', () => {
     expect(p.calls().map((c) => c.argv)).toEqual([
       'init -input=false -no-color',
-      'plan -input=false -no-color -out=tfplan -detailed-exitcode',
-      'show -json -no-color tfplan',
-      'apply -input=false -no-color tfplan',
+      'plan -input=false -no-color -out=PRIVATE/tfplan -detailed-exitcode',
+      'show -json -no-color PRIVATE/tfplan',
+      'apply -input=false -no-color PRIVATE/tfplan',
       'output -json -no-color',
     ]);
     for (const call of p.calls()) expect(call).toMatchObject({ name: 'tofu', cwd: join(p.planDir, 'terraform'), automation: '1' });
@@ -201,7 +207,7 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   it('hands the engine the token in TF_VAR_hcloud_token, and never in its argv, the output or the journal', () => {
     for (const call of p.calls()) expect(call.tokenSha).toBe(sha256(CANARY));
     const everything = [readFileSync(p.record, 'utf8'), applied.stdout, applied.stderr, readFileSync(join(p.planDir, 'apply-journal.json'), 'utf8')].join('\n');
-    expect(everything).toContain('$ tofu apply -input=false -no-color tfplan');
+    expect(privatePlan(everything)).toContain('$ tofu apply -input=false -no-color PRIVATE/tfplan');
     expect(everything).not.toContain(CANARY);
   });
 
@@ -215,18 +221,97 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   it('journals the engine steps, then stops with exit 1 when the hosts hang up', () => {
     expect(applied.code, applied.stderr).toBe(1);
     const journal = journalOf(p);
-    expect(fleetSteps(journal)).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-apply changed', 'terraform-output ok']);
+    expect(fleetSteps(journal)).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-review ok', 'terraform-apply changed', 'terraform-output ok']);
     expect(journal.entries.find((e) => e.step === 'terraform-plan')?.detail).toBe('1 to add, 0 to change, 0 to replace, 0 to destroy');
     expect(journal.entries.some((e) => e.result === 'failed' && !e.step.startsWith('terraform-'))).toBe(true);
     expect(journal).toMatchObject({ outcome: 'failed', exit_code: 1 });
-    const progress = applied.stderr.split('\n');
+    const progress = privatePlan(applied.stderr).split('\n');
     expect(progress[0]).toMatch(/^provisioning with tofu \(/);
-    expect(progress.indexOf('infrastructure: 1 to add, 0 to change, 0 to replace, 0 to destroy')).toBeLessThan(progress.indexOf('$ tofu apply -input=false -no-color tfplan'));
+    expect(progress.indexOf('infrastructure: 1 to add, 0 to change, 0 to replace, 0 to destroy')).toBeLessThan(progress.indexOf('$ tofu apply -input=false -no-color PRIVATE/tfplan'));
   });
 
   it('leaves the stack directory as bin/plan wrote it: the saved plan, which holds the token, is gone', () => {
     expect(readdirSync(join(p.planDir, 'terraform')).sort()).toEqual(stackFilesBefore);
   });
+});
+
+describe('bin/apply applies only the reviewed infrastructure (FAKE engine)', () => {
+  it('refuses a main.tf.json that gained a local-exec provisioner after review, before the engine runs', async () => {
+    const p = withOfflinePlan(project('tofu'));
+    const main = join(p.planDir, 'terraform', 'main.tf.json');
+    const stack = JSON.parse(readFileSync(main, 'utf8'));
+    stack.resource.terraform_data = { pwn: { provisioner: [{ 'local-exec': { command: 'printf %s "$TF_VAR_hcloud_token" > /tmp/stolen' } }] } };
+    writeFileSync(main, JSON.stringify(stack, null, 2));
+    const applied = await run('apply', ['out/plan'], p.dir, p.env);
+    expect(applied.code).toBe(1);
+    expect(applied.stderr).toMatch(/^bin\/apply: .*terraform\/main\.tf\.json differs from the reviewed plan/m);
+    expect(p.calls()).toEqual([]);
+  }, 60_000);
+
+  it('with --plan-id refuses any other plan before anything runs, and takes the short id bin/plan prints', async () => {
+    const p = withOfflinePlan(project('tofu'));
+    const id = planFor(p).plan_id;
+    const other = `${id.startsWith('0') ? '1' : '0'}${id.slice(1)}`;
+    const refused = await run('apply', ['out/plan', '--plan-id', other], p.dir, p.env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`holds plan ${id.slice(0, 12)}, not the approved plan ${other}: refusing to apply it`);
+    expect(p.calls()).toEqual([]);
+    expect(existsSync(join(p.planDir, 'apply-journal.json'))).toBe(false);
+    p.canned('init', { exit: 1 });
+    const accepted = await run('apply', ['out/plan', '--plan-id', id.slice(0, 12)], p.dir, p.env);
+    expect(accepted.stderr).not.toContain('not the approved plan');
+    expect(p.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color']);
+  }, 60_000);
+
+  it('refuses a destroy or replace the reviewed plan did not show: the engine apply is not run', async () => {
+    const p = withOfflinePlan(project('tofu'));
+    expect(planFor(p).infrastructure?.diff).toMatchObject({ replace: [], destroy: [] });
+    p.canned('plan', { exit: 2 });
+    p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['delete'] }, { address: 'hcloud_volume.backup1', actions: ['delete', 'create'] }, { address: 'hcloud_server.web2', actions: ['create'] }]) });
+    const applied = await run('apply', ['out/plan'], p.dir, p.env);
+    expect(applied.code).toBe(1);
+    expect(applied.stderr).toContain("refusing to apply the infrastructure: the engine's plan would destroy hcloud_server.web1, replace hcloud_volume.backup1, which the reviewed plan did not show");
+    expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show']);
+    expect(fleetSteps(journalOf(p))).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-review failed']);
+    expect(readdirSync(join(p.planDir, 'terraform'))).toEqual(readdirSync(join(offlinePlan, 'terraform')));
+  }, 60_000);
+
+  it('applies a destroy that the reviewed plan (the engine\'s own at plan time) showed', async () => {
+    const p = project('tofu');
+    p.canned('plan', { exit: 2 });
+    p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['delete'] }]) });
+    expect((await run('plan', ['--out', 'out/plan'], p.dir, p.env)).code).toBe(2);
+    const plan = planFor(p);
+    expect(plan.infrastructure).toMatchObject({ diff: { destroy: ['hcloud_server.web1'] }, source: '`tofu show -json` of a saved plan' });
+    expect(readFileSync(join(p.planDir, 'plan.md'), 'utf8')).toContain(`plan \`${plan.plan_id.slice(0, 12)}\``);
+    const applied = await run('apply', ['out/plan', '--plan-id', plan.plan_id], p.dir, p.env);
+    expect(applied.stderr).not.toContain('refusing');
+    expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show', 'init', 'plan', 'show', 'apply', 'output']);
+  }, 60_000);
+});
+
+describe('bin/apply stopped by SIGTERM while the engine applies (FAKE engine)', () => {
+  it('passes the signal on, removes the saved plan, which holds the token, and exits 143', async () => {
+    const p = withOfflinePlan(project('tofu'));
+    const modes = join(p.dir, '.modes.log');
+    const stackBefore = readdirSync(join(p.planDir, 'terraform')).sort();
+    p.canned('plan', { exit: 2 });
+    p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['create'] }]) });
+    writeFileSync(join(p.env.FAKE_TERRAFORM_CANNED as string, 'apply.sleep'), '60');
+    let pid = 0;
+    const applying = run('apply', ['out/plan'], p.dir, { ...p.env, FAKE_TERRAFORM_MODES: modes }, (n) => (pid = n));
+    for (let i = 0; i < 300 && !p.calls().some((c) => c.argv.startsWith('apply ')); i++) await sleep(100);
+    expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show', 'apply']);
+    const [savedPlan, fileMode, dirMode] = readFileSync(modes, 'utf8').trim().split(' ');
+    expect({ fileMode, dirMode }).toEqual({ fileMode: '600', dirMode: '700' });
+    expect(existsSync(savedPlan as string)).toBe(true); // while the engine runs
+    process.kill(pid, 'SIGTERM');
+    const stopped = await applying;
+    expect(stopped.code, stopped.stderr).toBe(143);
+    expect(existsSync(savedPlan as string)).toBe(false);
+    expect(readdirSync(p.tmp).filter((e) => e.startsWith('upkeep-engine-'))).toEqual([]);
+    expect(readdirSync(join(p.planDir, 'terraform')).sort()).toEqual(stackBefore);
+  }, 60_000);
 });
 
 describe('bin/apply without an engine or without provisioning', () => {
@@ -263,7 +348,7 @@ describe('provision() when the engine sees nothing to change (FAKE engine)', () 
     const outputs = await provision(p.planDir, plan, { log: (l) => log.push(l), secrets: new SecretValues(), env: p.env, journal }).finally(() => process.chdir(cwd));
     expect(p.calls().map((c) => c.argv.split(' ')[0])).toEqual(['init', 'plan', 'show', 'output']);
     expect(log).toContain('no infrastructure changes: apply skipped');
-    expect(fleetSteps(journal.document())).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-apply skipped', 'terraform-output ok']);
+    expect(fleetSteps(journal.document())).toEqual(['terraform-engine ok', 'terraform-init ok', 'terraform-plan ok', 'terraform-review ok', 'terraform-apply skipped', 'terraform-output ok']);
     expect(knownHostsLines(buildInventory(plan, { terraformOutputs: outputs }))).toBe(fake.map((h) => `${h.address} ${h.hostKey}\n`).sort().join(''));
   }, 60_000);
 });
@@ -276,7 +361,7 @@ describe('bin/plan with an engine and credentials (FAKE engine)', () => {
     const planned = await run('plan', ['--out', 'out/plan'], p.dir, p.env);
     expect(planned.code).toBe(2);
     expect(planned.stderr).toBe('');
-    expect(p.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color', 'plan -input=false -no-color -out=tfplan -detailed-exitcode', 'show -json -no-color tfplan']);
+    expect(p.calls().map((c) => c.argv)).toEqual(['init -input=false -no-color', 'plan -input=false -no-color -out=PRIVATE/tfplan -detailed-exitcode', 'show -json -no-color PRIVATE/tfplan']);
     for (const call of p.calls()) expect(call.tokenSha).toBe(sha256(CANARY));
     const markdown = readFileSync(join(p.planDir, 'plan.md'), 'utf8');
     expect(markdown).toContain('Source: `tofu show -json` of a saved plan.');

@@ -3,17 +3,21 @@
 // PATH is always set to the fake's directory plus /usr/bin:/bin, so an installed engine is never used.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EngineError, EngineNotFoundError, TerraformEngine, engineSecretEnv, findEngine } from '../../lib/engine/terraform.ts';
+import { inEngineWorkdir } from '../../lib/engine/engine-workdir.ts';
 import { SecretError, SecretValues } from '../../lib/plan/secrets.ts';
 import { infraFleetSpec } from '../fixtures/infra-fleet.ts';
 
 const FAKE_ENGINE = resolve('test/fixtures/fake-terraform');
 const CANARY = 'canary-hcloud-token-5f1d0c7e9a';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** The saved plan lives in a private temporary directory, its name random: PRIVATE/tfplan in expectations. */
+const SAVED_PLAN_PATH = /\/\S*\/upkeep-engine-[^/\s"]+\/tfplan/g;
+const privatePlan = (text: string) => text.replace(SAVED_PLAN_PATH, 'PRIVATE/tfplan');
 
 interface Sandbox {
   readonly stackDir: string;
@@ -46,7 +50,7 @@ function sandbox(names: readonly string[] = ['terraform']): Sandbox {
         .filter(Boolean)
         .map((line) => {
           const [name, cwd, tokenSha, pgSha, automation, ...argv] = line.split('|');
-          return { name, cwd, tokenSha, pgSha, automation, argv: argv.join('|') };
+          return { name, cwd, tokenSha, pgSha, automation, argv: privatePlan(argv.join('|')) };
         });
     },
   };
@@ -107,15 +111,15 @@ describe('running the FAKE engine', () => {
 
     expect(box.calls().map((c) => c.argv)).toEqual([
       'init -input=false -no-color',
-      'plan -input=false -no-color -out=tfplan -detailed-exitcode',
-      'show -json -no-color tfplan',
-      'apply -input=false -no-color tfplan',
+      'plan -input=false -no-color -out=PRIVATE/tfplan -detailed-exitcode',
+      'show -json -no-color PRIVATE/tfplan',
+      'apply -input=false -no-color PRIVATE/tfplan',
       'output -json -no-color',
     ]);
     for (const call of box.calls()) {
       expect(call).toMatchObject({ name: 'tofu', cwd: box.stackDir, tokenSha: sha256(CANARY), automation: '1' });
     }
-    expect(log.filter((l) => l.startsWith('$ '))).toEqual(box.calls().map((c) => `$ tofu ${c.argv}`));
+    expect(log.filter((l) => l.startsWith('$ ')).map(privatePlan)).toEqual(box.calls().map((c) => `$ tofu ${c.argv}`));
     expect(plan.changes).toBe(true);
     expect(plan.diff).toEqual({
       add: ['hcloud_server.web3'],
@@ -145,7 +149,7 @@ describe('running the FAKE engine', () => {
     const error = await new TerraformEngine({ dir: box.stackDir, env: box.env }).plan().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EngineError);
     const e = error as EngineError;
-    expect(e.command).toBe('terraform plan -input=false -no-color -out=tfplan -detailed-exitcode');
+    expect(privatePlan(e.command)).toBe('terraform plan -input=false -no-color -out=PRIVATE/tfplan -detailed-exitcode');
     expect(e.exitCode).toBe(1);
     expect(e.message).toMatch(/^terraform plan .* failed with exit code 1 \(the engine reported an error\):\nline 12\n/);
     expect(e.stderrTail.split('\n')).toHaveLength(20);
@@ -161,8 +165,8 @@ describe('running the FAKE engine', () => {
   it('applies only a saved plan: without one the engine refuses and the error says why', async () => {
     const box = sandbox();
     const error = (await new TerraformEngine({ dir: box.stackDir, env: box.env }).apply().catch((e: unknown) => e)) as EngineError;
-    expect(error.command).toBe('terraform apply -input=false -no-color tfplan');
-    expect(error.stderrTail).toBe('Error: Failed to load "tfplan" as a plan file');
+    expect(privatePlan(error.command)).toBe('terraform apply -input=false -no-color PRIVATE/tfplan');
+    expect(privatePlan(error.stderrTail)).toBe('Error: Failed to load "PRIVATE/tfplan" as a plan file');
   });
 
   it('never shows a secret that the engine echoes, in errors or in the log', async () => {
@@ -191,6 +195,45 @@ describe('running the FAKE engine', () => {
     const box = sandbox();
     box.canned('output', { stdout: '{}' });
     await expect(new TerraformEngine({ dir: box.stackDir, env: box.env }).outputs()).rejects.toThrow(/terraform output -json has no "upkeep_hosts" output; was the stack applied\?/);
+  });
+});
+
+describe('what the engine writes, which holds secrets (FAKE engine)', () => {
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+  it('writes the saved plan 0600 into a private 0700 directory outside the plan directory, gone when the run ends', async () => {
+    const box = sandbox();
+    const modes = join(box.stackDir, '..', '..', 'modes.log');
+    box.canned('plan', { exit: 2 });
+    box.canned('show', { stdout: SHOW_JSON });
+    const engine = new TerraformEngine({ dir: box.stackDir, env: { ...box.env, FAKE_TERRAFORM_MODES: modes }, secretEnv: { TF_VAR_hcloud_token: CANARY } });
+    const stackBefore = readdirSync(box.stackDir);
+    await inEngineWorkdir(engine, async () => {
+      await engine.init();
+      await engine.plan();
+    });
+    const [file, fileMode, dirMode] = readFileSync(modes, 'utf8').trim().split(' ');
+    expect({ fileMode, dirMode }).toEqual({ fileMode: '600', dirMode: '700' });
+    expect(file?.startsWith(join(box.stackDir, '..'))).toBe(false);
+    expect(existsSync(file as string)).toBe(false);
+    expect(readdirSync(box.stackDir)).toEqual(stackBefore);
+  });
+
+  it('keeps a local state file and its backup 0600, however they were left', async () => {
+    const box = sandbox();
+    writeFileSync(join(box.stackDir, 'main.tf.json'), JSON.stringify({ terraform: { backend: { local: { path: '../../terraform.tfstate' } } } }));
+    const state = join(box.stackDir, '..', '..', 'terraform.tfstate');
+    writeFileSync(`${state}.backup`, '{"older":"state"}\n');
+    chmodSync(`${state}.backup`, 0o644);
+    box.canned('plan', { exit: 2 });
+    box.canned('show', { stdout: SHOW_JSON });
+    const engine = new TerraformEngine({ dir: box.stackDir, env: { ...box.env, FAKE_TERRAFORM_STATE: state } });
+    await inEngineWorkdir(engine, async () => {
+      await engine.init();
+      await engine.plan();
+      await engine.apply();
+    });
+    expect({ state: mode(state), backup: mode(`${state}.backup`) }).toEqual({ state: '600', backup: '600' });
   });
 });
 
