@@ -13,7 +13,7 @@ import { buildPlan, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
-import { renderPlanMarkdown } from '../plan/markdown.ts';
+import { renderMitigationSection, renderPlanMarkdown } from '../plan/markdown.ts';
 import { readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { UPKEEP_VERSION } from '../version.ts';
 import { exitWith, isMain } from './run-command.ts';
@@ -93,7 +93,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   }
   const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, metadata });
   const render = (diff: InfraDiff | undefined, source: string) =>
-    renderPlanMarkdown(document, [diff && renderInfraSection(diff, source), driftSection].filter((x): x is string => x !== undefined));
+    renderPlanMarkdown(document, [diff && renderInfraSection(diff, source), renderMitigationSection(fleet), driftSection].filter((x): x is string => x !== undefined));
   let infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
   let markdown = render(infra, values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)');
   await writePlanDir(values.out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
