@@ -7,7 +7,7 @@ import { standardContract, stagingLayer } from 'upkeep/policies/standard';
 export default defineFleet({
   name: 'existing',
   defaults: standardContract({
-    routes: [{ name: 'ops', webhook: 'https://alerts.example.com/hooks/upkeep', token: { env: 'UPKEEP_ALERT_TOKEN' } }],
+    routes: [{ name: 'ops', webhook: 'https://alerts.example.com/hooks/upkeep', token: { env: 'ALERT_TOKEN' } }],
     backupRepository: { host: 'backup1' },
     backupPassword: { file: 'secrets/restic-password' },
   }),

@@ -11,9 +11,9 @@ export default defineFleet({
   name: 'hosting',
   defaults: standardContract({
     timeZone,
-    routes: [{ name: 'oncall', webhook: 'https://alerts.example.com/hooks/upkeep', token: { env: 'UPKEEP_ALERT_TOKEN' }, delivery: '2m' }],
+    routes: [{ name: 'oncall', webhook: 'https://alerts.example.com/hooks/upkeep', token: { env: 'ALERT_TOKEN' }, delivery: '2m' }],
     backupRepository: { host: 'backup1' },
-    backupPassword: { env: 'UPKEEP_RESTIC_PASSWORD' },
+    backupPassword: { env: 'RESTIC_PASSWORD' },
   }),
   groups: {
     staging: stagingLayer(timeZone),
@@ -43,7 +43,7 @@ export default defineFleet({
       roles: ['mail'],
       provision: { serverType: 'cx22', reverseDns: 'mail.example.com' },
       monitoring: {
-        checks: mailChecks({ mx: 'mail.example.com', mailbox: 'probe@example.com', password: { env: 'UPKEEP_PROBE_MAIL_PASSWORD' }, monitor: 'monitor1' }),
+        checks: mailChecks({ mx: 'mail.example.com', mailbox: 'probe@example.com', password: { env: 'PROBE_MAIL_PASSWORD' }, monitor: 'monitor1' }),
       },
     },
     ns1: {

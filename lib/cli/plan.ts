@@ -13,7 +13,7 @@ import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
-import { renderPlanMarkdown } from '../plan/markdown.ts';
+import { renderMitigationSection, renderPlanMarkdown } from '../plan/markdown.ts';
 import { planJsonText, readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { UPKEEP_VERSION } from '../version.ts';
 import { exitWith, isMain } from './run-command.ts';
@@ -98,7 +98,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   const infrastructure = compiled.terraform && infra && { files: compiled.terraform, diff: infra, source: offlineSource };
   let { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, ...(infrastructure && { infrastructure }), metadata });
   const render = (plan: typeof document, diff: InfraDiff | undefined, source: string) =>
-    renderPlanMarkdown(plan, [diff && renderInfraSection(diff, source), driftSection].filter((x): x is string => x !== undefined));
+    renderPlanMarkdown(plan, [diff && renderInfraSection(diff, source), renderMitigationSection(fleet), driftSection].filter((x): x is string => x !== undefined));
   let markdown = render(document, infra, offlineSource);
   await writePlanDir(values.out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
   // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.

@@ -17,6 +17,7 @@ import { bootstrapUserData } from './cloud-init.ts';
 import { Firewall, HcloudProvider, Network, NetworkSubnet, PlacementGroup, PrimaryIp, Rdns, Server, ServerNetwork, SshKey, Volume, VolumeAttachment, type FirewallRule, type NetworkZone } from './hcloud/index.ts';
 import { TlsProvider, hostKey } from './host-keys.ts';
 import { addStateBackend, stateBackendIssues } from './state-backend.ts';
+import { terraformLiteral, terraformLiterals } from './terraform-literal.ts';
 
 /** The one file of DIR/terraform/. */
 export const STACK_FILE = 'main.tf.json';
@@ -96,7 +97,9 @@ export function synthesizeInfra(fleet: ResolvedFleet, hostGenerations: Record<st
   try {
     const app = new App({ outdir, stackTraces: false, hclOutput: false, skipValidation: false });
     const stack = new FleetStack(app, 'upkeep');
-    buildStack(stack, fleet, hosts, provisioning, hostGenerations, options.projectDir ?? '.');
+    // Everything the policy wrote reaches the stack as literal text, never as a Terraform expression.
+    const literal = terraformLiterals(fleet);
+    buildStack(stack, literal, literal.hosts.filter((h) => h.provision), literal.provisioning!, hostGenerations, terraformLiteral(options.projectDir ?? '.'));
     app.synth();
     // The same document cdktf wrote into the temporary directory, with keys sorted.
     return { [STACK_FILE]: `${canonicalJson(stack.toTerraform(), 2)}\n` };

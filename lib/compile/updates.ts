@@ -115,6 +115,23 @@ function mitigationLine(m: ResolvedMitigation): string {
   return fields.map((f) => checked(f, SAFE_FIELD, 'mitigation field')).join('\t');
 }
 
+/**
+ * The paths outside upkeep's own files that mitigations.sh may write for `m`: a drop-in's target
+ * (and the directories above it that are missing), the /dev/null link of a masked unit. plan.md
+ * lists them, so a reviewer sees every file a mitigation touches.
+ */
+export function mitigationWrites(m: ResolvedMitigation): string[] {
+  switch (m.action.kind) {
+    case 'drop-in':
+      return [m.action.path];
+    case 'mask-unit':
+      return [`/etc/systemd/system/${m.action.unit}`];
+    case 'stop-unit':
+    case 'firewall-port':
+      return [];
+  }
+}
+
 function mitigationFiles(mitigations: readonly ResolvedMitigation[]) {
   const sorted = [...mitigations].sort((a, b) => a.id.localeCompare(b.id));
   const list = `${sorted.map(mitigationLine).join('\n')}\n`;

@@ -7,6 +7,7 @@ import { buildInventory, readTerraformOutputs } from './inventory.ts';
 import { readLiveState } from './live-state.ts';
 import type { BaseHost } from '../plan/build-plan.ts';
 import type { PlanDocument, PlannedFile } from '../plan/plan-format.ts';
+import { mdCode, mdText } from '../plan/markdown-text.ts';
 
 export interface LiveBase {
   readonly base: Map<string, BaseHost>;
@@ -63,7 +64,7 @@ export function renderDriftSection(drift: ReadonlyMap<string, readonly FileDrift
   if (drift.size === 0) return undefined;
   const lines = ['## Drift', '', `**${drift.size} host(s) differ from what upkeep last applied**; this plan puts the files back:`, ''];
   for (const [host, files] of [...drift].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const f of files) lines.push(`- ${host}: \`${f.path}\` (${f.fields.join(', ')})`);
+    for (const f of files) lines.push(`- ${mdText(host)}: ${mdCode(f.path)} (${f.fields.map(mdText).join(', ')})`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -4,6 +4,7 @@
 // engine and credentials are there.
 
 import { canonicalJson } from '../compile/canonical-json.ts';
+import { mdCode } from './markdown-text.ts';
 
 /** Resource addresses ("hcloud_server.web1"), each list sorted. */
 export interface InfraDiff {
@@ -157,7 +158,8 @@ function resourceType(address: string): string {
 
 /**
  * The infrastructure section of plan.md. `source` says where the diff came from (the engine's
- * saved plan or the offline diff), so a reviewer knows how much to trust it.
+ * saved plan or the offline diff), so a reviewer knows how much to trust it: markdown written by
+ * upkeep itself, never a value of the policy. Addresses are escaped, as the engine reports them.
  */
 export function renderInfraSection(diff: InfraDiff, source?: string): string {
   const counts = `${diff.add.length} to add, ${diff.change.length} to change, ${diff.replace.length} to replace, ${diff.destroy.length} to destroy`;
@@ -165,7 +167,7 @@ export function renderInfraSection(diff: InfraDiff, source?: string): string {
   if (source !== undefined) lines.push(`Source: ${source}.`, '');
   const loud = [...diff.replace.map((a) => [a, 'replace']), ...diff.destroy.map((a) => [a, 'destroy'])]
     .filter(([address]) => LOUD_TYPES.has(resourceType(address)))
-    .map(([address, action]) => `\`${address}\` (${action})`);
+    .map(([address, action]) => `${mdCode(address)} (${action})`);
   if (loud.length > 0) {
     lines.push(
       `> **WARNING: ${loud.length} server(s), volume(s) or address(es) will be DESTROYED or REPLACED.** Their disks, data or public IP addresses are lost: ${loud.join(', ')}. Make sure the data is backed up and restorable before this plan is applied.`,
@@ -184,7 +186,7 @@ export function renderInfraSection(diff: InfraDiff, source?: string): string {
     ['To destroy', diff.destroy],
   ] as const) {
     if (addresses.length === 0) continue;
-    lines.push(`${title}:`, '', ...addresses.map((a) => `- \`${a}\``), '');
+    lines.push(`${title}:`, '', ...addresses.map((a) => `- ${mdCode(a)}`), '');
   }
   return lines.join('\n');
 }

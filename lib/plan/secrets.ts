@@ -4,15 +4,18 @@
 // command cannot reach a log either. Both the engine (the Hetzner token) and the applier resolve the
 // plan's references, so they are resolved here in plan/, below both.
 
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { SecretRef } from '../policy/model.ts';
 import type { PlanDocument } from './plan-format.ts';
 
 export interface SecretSource {
   /** Environment the `{env}` references read. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
-  /** Directory relative `{file}` references are resolved against (the policy file's directory). */
+  /**
+   * Directory relative `{file}` references are resolved against (the policy file's directory, the
+   * project): a `{file}` reference must name a file inside it, symlinks resolved.
+   */
   readonly baseDir: string;
 }
 
@@ -35,6 +38,28 @@ export function secretBaseDir(plan: PlanDocument, cwd: string = process.cwd()): 
   return dirname(resolve(cwd, plan.policy));
 }
 
+/** Pseudo file systems: a process's environment, memory, devices. Never a secret of the policy. */
+const PSEUDO_FILE_SYSTEMS = ['/proc', '/sys', '/dev'];
+
+function inside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
+/**
+ * The real path of a `{file}` reference, which must stay inside the project once every symlink is
+ * resolved: a policy can otherwise send the applier's own files (~/.ssh, /proc/self/environ with
+ * the Hetzner token) to any host or webhook.
+ */
+function projectFile(ref: { readonly file: string }, baseDir: string): string {
+  const refuse = (why: string) => new SecretError(`secret ${describeSecretRef(ref)} is refused: ${why}`);
+  const project = realpathSync(baseDir);
+  const path = realpathSync(resolve(project, ref.file));
+  if (PSEUDO_FILE_SYSTEMS.some((fs) => path === fs || path.startsWith(`${fs}/`))) throw refuse('it is in /proc, /sys or /dev');
+  if (!inside(project, path)) throw refuse(`a secret file must be inside the project directory (${project})${isAbsolute(ref.file) ? '' : ', symlinks resolved'}`);
+  return path;
+}
+
 /** Reads the value a reference points at; throws SecretError naming the reference when it cannot. */
 export function resolveSecret(ref: SecretRef, source: SecretSource): Buffer {
   if ('env' in ref) {
@@ -43,11 +68,11 @@ export function resolveSecret(ref: SecretRef, source: SecretSource): Buffer {
     if (value === undefined || value === '') throw new SecretError(`secret ${describeSecretRef(ref)} is not set in the applier's environment`);
     return Buffer.from(value, 'utf8');
   }
-  const path = isAbsolute(ref.file) ? ref.file : resolve(source.baseDir, ref.file);
   let value: Buffer;
   try {
-    value = readFileSync(path);
+    value = readFileSync(projectFile(ref, source.baseDir));
   } catch (error) {
+    if (error instanceof SecretError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new SecretError(`secret ${describeSecretRef(ref)} cannot be read (${code})`);
   }

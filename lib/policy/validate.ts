@@ -4,6 +4,7 @@ import { formatDuration, tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { CheckKind, FleetSpec } from './model.ts';
 import type { ResolvedFleet, ResolvedGroup, ResolvedHost, ResolvedWindow } from './resolved.ts';
+import { secretIssues } from './secret-rules.ts';
 import { windowOpenings } from './zoned-time.ts';
 
 /**
@@ -188,5 +189,6 @@ export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssu
     securityDeadline(fleet, host, issues);
   }
   stagingWindows(fleet, issues);
+  issues.push(...secretIssues(spec));
   return issues;
 }

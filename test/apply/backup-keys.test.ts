@@ -18,7 +18,7 @@ describe('backupLinks', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'upkeep-backup-links-'));
-    const env = { ...process.env, RESTIC_PASSWORD: 'unused', UPKEEP_ALERT_TOKEN: 'unused', NO_COLOR: '1' };
+    const env = { ...process.env, RESTIC_PASSWORD: 'unused', ALERT_TOKEN: 'unused', NO_COLOR: '1' };
     const run = spawnSync(join(root, 'bin', 'plan'), ['examples/yaml/fleet.yaml', '--out', dir], { cwd: root, env, encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(2);
     plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as PlanDocument;

@@ -27,7 +27,7 @@ describe.skipIf(!fleetAvailable('the example fleet tests (test/fleet/example-exi
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'upkeep-example-test-'));
-    process.env.UPKEEP_ALERT_TOKEN = randomBytes(18).toString('base64');
+    process.env.ALERT_TOKEN = randomBytes(18).toString('base64');
     fleet = await startFleet(HOSTS);
     // The example as it is, with the test hosts' addresses and host keys in place of its own.
     const spec = structuredClone(example) as any;
@@ -37,7 +37,7 @@ describe.skipIf(!fleetAvailable('the example fleet tests (test/fleet/example-exi
     writeFileSync(join(work, 'secrets', 'restic-password'), randomBytes(18).toString('base64'), { mode: 0o600 });
   }, FLEET_HOOK_TIMEOUT_MS);
   afterAll(async () => {
-    delete process.env.UPKEEP_ALERT_TOKEN;
+    delete process.env.ALERT_TOKEN;
     await fleet?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
   }, FLEET_HOOK_TIMEOUT_MS);

@@ -14,7 +14,7 @@ const CANARY = 'canary-secret-7f3a9c1e5b';
 function plan(args: string[], cwd = root) {
   // No tofu/terraform on PATH: these tests are about the offline plan (the engine has its own tests).
   const path = `${dirname(process.execPath)}:/usr/bin:/bin`;
-  const env = { ...process.env, PATH: path, UPKEEP_TERRAFORM: '', UPKEEP_RESTIC_PASSWORD: CANARY, UPKEEP_ALERT_TOKEN: CANARY, HCLOUD_TOKEN: CANARY, NO_COLOR: '1' };
+  const env = { ...process.env, PATH: path, UPKEEP_TERRAFORM: '', RESTIC_PASSWORD: CANARY, ALERT_TOKEN: CANARY, HCLOUD_TOKEN: CANARY, NO_COLOR: '1' };
   const r = spawnSync(bin, args, { cwd, env, encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
