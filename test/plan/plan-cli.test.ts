@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'plan');
 const work = mkdtempSync(join(tmpdir(), 'upkeep-plan-cli-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// A dozen plan directories of thousands of files: on a loaded machine that takes more than the default 10 s.
+afterAll(() => rmSync(work, { recursive: true, force: true }), 120_000);
 
 const CANARY = 'canary-secret-7f3a9c1e5b';
 
