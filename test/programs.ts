@@ -26,6 +26,7 @@ export const PACKAGES = {
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
   sed: { programs: ['sed'], on: ['machine', 'hosts'] },
   grep: { programs: ['grep'], on: ['machine', 'hosts'] },
+  findutils: { programs: ['find'], on: ['machine', 'hosts'] },
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
   'util-linux': { programs: ['flock', 'setsid'], on: ['machine', 'hosts'] },
   mount: { programs: ['mount', 'umount'], on: ['machine'] },

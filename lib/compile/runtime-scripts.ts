@@ -21,6 +21,8 @@ export function runtimeScript(name: string): ManagedFile {
 
 /** Programs that the given programs call in turn. */
 const CALLS: Readonly<Record<string, readonly string[]>> = {
+  'backup.sh': ['safe-path.sh'],
+  'mitigations.sh': ['safe-path.sh'],
   'reboot.sh': ['in-window.sh'],
   'run-check.sh': ['alert.sh'],
 };

@@ -1,7 +1,9 @@
 // The plan directory on disk. Written whole into a sibling temporary directory and renamed into
-// place, so a failed or interrupted plan never leaves a half-written directory behind.
+// place, so a failed or interrupted plan never leaves a half-written directory behind. The
+// directory it replaces is deleted, so it must be one that only plans wrote into (see
+// assertReplaceable): `--out .` must not take the project with it.
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { canonicalJson } from '../compile/canonical-json.ts';
@@ -21,7 +23,49 @@ export function planJsonText(document: PlanDocument): string {
   return `${canonicalJson(document, 2)}\n`;
 }
 
+/**
+ * What a plan directory holds at its top: what writePlanDir writes, and bin/apply's journal
+ * (apply-journal.json, with the temp file of a write it was killed in).
+ */
+const PLAN_DIR_FILES = new Set(['plan.json', 'plan.md', 'apply-journal.json']);
+const PLAN_DIR_DIRS = new Set(['hosts', 'terraform']);
+const JOURNAL_TEMP = /^apply-journal\.json\.tmp-\d+$/;
+
+/**
+ * Throws, naming `dir`, unless it is missing, empty, or a plan directory: a plan.json of a plan
+ * format this upkeep knows, and nothing else than a plan directory holds. Anything else may be a
+ * project or someone's files, which replacing the directory would delete.
+ */
+function assertReplaceable(dir: string): void {
+  let stat;
+  try {
+    stat = lstatSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  const refuse = (why: string) => new Error(`${dir}: ${why}; refusing to replace it with a plan (choose another directory, or empty it yourself)`);
+  if (!stat.isDirectory()) throw refuse(stat.isSymbolicLink() ? 'is a symlink, not a plan directory' : 'exists and is not a directory');
+  const names = readdirSync(dir).sort();
+  if (names.length === 0) return;
+  let version: unknown;
+  try {
+    version = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { format_version?: unknown }).format_version;
+  } catch {
+    throw refuse('is not empty and has no readable plan.json, so it is not a plan directory');
+  }
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1 || version > PLAN_FORMAT_VERSION) {
+    throw refuse(`has a plan.json of unknown format ${JSON.stringify(version)}, so it is not a plan directory of this upkeep`);
+  }
+  for (const name of names) {
+    const entry = lstatSync(join(dir, name));
+    const expected = ((PLAN_DIR_FILES.has(name) || JOURNAL_TEMP.test(name)) && entry.isFile()) || (PLAN_DIR_DIRS.has(name) && entry.isDirectory());
+    if (!expected) throw refuse(`holds ${name}, which a plan directory does not`);
+  }
+}
+
 export async function writePlanDir(dir: string, contents: PlanDirContents): Promise<void> {
+  assertReplaceable(dir);
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   try {

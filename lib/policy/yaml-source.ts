@@ -1,7 +1,7 @@
 // YAML policies: parsed with `yaml` keeping node ranges, so every issue found later (schema,
 // resolve, validate) can be shown at the line and column where the author wrote the value.
 
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { PolicyIssue, PolicyPath, PolicySource, SourceLocation } from './errors.ts';
 
 /** What the author wrote at `key` of a mapping: the key itself, so a block value is shown at its name. */
@@ -15,7 +15,9 @@ function offsetOf(node: unknown): number | undefined {
 }
 
 function keyName(key: unknown): string {
-  return isScalar(key) ? String(key.value) : String(key);
+  // A merge key's value is a symbol: it is written, and shown, as "<<".
+  if (isScalar(key)) return typeof key.value === 'symbol' ? (key.value.description ?? '') : String(key.value);
+  return String(key);
 }
 
 /** Pairs of each mapping by key name, built on first use: a fleet of 10,000 hosts is located often. */
@@ -135,6 +137,71 @@ function duplicateKeys(doc: Document): number[] {
 }
 
 /**
+ * How many times its own size the document may grow when its aliases are expanded (and a floor,
+ * so a small file may still reuse a block many times). Expanding costs time and memory in
+ * proportion to the expanded size: a few hundred kilobytes of nested aliases ("billion laughs")
+ * would otherwise take gigabytes. `yaml`'s own maxAliasCount counts aliases, not what they expand
+ * to, and merge keys (`<<: *a`) bypass it.
+ */
+const ALIAS_GROWTH = 20;
+const ALIAS_FLOOR = 100_000;
+
+/** A located problem with the document's aliases: one that expands too far, or names its own container. */
+function aliasProblem(doc: Document): { offset: number; message: string } | undefined {
+  // One pass in document order: values as written (an alias is one), and what each alias names,
+  // the last node with its anchor before it (`yaml`'s Alias.resolve walks the whole document for
+  // every alias, far too slow for a file made of aliases).
+  let written = 0;
+  const anchors = new Map<string, Node>();
+  const aliases: Alias[] = [];
+  const targets = new Map<Alias, Node | undefined>();
+  visit(doc, {
+    Node(_, node) {
+      written++;
+      if (isAlias(node)) {
+        aliases.push(node);
+        targets.set(node, anchors.get(node.source));
+      } else if (node.anchor) anchors.set(node.anchor, node);
+    },
+  });
+  const limit = Math.max(ALIAS_FLOOR, ALIAS_GROWTH * written);
+  const sizes = new Map<Node, number>();
+  const open = new Set<Node>();
+  class Cycle extends Error {}
+  // Values `node` stands for once every alias in it is replaced by what it names.
+  const size = (node: unknown): number => {
+    if (isAlias(node)) return size(targets.get(node));
+    if (!isMap(node) && !isSeq(node)) return isScalar(node) ? 1 : 0;
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    if (open.has(node)) throw new Cycle();
+    open.add(node);
+    let total = 1;
+    for (const item of node.items) total += isPair(item) ? size(item.key) + size(item.value) : size(item);
+    open.delete(node);
+    sizes.set(node, total);
+    return total;
+  };
+  let expanded = written - aliases.length;
+  for (const alias of aliases) {
+    const offset = offsetOf(alias) ?? 0;
+    try {
+      expanded += size(alias);
+    } catch (error) {
+      if (!(error instanceof Cycle)) throw error;
+      return { offset, message: `YAML alias *${alias.source} refers to a value that contains it: a policy cannot be infinite` };
+    }
+    if (expanded > limit) {
+      return {
+        offset,
+        message: `YAML aliases expand this file to more than ${limit} values (${ALIAS_GROWTH} times the ${written} it holds) by alias *${alias.source}: an alias may repeat a part of the policy, not multiply it`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/**
  * Parses a YAML policy. Syntax errors and duplicate keys (a host listed twice must not silently
  * replace the first) are returned as issues located where they are.
  */
@@ -158,5 +225,9 @@ export function parseYamlPolicy(text: string, file: string): { value: unknown; s
       located(offset, (path) => `duplicate key ${JSON.stringify(String(path.at(-1)))}: each key may appear only once (the later entry would silently replace the first)`),
     ),
   ];
-  return { value: issues.length === 0 ? doc.toJS({ maxAliasCount: 1000 }) : undefined, source, issues };
+  const aliases = issues.length === 0 ? aliasProblem(doc) : undefined;
+  if (aliases) issues.push(located(aliases.offset, () => aliases.message));
+  // aliasProblem bounds what toJS builds, in proportion to the file; maxAliasCount would also
+  // refuse a large fleet that reuses a block in more than a thousand places.
+  return { value: issues.length === 0 ? doc.toJS({ maxAliasCount: -1 }) : undefined, source, issues };
 }

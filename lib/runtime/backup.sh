@@ -5,8 +5,11 @@
 #   key prints the client's public ssh key (creating the key pair if needed), for the repository
 #   host's list of authorized clients.
 #   restore puts each absolute PATH (a file or a directory, with everything under it) back where
-#   it was, as the latest snapshot holds it; existing files there are overwritten. For another
-#   snapshot or target, run restic yourself after `. /etc/upkeep/restic/backup.env`.
+#   it was, as the latest snapshot holds it; existing files there are overwritten. A PATH that
+#   another user could redirect (a symlink, or a directory on the way or under it that someone
+#   other than root owns or can write: restic follows symlinks it finds there) is refused; see
+#   safe-path.sh. For those, another snapshot or another target, run restic yourself after
+#   `. /etc/upkeep/restic/backup.env`, into a directory only root can write.
 # Reads /etc/upkeep/restic/backup.env: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, RESTIC_CACHE_DIR,
 # UPKEEP_SFTP_COMMAND (ssh command for sftp repositories, with a pinned known_hosts),
 # UPKEEP_SFTP_KEY (client key, created on first use), UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
@@ -22,6 +25,7 @@ set -a
 . "$config"
 set +a
 config_dir=$(dirname "$config")
+runtime_dir=$(dirname "$0")
 mkdir -p "$status_dir"
 
 if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
@@ -67,6 +71,10 @@ case $job in
       esac
       # restic reads --include as a pattern: a path with pattern characters would restore others.
       case $path in *'*'* | *'?'* | *'['* | *"\\"*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
+      if ! "$runtime_dir/safe-path.sh" -r "$path"; then
+        echo "restore: $path is not restored in place; restore it with restic into a directory only root can write" >&2
+        exit 1
+      fi
       set -- "$@" --include "$path"
     done
     r restore latest --target / "$@"
@@ -102,27 +110,29 @@ case $job in
     status ok "read back $UPKEEP_CHECK_SUBSET of the data"
     ;;
   drill)
-    target=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-drill.XXXXXX")
-    trap 'rm -rf "$target"' EXIT
+    # Everything the drill writes is inside this fresh directory that only root can write: a name
+    # beside it in /tmp could be taken by another user first (a symlink root would write through).
+    work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-drill.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    target=$work/restored
     # Regular files of the latest snapshot whose names need no escaping as restic --include patterns.
     r ls latest --json | sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' |
-      shuf -n "${UPKEEP_DRILL_FILES:-20}" >"$target.list" || true
-    trap 'rm -rf "$target" "$target.list"' EXIT
-    count=$(wc -l <"$target.list")
+      shuf -n "${UPKEEP_DRILL_FILES:-20}" >"$work/list" || true
+    count=$(wc -l <"$work/list")
     if [ "$count" -eq 0 ]; then
       status failed "the latest snapshot has no files to restore"
       echo "drill: the latest snapshot has no files to restore" >&2
       exit 1
     fi
     set --
-    while IFS= read -r path; do set -- "$@" --include "$path"; done <"$target.list"
+    while IFS= read -r path; do set -- "$@" --include "$path"; done <"$work/list"
     # --verify reads every restored file back and compares it with the snapshot's content.
     if ! r restore latest --target "$target" --verify "$@"; then
       status failed "restore of $count files failed verification"
       exit 1
     fi
     missing=0
-    while IFS= read -r path; do [ -f "$target$path" ] || missing=$((missing + 1)); done <"$target.list"
+    while IFS= read -r path; do [ -f "$target$path" ] || missing=$((missing + 1)); done <"$work/list"
     if [ "$missing" -gt 0 ]; then
       status failed "$missing of $count sampled files were not restored"
       exit 1

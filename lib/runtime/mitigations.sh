@@ -7,8 +7,11 @@
 # firewall-port's argument is "port/protocol"; drop-in's is the target path, its content is
 # /etc/upkeep/mitigations/<id>.content. Applied mitigations are remembered in
 # /var/lib/upkeep/mitigations/<id> so that only what upkeep did is reverted.
+# A drop-in is written or removed only where no other user can redirect the write (safe-path.sh):
+# a mitigation refused for that is reported, the others still apply, and the program exits 1.
 set -eu
 
+runtime_dir=$(dirname "$0")
 config_dir=${UPKEEP_CONFIG_DIR:-/etc/upkeep}
 state_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}/mitigations
 # shellcheck source=/dev/null
@@ -35,6 +38,18 @@ sys.exit(0 if rpm.labelCompare(evr(sys.argv[1]), evr(sys.argv[2])) >= 0 else 1)'
   esac
 }
 
+# Writes drop-in $2 with the content of mitigation $1: a new file renamed over the target, so a
+# symlink there is replaced, never followed.
+write_drop_in() {
+  "$runtime_dir/safe-path.sh" "$2" || return 1
+  (umask 022 && mkdir -p "$(dirname "$2")") || return 1
+  new=$(mktemp "$(dirname "$2")/.upkeep-mitigation.XXXXXX") || return 1
+  if cat "$config_dir/mitigations/$1.content" >"$new" && chmod 0644 "$new" && mv -f -T "$new" "$2"; then return 0; fi
+  rm -f "$new"
+  return 1
+}
+
+failed=0
 firewall_rules=''
 tab=$(printf '\t')
 # The list is read from fd 3 so that commands in the loop cannot swallow it from stdin.
@@ -46,7 +61,13 @@ while IFS=$tab read -r id package fixed_in action argument <&3; do
     case $action in
       mask-unit) systemctl unmask "$argument" ;;
       stop-unit) if systemctl -q is-enabled "$argument"; then systemctl start "$argument"; fi ;;
-      drop-in) rm -f "$argument" ;;
+      drop-in)
+        if ! { "$runtime_dir/safe-path.sh" "$argument" && rm -f "$argument"; }; then
+          echo "mitigations: $id: cannot revert drop-in $argument" >&2
+          failed=1
+          continue
+        fi
+        ;;
       firewall-port) ;;
     esac
     rm -f "$state_dir/$id"
@@ -56,8 +77,11 @@ while IFS=$tab read -r id package fixed_in action argument <&3; do
     mask-unit) systemctl mask --now "$argument" ;;
     stop-unit) systemctl stop "$argument" ;;
     drop-in)
-      mkdir -p "$(dirname "$argument")"
-      cp "$config_dir/mitigations/$id.content" "$argument"
+      if ! write_drop_in "$id" "$argument"; then
+        echo "mitigations: $id: cannot write drop-in $argument" >&2
+        failed=1
+        continue
+      fi
       ;;
     firewall-port) firewall_rules="$firewall_rules ${argument#*/} dport ${argument%/*} drop;" ;;
     *) echo "mitigations: $id: unknown action $action" >&2; exit 2 ;;
@@ -83,3 +107,4 @@ elif [ -n "$firewall_rules" ]; then
   exit 1
 fi
 if grep -q "${tab}drop-in${tab}/etc/systemd/" "$config_dir/mitigations.list"; then systemctl daemon-reload; fi
+exit "$failed"

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'plan');
 const work = mkdtempSync(join(tmpdir(), 'upkeep-plan-cli-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// A dozen plan directories of thousands of files: on a loaded machine that takes more than the default 10 s.
+afterAll(() => rmSync(work, { recursive: true, force: true }), 120_000);
 
 const CANARY = 'canary-secret-7f3a9c1e5b';
 
@@ -95,6 +96,71 @@ describe('bin/plan', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('nope.ts');
     expect(existsSync(out)).toBe(false);
+  });
+
+  describe('replaces an existing --out directory only when it is a plan directory or empty', () => {
+    it('refuses a directory holding anything else (exit 1), naming it, and deletes and writes nothing', () => {
+      const out = join(work, 'precious');
+      mkdirSync(out);
+      writeFileSync(join(out, 'thesis.tex'), 'four years of work\n');
+      const r = plan([example, '--out', out]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`bin/plan: ${out}: is not empty and has no readable plan.json`);
+      expect(r.stderr).toContain('refusing to replace it');
+      expect(tree(out)).toEqual({ 'thesis.tex': 'four years of work\n' });
+      expect(readdirSync(work).filter((name) => name.startsWith('.precious'))).toEqual([]);
+    });
+
+    it('refuses the project directory itself as --out (`--out .`, `--out "$PWD"`), which stays as it was', () => {
+      const project = join(work, 'project');
+      mkdirSync(join(project, 'src'), { recursive: true });
+      writeFileSync(join(project, 'package.json'), '{}\n');
+      writeFileSync(join(project, 'src', 'index.ts'), 'export {};\n');
+      for (const out of [project, '.']) {
+        const r = plan([example, '--out', out], project);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`bin/plan: ${out}: is not empty and has no readable plan.json`);
+        expect(tree(project)).toEqual({ 'package.json': '{}\n', 'src/index.ts': 'export {};\n' });
+      }
+    });
+
+    it('refuses a plan directory that someone put another file into', () => {
+      const out = join(work, 'plan-plus');
+      expect(plan([example, '--out', out]).code).toBe(2);
+      writeFileSync(join(out, 'notes.md'), 'mine\n');
+      const r = plan([example, '--out', out]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${out}: holds notes.md, which a plan directory does not`);
+      expect(readFileSync(join(out, 'notes.md'), 'utf8')).toBe('mine\n');
+    });
+
+    it('refuses a plan.json of an unknown format, and a file given as --out', () => {
+      const out = join(work, 'future');
+      mkdirSync(out);
+      writeFileSync(join(out, 'plan.json'), '{"format_version": 99}\n');
+      expect(plan([example, '--out', out]).stderr).toContain(`${out}: has a plan.json of unknown format 99`);
+      expect(readFileSync(join(out, 'plan.json'), 'utf8')).toBe('{"format_version": 99}\n');
+      const file = join(work, 'a-file');
+      writeFileSync(file, 'keep\n');
+      const r = plan([example, '--out', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${file}: exists and is not a directory`);
+      expect(readFileSync(file, 'utf8')).toBe('keep\n');
+    });
+
+    it('re-plans into an earlier plan directory (with the journal bin/apply left there) and into an empty directory', () => {
+      const out = join(work, 'replan');
+      expect(plan([example, '--out', out]).code).toBe(2);
+      writeFileSync(join(out, 'apply-journal.json'), '{}\n');
+      const again = plan([example, '--out', out]);
+      expect(again.stderr).toBe('');
+      expect(again.code).toBe(2);
+      expect(existsSync(join(out, 'plan.json'))).toBe(true);
+      const empty = join(work, 'empty');
+      mkdirSync(empty);
+      expect(plan([example, '--out', empty]).code).toBe(2);
+      expect(existsSync(join(empty, 'plan.json'))).toBe(true);
+    });
   });
 
   it('prints its usage for --help', () => {

@@ -98,6 +98,38 @@ hosts:
     expect(spec.hosts.web2).toEqual({ group: 'staging', roles: ['web'], address: '192.0.2.2' });
   });
 
+  describe('YAML aliases', () => {
+    // "Billion laughs": a large anchored list, aliased in lists that are aliased in turn. Parsed
+    // as written, it is ~470 KB; expanded, billions of values.
+    function aliasBomb(): string {
+      const lines = ['name: bomb', `l0: &l0 [${Array(94_000).fill('lol').join(', ')}]`];
+      for (let i = 1; i <= 9; i++) lines.push(`l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+      return `${lines.join('\n')}\n`;
+    }
+
+    it('refuses aliases that expand the file far beyond its own size, at the alias that does it', { timeout: 20_000 }, async () => {
+      const text = aliasBomb();
+      expect(text.length).toBeGreaterThan(400_000);
+      const file = policyFile('bomb.yaml', text);
+      const error = await loadError(file);
+      // l1 holds ten times l0, with the rest of the file about half the limit: the first alias to l1 goes past it.
+      expect(error.message).toMatch(new RegExp(`^${file}:4:\\d+: l2\\[0\\]: YAML aliases expand this file to more than \\d+ values \\(20 times the \\d+ it holds\\) by alias \\*l1: `));
+    });
+
+    it('refuses an alias inside the value it names (a policy that would be infinite)', async () => {
+      const error = await loadError(policyFile('cycle.yaml', 'name: loop\nhosts: &h\n  web1: *h\n'));
+      expect(error.message).toBe(`${join(dir, 'cycle.yaml')}:3:9: hosts.web1: YAML alias *h refers to a value that contains it: a policy cannot be infinite`);
+    });
+
+    it('still lets a large fleet reuse one block in thousands of places', async () => {
+      const hosts = Array.from({ length: 3000 }, (_, i) => `  - { <<: *host, name: web${i} }`).join('\n');
+      const file = policyFile('many.yaml', `name: x\nhost: &host { group: production, roles: [web] }\nlist:\n${hosts}\n`);
+      const error = await loadError(file);
+      // Only the fleet schema complains (about the made-up keys): the aliases are fine.
+      expect(error.message).not.toContain('alias');
+    });
+  });
+
   it('reports a YAML syntax error with its position', async () => {
     const file = policyFile('syntax.yaml', 'name: tiny\ngroups: [staging\nhosts: {}\n');
     const error = await loadError(file);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
@@ -119,6 +119,52 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     const run = runScript('backup.sh', ['restore', file], t.env);
     expect(run.status, run.stderr).toBe(0);
     expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('restore refuses a path that is now a symlink another user planted: restic would write through it as root', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    const shadow = join(tempDir(), 'shadow');
+    writeFileSync(shadow, 'root:secret\n');
+    const file = join(t.data, 'etc', 'file-7.conf');
+    rmSync(file);
+    symlinkSync(shadow, file);
+    const run = runScript('backup.sh', ['restore', file], t.env);
+    expect(readFileSync(shadow, 'utf8')).toBe('root:secret\n');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`refusing to write ${file}: it is a symlink`);
+    expect(run.stderr).toContain(`restore: ${file} is not restored in place`);
+  });
+
+  it('restore refuses a tree where another user can write a directory (and so plant a symlink while restic restores)', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    const dir = join(t.data, 'etc');
+    chmodSync(dir, 0o777);
+    rmSync(join(dir, 'file-7.conf'));
+    const run = runScript('backup.sh', ['restore', t.data], t.env);
+    expect(existsSync(join(dir, 'file-7.conf'))).toBe(false);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`${dir} is owned by or writable by another user`);
+  });
+
+  it('restore drill writes nothing beside its private directory in /tmp, where another user could plant a symlink first', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    // The attacker knows the drill's directory name (a FAKE mktemp makes it predictable here; on a
+    // host, listing /tmp shows it) and plants symlinks beside it to a file only root may change.
+    const tmp = tempDir();
+    const shadow = join(tempDir(), 'shadow');
+    writeFileSync(shadow, 'root:secret\n');
+    const known = join(tmp, 'upkeep-drill.KNOWN');
+    for (const name of ['list', 'restored', 'tmp']) symlinkSync(shadow, `${known}.${name}`);
+    mkdirSync(join(tmp, 'bin'));
+    writeFileSync(join(tmp, 'bin', 'mktemp'), `#!/bin/sh\nmkdir -m 0700 '${known}' && echo '${known}'\n`);
+    chmodSync(join(tmp, 'bin', 'mktemp'), 0o755);
+    const drill = runScript('backup.sh', ['drill'], { ...t.env, PATH: `${join(tmp, 'bin')}:${process.env.PATH}` });
+    expect(readFileSync(shadow, 'utf8')).toBe('root:secret\n');
+    expect(drill.status, drill.stderr).toBe(0);
+    expect(drill.stdout).toContain('restored and verified 5 files');
   });
 
   it('restore refuses relative paths and paths restic would read as patterns', () => {

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
@@ -148,5 +148,94 @@ describe('updates.sh on an apt host (FAKE apt-get and unattended-upgrade: nothin
     expect(h.record()).toBe('');
     expect(h.run('routine').status).toBe(0);
     expect(h.record()).toBe('2026-11-08\n');
+  });
+});
+
+describe('mitigations.sh never writes or removes a drop-in through a symlink another user could plant', () => {
+  function host(dropIn: string, fixedIn = '99') {
+    const dir = tempDir();
+    const etc = join(dir, 'etc');
+    mkdirSync(join(etc, 'mitigations'), { recursive: true });
+    writeFileSync(join(etc, 'updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'never' }));
+    writeFileSync(join(etc, 'mitigations/M-1.content'), 'feature off\n');
+    // bash is installed here: "99" is newer than any bash (applies), "0.1" older (reverts).
+    const list = (v: string) => `M-1\tbash\t${v}\tdrop-in\t${dropIn}\nM-2\tno-such-package\t-\tstop-unit\tfoo.service\n`;
+    writeFileSync(join(etc, 'mitigations.list'), list(fixedIn));
+    const env = { PATH: fakes(dir, ['systemctl', 'nft']), UPKEEP_CONFIG_DIR: etc, UPKEEP_STATE_DIR: join(dir, 'state') };
+    return { dir, etc, run: () => runScript('mitigations.sh', [], env), revertNext: () => writeFileSync(join(etc, 'mitigations.list'), list('0.1')), calls: () => read(join(dir, 'calls')) };
+  }
+  /** A file only root should be able to change, e.g. /etc/shadow. */
+  function precious(dir: string) {
+    const path = join(dir, 'precious');
+    writeFileSync(path, 'root:secret\n');
+    return path;
+  }
+
+  it('GIVEN the drop-in path is a symlink to a precious file, THEN the file is untouched and the path is named', () => {
+    const dir = tempDir();
+    const target = precious(dir);
+    mkdirSync(join(dir, 'conf.d'));
+    symlinkSync(target, join(dir, 'conf.d/off.conf'));
+    const h = host(join(dir, 'conf.d/off.conf'));
+    const run = h.run();
+    expect(readFileSync(target, 'utf8')).toBe('root:secret\n');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`cannot write drop-in ${join(dir, 'conf.d/off.conf')}`);
+    expect(run.stderr).toContain('it is a symlink');
+    // The other mitigations still apply; the refused one is not recorded as applied.
+    expect(h.calls()).toContain('systemctl stop foo.service');
+    expect(existsSync(join(h.dir, 'state/mitigations/M-1'))).toBe(false);
+  });
+
+  it('GIVEN a directory on the drop-in path is a symlink, THEN nothing is written where it points', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'elsewhere'));
+    symlinkSync(join(dir, 'elsewhere'), join(dir, 'conf.d'));
+    const run = host(join(dir, 'conf.d/off.conf')).run();
+    expect(existsSync(join(dir, 'elsewhere/off.conf'))).toBe(false);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`${join(dir, 'conf.d')} is a symbolic link`);
+  });
+
+  it('GIVEN the drop-in directory is writable by other users (who could plant a symlink at any time), THEN it is refused', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'conf.d'));
+    chmodSync(join(dir, 'conf.d'), 0o777);
+    const run = host(join(dir, 'conf.d/off.conf')).run();
+    expect(existsSync(join(dir, 'conf.d/off.conf'))).toBe(false);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`${join(dir, 'conf.d')} is writable by other users`);
+  });
+
+  it('GIVEN the drop-in directory was swapped for a symlink after the mitigation applied, THEN the revert removes nothing where it points', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'conf.d'));
+    const h = host(join(dir, 'conf.d/off.conf'));
+    expect(h.run().status).toBe(0);
+    expect(read(join(dir, 'conf.d/off.conf'))).toBe('feature off\n');
+    rmSync(join(dir, 'conf.d'), { recursive: true });
+    mkdirSync(join(dir, 'elsewhere'));
+    const target = precious(join(dir, 'elsewhere'));
+    renameSync(target, join(dir, 'elsewhere/off.conf'));
+    symlinkSync(join(dir, 'elsewhere'), join(dir, 'conf.d'));
+    h.revertNext();
+    const run = h.run();
+    expect(read(join(dir, 'elsewhere/off.conf'))).toBe('root:secret\n');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`cannot revert drop-in ${join(dir, 'conf.d/off.conf')}`);
+    // Still recorded as applied, so the revert is tried again on the next run.
+    expect(existsSync(join(h.dir, 'state/mitigations/M-1'))).toBe(true);
+  });
+
+  it('replaces a drop-in file that is there already, with the content mode 0644', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'conf.d'));
+    writeFileSync(join(dir, 'conf.d/off.conf'), 'old\n');
+    const run = host(join(dir, 'conf.d/off.conf')).run();
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(read(join(dir, 'conf.d/off.conf'))).toBe('feature off\n');
+    expect(statSync(join(dir, 'conf.d/off.conf')).mode & 0o777).toBe(0o644);
+    expect(readdirSync(join(dir, 'conf.d'))).toEqual(['off.conf']);
   });
 });
