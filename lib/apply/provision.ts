@@ -7,6 +7,7 @@
 import { FLEET, type Journal, type StepResult } from './journal.ts';
 import { STACK_FILE } from '../compile/infra.ts';
 import { inEngineWorkdir, stackDirOf } from '../engine/engine-workdir.ts';
+import { protectLocalState } from '../engine/local-state.ts';
 import { TerraformEngine, engineSecretEnv, findEngine } from '../engine/terraform.ts';
 import type { InfraDiff } from '../plan/infra-diff.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
@@ -43,6 +44,8 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
     return new TerraformEngine({ dir, env, secretEnv, secrets: options.secrets, log: options.log });
   });
   options.log(`provisioning with ${engine.binary.name} (${engine.binary.path})`);
+  // A state left readable by an earlier run is closed before this one reads it, and the one it writes after.
+  protectLocalState(dir);
   return inEngineWorkdir(dir, async () => {
     await step('terraform-init', () => engine.init());
     const counts = ({ add, change, replace, destroy }: InfraDiff) => `${add.length} to add, ${change.length} to change, ${replace.length} to replace, ${destroy.length} to destroy`;
@@ -55,5 +58,5 @@ export async function provision(planDir: string, plan: PlanDocument, options: Pr
       options.log('no infrastructure changes: apply skipped');
     }
     return (await step('terraform-output', () => engine.outputs())).raw;
-  });
+  }).finally(() => protectLocalState(dir));
 }
