@@ -43,7 +43,7 @@ export const PACKAGES = {
   'systemd-container': { programs: ['systemd-nspawn'], on: ['machine'] },
   debootstrap: { programs: ['debootstrap'], on: ['machine'] },
   gpgv: { programs: ['gpgv'], on: ['machine'] },
-  'openssh-client': { programs: ['ssh', 'ssh-keygen'], on: ['machine', 'hosts'] },
+  'openssh-client': { programs: ['ssh', 'ssh-keygen', 'ssh-keyscan'], on: ['machine', 'hosts'] },
   restic: { programs: ['restic'], on: ['machine', 'hosts'] },
   curl: { programs: ['curl'], on: ['machine', 'hosts'] },
   openssl: { programs: ['openssl'], on: ['machine'] },
@@ -57,6 +57,7 @@ export const PACKAGES = {
   'dnf-automatic': { programs: ['dnf-automatic'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
   'dnf-utils': { programs: ['needs-restarting'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
   rpm: { programs: ['rpm'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
+  policycoreutils: { programs: ['restorecon'], on: [], notRunHere: 'SELinux hosts only (Fedora/RHEL): rotate-host-key.sh relabels the new host key there' },
 } as const satisfies Record<string, PackageUse>;
 
 export type PackageName = keyof typeof PACKAGES;

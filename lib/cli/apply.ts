@@ -11,10 +11,12 @@ import { hostBundle, loadReviewedPlan, reviewedHostFile } from '../apply/bundle.
 import { FleetLock } from '../apply/fleet-lock.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
+import { pinProvisionedHostKeys } from '../apply/host-key-rotation.ts';
 import { provision } from '../apply/provision.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
 import { stackDirOf } from '../engine/engine-workdir.ts';
 import { Connections } from '../hosts/connections.ts';
+import { defaultPinsFile } from '../hosts/host-key-pins.ts';
 import { buildInventory, readTerraformOutputs, type Inventory } from '../hosts/inventory.ts';
 import type { Transport } from '../hosts/transport.ts';
 import { resolveSecret, secretBaseDir, SecretValues } from '../plan/secrets.ts';
@@ -41,6 +43,9 @@ apply time may destroy or replace only what that diff showed.
                            without it a plan with a terraform/ stack is first applied with
                            tofu or terraform (PATH or UPKEEP_TERRAFORM) and its outputs used
   --no-provision           hosts only: do not run the Terraform engine
+  --host-keys FILE         the pinned keys provisioned hosts generated in place of their
+                           bootstrap keys (default: upkeep-host-keys.json beside the policy);
+                           written when a host is rotated: commit it with the policy
   --parallel N             hosts contacted at once (default 8)
   --skip-soak              do not wait the soak time between groups (recorded in the journal)
   --confirm-timeout S      seconds a changed host waits for confirmation over a new connection
@@ -80,6 +85,7 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       'known-hosts': { type: 'string' },
       'terraform-outputs': { type: 'string' },
       'no-provision': { type: 'boolean', default: false },
+      'host-keys': { type: 'string' },
       parallel: { type: 'string', default: '8' },
       'skip-soak': { type: 'boolean', default: false },
       'confirm-timeout': { type: 'string', default: '60' },
@@ -112,6 +118,20 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
     const provisionNow = !values['terraform-outputs'] && !values['no-provision'] && stackDirOf(planDir.dir) !== undefined;
     const terraformOutputs = values['terraform-outputs'] ? readTerraformOutputs(values['terraform-outputs']) : provisionNow ? await provision(planDir.dir, plan, { log: (line) => progress(secrets.redact(line)), secrets, journal }) : undefined;
     inventory = buildInventory(plan, { ...(terraformOutputs !== undefined && { terraformOutputs }), externalKnownHosts: values['known-hosts'] !== undefined });
+    // Provisioned hosts drop the key Terraform made for them (it is readable in user_data and state).
+    if (values['known-hosts'] === undefined) {
+      inventory = await pinProvisionedHostKeys({
+        plan,
+        inventory,
+        pinsFile: resolve(values['host-keys'] ?? defaultPinsFile(plan)),
+        connect: (hosts) => new Connections(hosts, { ...(values.identity && { identity: values.identity }) }),
+        journal,
+        progress: (line, tone) => progress(secrets.redact(line), tone),
+        parallel,
+      });
+    } else if (terraformOutputs !== undefined) {
+      progress(`--known-hosts: the host keys of provisioned hosts are pinned by ${values['known-hosts']} and not rotated`, 'warn');
+    }
   } catch (error) {
     journal.finish('failed', 1);
     throw error;

@@ -1,8 +1,10 @@
-// Host keys without blind trust. Each provisioned server's ssh host key is generated inside the
-// stack by the hashicorp/tls provider: the private half goes to the server through cloud-init and
-// otherwise lives only in Terraform state (where the provider marks it sensitive); the public half
-// is a Terraform output that the applier pins in known_hosts before its first connection. So the
-// first ssh connection verifies the server instead of trusting whatever key it presents.
+// Host keys without blind trust. Each provisioned server's first ssh host key is generated inside
+// the stack by the hashicorp/tls provider: the private half goes to the server through cloud-init
+// (user_data, which the metadata service keeps serving) and stays in Terraform state; the public
+// half is a Terraform output that the applier pins in known_hosts before its first connection. So
+// the first ssh connection verifies the server instead of trusting whatever key it presents, and
+// over it the server replaces this bootstrap key with one it makes itself
+// (lib/hosts/host-key-pins.ts): the exposed private half stops being worth anything.
 
 import type { Construct } from 'constructs';
 import { TerraformProvider, TerraformResource, numberToTerraform, stringToTerraform, type TerraformMetaArguments, type TerraformProviderGeneratorMetadata } from 'cdktf';

@@ -8,13 +8,14 @@
 // files are kept 0600.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { SecretValues, resolveSecret, type SecretSource } from '../plan/secrets.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
-import { STACK_FILE, TERRAFORM_HOSTS_OUTPUT, TOKEN_VARIABLE } from '../compile/infra.ts';
+import { TERRAFORM_HOSTS_OUTPUT, TOKEN_VARIABLE } from '../compile/infra.ts';
 import { infraDiffFromPlanJson, type InfraDiff } from '../plan/infra-diff.ts';
+import { localStatePath, protectLocalState } from './local-state.ts';
 
 /** The saved plan's file name, inside the engine's private directory (see TerraformEngine.savedPlan). */
 export const SAVED_PLAN = 'tfplan';
@@ -234,30 +235,16 @@ export class TerraformEngine {
    * deleted by the next plan, and with it the record of every server. Refuse before touching it.
    */
   private refuseStateInsidePlan(): void {
-    const local = this.localState();
-    if (!local) return;
+    const state = localStatePath(this.options.dir);
+    if (state === undefined) return;
     const planDir = resolve(dirname(this.options.dir));
-    const inside = relative(planDir, local.file);
+    const inside = relative(planDir, state);
     if (!inside.startsWith('..') && !isAbsolute(inside)) {
       throw new Error(
-        `the local Terraform state ${local.path} would live inside the plan directory ${planDir}, which every bin/plan replaces; ` +
+        `the local Terraform state ${relative(this.options.dir, state)} would live inside the plan directory ${planDir}, which every bin/plan replaces; ` +
           'synthesize the stack with the project directory (synthesizeInfra option projectDir) so the state stays in the project',
       );
     }
-  }
-
-  /** The stack's local state file: as configured, and resolved from the stack directory. */
-  private localState(): { path: string; file: string } | undefined {
-    let stack: { terraform?: { backend?: { local?: { path?: string } } } };
-    try {
-      stack = JSON.parse(readFileSync(join(this.options.dir, STACK_FILE), 'utf8'));
-    } catch {
-      return undefined;
-    }
-    const local = stack.terraform?.backend?.local;
-    if (!local) return undefined;
-    const path = local.path ?? 'terraform.tfstate';
-    return { path, file: resolve(this.options.dir, path) };
   }
 
   /**
@@ -265,9 +252,7 @@ export class TerraformEngine {
    * whatever mode an earlier engine run or an older upkeep left it with.
    */
   private protectState(): void {
-    const local = this.localState();
-    if (!local) return;
-    for (const file of [local.file, `${local.file}.backup`]) if (existsSync(file)) chmodSync(file, 0o600);
+    protectLocalState(this.options.dir);
   }
 
   private parseJson(what: string, text: string): unknown {

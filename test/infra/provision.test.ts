@@ -7,16 +7,17 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildInventory, knownHostsLines } from '../../lib/hosts/inventory.ts';
 import { Journal, type JournalDocument } from '../../lib/apply/journal.ts';
 import { provision } from '../../lib/apply/provision.ts';
 import { SecretValues } from '../../lib/plan/secrets.ts';
+import { localStatePath } from '../../lib/engine/local-state.ts';
 import { INSTALL_HINT } from '../../lib/engine/terraform.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 import { TOKEN_ENV } from '../fixtures/infra-fleet.ts';
@@ -30,7 +31,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const SAVED_PLAN_PATH = /\/\S*\/upkeep-engine-[^/\s"]+\/tfplan/g;
 const privatePlan = (text: string) => text.replace(SAVED_PLAN_PATH, 'PRIVATE/tfplan');
 const work = mkdtempSync(join(tmpdir(), 'upkeep-provision-test-'));
-// Thousands of small plan files: removing them can take longer than the default hook timeout.
+// Thousands of small plan files, and each project's tsx compile cache: removing them takes seconds.
 afterAll(() => rmSync(work, { recursive: true, force: true }), 60_000);
 
 // The infra fixture fleet without its one existing host: every host is provisioned.
@@ -181,6 +182,7 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
   let hosts: FakeHost[] = [];
   let applied: Run;
   let stackFilesBefore: string[];
+  let state: string;
 
   beforeAll(async () => {
     p = withOfflinePlan(project('tofu'));
@@ -189,7 +191,11 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
     p.canned('plan', { exit: 2 });
     p.canned('show', { stdout: showJson([{ address: 'hcloud_server.web1', actions: ['create'] }]) });
     p.canned('output', { stdout: outputJson(hosts) });
-    applied = await run('apply', ['out/plan', '--confirm-timeout', '5'], p.dir, p.env);
+    // The fixture keeps its state outside the project's directory, in a state/ directory not made yet.
+    state = localStatePath(join(p.planDir, 'terraform')) as string;
+    expect(state).toBe(join(p.dir, 'state', 'acme.tfstate'));
+    rmSync(dirname(state), { recursive: true, force: true });
+    applied = await run('apply', ['out/plan', '--confirm-timeout', '5'], p.dir, { ...p.env, FAKE_TERRAFORM_STATE: state });
   }, 120_000);
   afterAll(() => hosts.forEach((h) => h.server.close()));
 
@@ -228,6 +234,33 @@ describe('bin/apply on a plan with a terraform/ stack (FAKE engine)', () => {
     const progress = privatePlan(applied.stderr).split('\n');
     expect(progress[0]).toMatch(/^provisioning with tofu \(/);
     expect(progress.indexOf('infrastructure: 1 to add, 0 to change, 0 to replace, 0 to destroy')).toBeLessThan(progress.indexOf('$ tofu apply -input=false -no-color PRIVATE/tfplan'));
+  });
+
+  it('leaves the local state, which holds the bootstrap host keys, readable by its owner only, in a private directory', () => {
+    expect(statSync(state).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(state)).mode & 0o777).toBe(0o700);
+  });
+
+  it('closes a state and backup left readable by an earlier run before the engine reads them', async () => {
+    const q = withOfflinePlan(project('tofu'));
+    const earlier = localStatePath(join(q.planDir, 'terraform')) as string;
+    mkdirSync(dirname(earlier));
+    for (const file of [earlier, `${earlier}.backup`]) {
+      writeFileSync(file, '{}\n');
+      chmodSync(file, 0o644);
+    }
+    q.canned('init', { exit: 1 });
+    const again = await run('apply', ['out/plan'], q.dir, q.env);
+    expect(again.code).toBe(1);
+    for (const file of [earlier, `${earlier}.backup`]) expect(statSync(file).mode & 0o777).toBe(0o600);
+  }, 60_000);
+
+  it('rotates hosts on their bootstrap key first: the rotation connections pin the output keys, nothing is recorded when the hosts hang up', () => {
+    expect(applied.stderr).toContain(`rotating the bootstrap host key of ${hosts.map((h) => h.name).join(', ')}`);
+    expect(applied.stderr).toMatch(/host keys of provisioned hosts are not all in place; the rollout did not start/);
+    expect(existsSync(join(p.dir, 'upkeep-host-keys.json'))).toBe(false);
+    // Hosts are rotated in parallel: the journal has them in the order they ended.
+    expect(journalOf(p).entries.filter((e) => e.step === 'host-key-rotate').map((e) => `${e.host} ${e.result}`).sort()).toEqual(hosts.map((h) => `${h.name} failed`).sort());
   });
 
   it('leaves the stack directory as bin/plan wrote it: the saved plan, which holds the token, is gone', () => {
@@ -312,6 +345,38 @@ describe('bin/apply stopped by SIGTERM while the engine applies (FAKE engine)', 
     expect(readdirSync(p.tmp).filter((e) => e.startsWith('upkeep-engine-'))).toEqual([]);
     expect(readdirSync(join(p.planDir, 'terraform')).sort()).toEqual(stackBefore);
   }, 60_000);
+});
+
+describe('bin/apply on provisioned hosts whose keys were rotated before (FAKE engine)', () => {
+  let p: Project;
+  let hosts: FakeHost[] = [];
+  let applied: Run;
+  const rotatedKeyOf = (name: string) => hostKeyOf(`${name} rotated on the host`);
+
+  beforeAll(async () => {
+    p = withOfflinePlan(project('tofu'));
+    hosts = await Promise.all(Object.keys(planFor(p).hosts).map((name, i) => fakeHost(name, i, hostKeyOf(name), p.tmp)));
+    // The pins file beside the policy records a rotation for every host whose output key is still the bootstrap key.
+    writeFileSync(
+      join(p.dir, 'upkeep-host-keys.json'),
+      JSON.stringify({ format_version: 1, fleet: planFor(p).fleet, hosts: Object.fromEntries(hosts.map((h) => [h.name, { bootstrap: h.hostKey, rotated: rotatedKeyOf(h.name) }])) }),
+    );
+    p.canned('plan', { exit: 0 });
+    p.canned('show', { stdout: showJson([]) });
+    p.canned('output', { stdout: outputJson(hosts) });
+    applied = await run('apply', ['out/plan', '--confirm-timeout', '5'], p.dir, p.env);
+  }, 120_000);
+  afterAll(() => hosts.forEach((h) => h.server.close()));
+
+  it.skipIf(!programsAvailable('test/infra/provision.test.ts (the ssh connection to the provisioned hosts)', ['ssh']))('pins the rotated keys, never the bootstrap keys from the outputs, and rotates nothing', () => {
+    expect(applied.code, applied.stderr).toBe(1);
+    expect(applied.stderr).not.toContain('rotating the bootstrap host key');
+    const contacted = hosts.filter((h) => h.seenKnownHosts.length > 0);
+    expect(contacted.length).toBeGreaterThan(0);
+    const expected = hosts.map((h) => `[${h.address}]:${h.port} ${rotatedKeyOf(h.name)}\n`).sort().join('');
+    for (const host of contacted) for (const seen of host.seenKnownHosts) expect(seen).toBe(expected);
+    expect(journalOf(p).entries.filter((e) => e.step.startsWith('host-key-'))).toEqual([]);
+  });
 });
 
 describe('bin/apply without an engine or without provisioning', () => {
