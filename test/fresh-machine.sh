@@ -55,6 +55,9 @@ fi
 rm -rf "$root"
 cp -a "$base" "$root"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The chroot's / must be a mount point of its own: systemd-nspawn marks / as a slave mount.
+mount --bind "$root" "$root"
+mounted="$root"
 for fs in proc sys dev; do
   mkdir -p "$root/$fs"
   mount --rbind "/$fs" "$root/$fs"
