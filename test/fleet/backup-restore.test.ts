@@ -13,7 +13,7 @@ import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
 
 const HOSTS = ['stage1', 'web1', 'backup1'];
-const PASSWORD_ENV = 'UPKEEP_TEST_RESTIC_PASSWORD';
+const PASSWORD_ENV = 'TEST_RESTIC_PASSWORD';
 const PRECIOUS = '/srv/data/precious.bin';
 const BACKUP_SH = '/usr/local/lib/upkeep/backup.sh';
 const EXEMPT = 'A throwaway test container: only its backups are under test here.';
