@@ -1,7 +1,7 @@
 // YAML policies: parsed with `yaml` keeping node ranges, so every issue found later (schema,
 // resolve, validate) can be shown at the line and column where the author wrote the value.
 
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isCollection, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { PolicyIssue, PolicyPath, PolicySource, SourceLocation } from './errors.ts';
 
 /** What the author wrote at `key` of a mapping: the key itself, so a block value is shown at its name. */
@@ -15,7 +15,9 @@ function offsetOf(node: unknown): number | undefined {
 }
 
 function keyName(key: unknown): string {
-  return isScalar(key) ? String(key.value) : String(key);
+  // A merge key's value is a symbol; its description is what the author wrote ("<<").
+  const value = isScalar(key) ? key.value : key;
+  return typeof value === 'symbol' ? String(value.description) : String(value);
 }
 
 /** Pairs of each mapping by key name, built on first use: a fleet of 10,000 hosts is located often. */
@@ -134,13 +136,44 @@ function duplicateKeys(doc: Document): number[] {
   return offsets;
 }
 
+/** More aliases than this (an "alias bomb" expanding to millions of nodes) is refused. */
+const MAX_ALIAS_COUNT = 1000;
+
+/**
+ * The deepest node that cannot be turned into data: an alias without an anchor before it, a merge
+ * (`<<`) of something other than a mapping, an alias bomb. The parser accepts these; only
+ * `toJS` finds them, and it throws without saying where.
+ */
+function failingNode(doc: Document, node: unknown): Node | undefined {
+  if (!isNode(node)) return undefined;
+  try {
+    node.toJS(doc, { maxAliasCount: MAX_ALIAS_COUNT });
+    return undefined;
+  } catch {
+    if (isCollection(node)) {
+      for (const item of node.items) {
+        for (const part of isPair(item) ? [item.key, item.value] : [item]) {
+          const deeper = failingNode(doc, part);
+          if (deeper) return deeper;
+        }
+      }
+      // Every part converts on its own: what fails is a merge (`<<`) into this mapping.
+      const merge = node.items.find((item) => isPair(item) && isScalar(item.key) && typeof item.key.value === 'symbol');
+      if (isPair(merge) && isNode(merge.key)) return merge.key;
+    }
+    return node;
+  }
+}
+
 /**
  * Parses a YAML policy. Syntax errors and duplicate keys (a host listed twice must not silently
  * replace the first) are returned as issues located where they are.
  */
 export function parseYamlPolicy(text: string, file: string): { value: unknown; source: PolicySource; issues: PolicyIssue[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { uniqueKeys: false, merge: true, prettyErrors: true, lineCounter: lines });
+  // YAML 1.1 tags (!!timestamp, !!binary, !!set, !!omap) would make Dates, Buffers, Sets and Maps
+  // where the model has text, lists and mappings: their values stay plain and are checked as such.
+  const doc = parseDocument(text, { uniqueKeys: false, merge: true, prettyErrors: true, lineCounter: lines, resolveKnownTags: false });
   const source = new YamlSource(file, doc, lines);
   const root = doc.contents as Node | null;
   const located = (offset: number, message: (path: PolicyPath) => string): PolicyIssue => {
@@ -158,5 +191,11 @@ export function parseYamlPolicy(text: string, file: string): { value: unknown; s
       located(offset, (path) => `duplicate key ${JSON.stringify(String(path.at(-1)))}: each key may appear only once (the later entry would silently replace the first)`),
     ),
   ];
-  return { value: issues.length === 0 ? doc.toJS({ maxAliasCount: 1000 }) : undefined, source, issues };
+  if (issues.length > 0) return { value: undefined, source, issues };
+  try {
+    return { value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), source, issues };
+  } catch (error) {
+    const at = offsetOf(failingNode(doc, root)) ?? offsetOf(root) ?? 0;
+    return { value: undefined, source, issues: [located(at, () => `YAML error: ${plainMessage(error instanceof Error ? error.message : String(error))}`)] };
+  }
 }
