@@ -11,9 +11,10 @@ export function rolloutOrder(groups: { readonly [name: string]: GroupSpec }): { 
   for (const name of names) {
     const after = groups[name].after ?? [];
     after.forEach((dep, i) => {
-      if (!(dep in groups)) issues.push({ path: ['groups', name, 'after', i], message: `group "${dep}" is not defined in groups` });
+      if (!Object.hasOwn(groups, dep)) issues.push({ path: ['groups', name, 'after', i], message: `group "${dep}" is not defined in groups` });
     });
-    deps.set(name, after.filter((dep) => dep in groups));
+    // Own keys only: `in` would find "constructor" on every object.
+    deps.set(name, after.filter((dep) => Object.hasOwn(groups, dep)));
   }
 
   const order: string[] = [];
