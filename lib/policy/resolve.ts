@@ -128,8 +128,8 @@ class Resolver {
     let repositoryHost: string | undefined;
     if ('host' in policy.repository) {
       repositoryHost = policy.repository.host;
-      const target = this.spec.hosts[repositoryHost];
-      if (!target) {
+      // Own keys only: every object has a "constructor".
+      if (!Object.hasOwn(this.spec.hosts, repositoryHost)) {
         this.issue(at(['repository', 'host']), `backup host "${repositoryHost}" is not a host of this fleet`);
         return undefined;
       }
@@ -189,7 +189,7 @@ class Resolver {
   }
 
   host(name: string, host: HostSpec): ResolvedHost {
-    const groupSpec = this.spec.groups[host.group];
+    const groupSpec = Object.hasOwn(this.spec.groups, host.group) ? this.spec.groups[host.group] : undefined;
     const layers: Layers = { host: name, group: groupSpec ? host.group : undefined };
     if (!groupSpec) this.issue(['hosts', name, 'group'], `group "${host.group}" is not defined in groups`);
     const policy: MaintenancePolicy = [policyOf(this.spec.defaults), policyOf(groupSpec), policyOf(host)].reduce(layerPolicies);
