@@ -17,7 +17,14 @@ function offsetOf(node: unknown): number | undefined {
 function keyName(key: unknown): string {
   // A merge key's value is a symbol; its description is what the author wrote ("<<").
   const value = isScalar(key) ? key.value : key;
-  return typeof value === 'symbol' ? String(value.description) : String(value);
+  if (typeof value === 'symbol') return String(value.description);
+  // A mapping or list used as a key (never a policy key) is stringified by resolving its merges,
+  // which throws for a bad one; toJS reports that problem, located.
+  try {
+    return String(value);
+  } catch {
+    return '(a mapping or list used as a key)';
+  }
 }
 
 /** Pairs of each mapping by key name, built on first use: a fleet of 10,000 hosts is located often. */
