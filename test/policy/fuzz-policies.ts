@@ -87,6 +87,8 @@ function formOf(text: string): string {
   return text.replace(/[0-9]+/g, '9').replace(/[a-z]+/g, 'a').replace(/[A-Z]+/g, 'A').replace(/(?:Aa|a)+/g, 'a');
 }
 
+const PROTOTYPE_NAMES: readonly string[] = Object.getOwnPropertyNames(Object.prototype).sort();
+
 const PLAUSIBLE_NUMBERS: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 10, 22, 30, 90, 100, 443, 1000, -1, 1.5, 65535, 65536, 1e26];
 
 const trickyString = fc.constantFrom(...TRICKY_STRINGS);
@@ -204,13 +206,14 @@ function applyDataEdit(doc: unknown, edit: DataEdit): unknown {
     case 'tweak': {
       if (typeof current === 'string') {
         // Mostly what a seed has under the same key ("production" for a group), else a string of the
-        // same form ("2h" for "30m"), which the schema's pattern likely accepts; sometimes anything.
+        // same form ("2h" for "30m"), which the schema's pattern likely accepts; sometimes anything,
+        // or a name every JavaScript object has (a lookup by name must not find "constructor").
         const key = String([...path].reverse().find((p) => typeof p === 'string'));
         const sameKey = VALUES_BY_KEY.get(key) ?? [];
         const sameForm = PLAUSIBLE_STRINGS.filter((t) => formOf(t) === formOf(current));
-        const pools = [sameKey, sameKey, sameForm, PLAUSIBLE_STRINGS].filter((p) => p.length > 0);
+        const pools = [sameKey, sameKey, sameForm, PLAUSIBLE_STRINGS, PROTOTYPE_NAMES].filter((p) => p.length > 0);
         const pool = pools[edit.pick % pools.length];
-        return set(path, pool[Math.floor(edit.pick / 4) % pool.length]);
+        return set(path, pool[Math.floor(edit.pick / pools.length) % pool.length]);
       }
       if (typeof current === 'number') return set(path, PLAUSIBLE_NUMBERS[edit.pick % PLAUSIBLE_NUMBERS.length]);
       if (typeof current === 'boolean') return set(path, !current);
