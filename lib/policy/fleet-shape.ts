@@ -184,6 +184,15 @@ function cycleIn(value: unknown, path: PolicyPath = [], open = new Set<unknown>(
   return undefined;
 }
 
+/** Paths of every mapping key in `value` named one of `names`. */
+function pathsOfKeys(value: unknown, names: readonly string[], path: PolicyPath = []): PolicyPath[] {
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, child]) => {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    return [...(!Array.isArray(value) && names.includes(key) ? [at] : []), ...pathsOfKeys(child, names, at)];
+  });
+}
+
 /** Every shape problem of `spec` (unknown keys, wrong types, malformed values), one issue per mistake. */
 export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
@@ -198,7 +207,15 @@ export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
     if (cycle) return [{ path: cycle, message: 'refers back to a value that contains it (a YAML alias inside its own anchor): a policy is a tree of values' }];
     return [{ path: [], message: `cannot be read as data: ${error instanceof Error ? error.message : String(error)}` }];
   }
-  if (validate(data)) return [];
+  try {
+    if (validate(data)) return [];
+  } catch (error) {
+    // ajv compares list items (uniqueItems) with fast-deep-equal, which calls an object's own
+    // toString or valueOf: a mapping with such a key (no policy mapping has one) makes it throw.
+    const odd = pathsOfKeys(data, ['toString', 'valueOf']);
+    if (odd.length > 0) return odd.map((path) => ({ path, message: `unknown key ${JSON.stringify(path.at(-1))}` }));
+    return [{ path: [], message: `cannot be checked: ${error instanceof Error ? error.message : String(error)}` }];
+  }
   const errors = validate.errors ?? [];
   // Errors by the value they are about, so related errors are found without comparing all pairs.
   const byValue = new Map<string, ErrorObject[]>();
