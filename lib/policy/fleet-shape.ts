@@ -171,13 +171,51 @@ function issueFor(e: ErrorObject): PolicyIssue | undefined {
   }
 }
 
+/** The path at which `value` contains itself, if it does (YAML lets an alias refer to its own anchor). */
+function cycleIn(value: unknown, path: PolicyPath = [], open = new Set<unknown>()): PolicyPath | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  if (open.has(value)) return path;
+  open.add(value);
+  for (const [key, child] of Object.entries(value)) {
+    const found = cycleIn(child, [...path, Array.isArray(value) ? Number(key) : key], open);
+    if (found) return found;
+  }
+  open.delete(value);
+  return undefined;
+}
+
+/** Paths of every mapping key in `value` named one of `names`. */
+function pathsOfKeys(value: unknown, names: readonly string[], path: PolicyPath = []): PolicyPath[] {
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, child]) => {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    return [...(!Array.isArray(value) && names.includes(key) ? [at] : []), ...pathsOfKeys(child, names, at)];
+  });
+}
+
 /** Every shape problem of `spec` (unknown keys, wrong types, malformed values), one issue per mistake. */
 export function fleetShapeIssues(spec: unknown): PolicyIssue[] {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     return [{ path: [], message: `expected a fleet (a mapping with name, groups and hosts), got ${describe(spec)}` }];
   }
   // A TypeScript fleet may carry `undefined` for omitted options; JSON has no such value.
-  if (validate(JSON.parse(JSON.stringify(spec)))) return [];
+  let data: unknown;
+  try {
+    data = JSON.parse(JSON.stringify(spec));
+  } catch (error) {
+    const cycle = cycleIn(spec);
+    if (cycle) return [{ path: cycle, message: 'refers back to a value that contains it (a YAML alias inside its own anchor): a policy is a tree of values' }];
+    return [{ path: [], message: `cannot be read as data: ${error instanceof Error ? error.message : String(error)}` }];
+  }
+  try {
+    if (validate(data)) return [];
+  } catch (error) {
+    // ajv compares list items (uniqueItems) with fast-deep-equal, which calls an object's own
+    // toString or valueOf: a mapping with such a key (no policy mapping has one) makes it throw.
+    const odd = pathsOfKeys(data, ['toString', 'valueOf']);
+    if (odd.length > 0) return odd.map((path) => ({ path, message: `unknown key ${JSON.stringify(path.at(-1))}` }));
+    return [{ path: [], message: `cannot be checked: ${error instanceof Error ? error.message : String(error)}` }];
+  }
   const errors = validate.errors ?? [];
   // Errors by the value they are about, so related errors are found without comparing all pairs.
   const byValue = new Map<string, ErrorObject[]>();

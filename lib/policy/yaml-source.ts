@@ -1,7 +1,7 @@
 // YAML policies: parsed with `yaml` keeping node ranges, so every issue found later (schema,
 // resolve, validate) can be shown at the line and column where the author wrote the value.
 
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { PolicyIssue, PolicyPath, PolicySource, SourceLocation } from './errors.ts';
 
 /** What the author wrote at `key` of a mapping: the key itself, so a block value is shown at its name. */
@@ -15,9 +15,16 @@ function offsetOf(node: unknown): number | undefined {
 }
 
 function keyName(key: unknown): string {
-  // A merge key's value is a symbol: it is written, and shown, as "<<".
-  if (isScalar(key)) return typeof key.value === 'symbol' ? (key.value.description ?? '') : String(key.value);
-  return String(key);
+  // A merge key's value is a symbol; its description is what the author wrote ("<<").
+  const value = isScalar(key) ? key.value : key;
+  if (typeof value === 'symbol') return String(value.description);
+  // A mapping or list used as a key (never a policy key) is stringified by resolving its merges,
+  // which throws for a bad one; toJS reports that problem, located.
+  try {
+    return String(value);
+  } catch {
+    return '(a mapping or list used as a key)';
+  }
 }
 
 /** Pairs of each mapping by key name, built on first use: a fleet of 10,000 hosts is located often. */
@@ -137,6 +144,32 @@ function duplicateKeys(doc: Document): number[] {
 }
 
 /**
+ * The deepest node that cannot be turned into data: an alias without an anchor before it, a merge
+ * (`<<`) of something other than a mapping. The parser accepts these; only
+ * `toJS` finds them, and it throws without saying where.
+ */
+function failingNode(doc: Document, node: unknown): Node | undefined {
+  if (!isNode(node)) return undefined;
+  try {
+    node.toJS(doc, { maxAliasCount: -1 });
+    return undefined;
+  } catch {
+    if (isCollection(node)) {
+      for (const item of node.items) {
+        for (const part of isPair(item) ? [item.key, item.value] : [item]) {
+          const deeper = failingNode(doc, part);
+          if (deeper) return deeper;
+        }
+      }
+      // Every part converts on its own: what fails is a merge (`<<`) into this mapping.
+      const merge = node.items.find((item) => isPair(item) && isScalar(item.key) && typeof item.key.value === 'symbol');
+      if (isPair(merge) && isNode(merge.key)) return merge.key;
+    }
+    return node;
+  }
+}
+
+/**
  * How many times its own size the document may grow when its aliases are expanded (and a floor,
  * so a small file may still reuse a block many times). Expanding costs time and memory in
  * proportion to the expanded size: a few hundred kilobytes of nested aliases ("billion laughs")
@@ -207,7 +240,9 @@ function aliasProblem(doc: Document): { offset: number; message: string } | unde
  */
 export function parseYamlPolicy(text: string, file: string): { value: unknown; source: PolicySource; issues: PolicyIssue[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { uniqueKeys: false, merge: true, prettyErrors: true, lineCounter: lines });
+  // YAML 1.1 tags (!!timestamp, !!binary, !!set, !!omap) would make Dates, Buffers, Sets and Maps
+  // where the model has text, lists and mappings: their values stay plain and are checked as such.
+  const doc = parseDocument(text, { uniqueKeys: false, merge: true, prettyErrors: true, lineCounter: lines, resolveKnownTags: false });
   const source = new YamlSource(file, doc, lines);
   const root = doc.contents as Node | null;
   const located = (offset: number, message: (path: PolicyPath) => string): PolicyIssue => {
@@ -227,7 +262,13 @@ export function parseYamlPolicy(text: string, file: string): { value: unknown; s
   ];
   const aliases = issues.length === 0 ? aliasProblem(doc) : undefined;
   if (aliases) issues.push(located(aliases.offset, () => aliases.message));
-  // aliasProblem bounds what toJS builds, in proportion to the file; maxAliasCount would also
-  // refuse a large fleet that reuses a block in more than a thousand places.
-  return { value: issues.length === 0 ? doc.toJS({ maxAliasCount: -1 }) : undefined, source, issues };
+  if (issues.length > 0) return { value: undefined, source, issues };
+  try {
+    // aliasProblem bounds what toJS builds, in proportion to the file; maxAliasCount would also
+    // refuse a large fleet that reuses a block in more than a thousand places.
+    return { value: doc.toJS({ maxAliasCount: -1 }), source, issues };
+  } catch (error) {
+    const at = offsetOf(failingNode(doc, root)) ?? offsetOf(root) ?? 0;
+    return { value: undefined, source, issues: [located(at, () => `YAML error: ${plainMessage(error instanceof Error ? error.message : String(error))}`)] };
+  }
 }
