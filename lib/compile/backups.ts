@@ -3,6 +3,7 @@
 // that owns them.
 
 import type { ResolvedBackups, ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
+import { SFTP_REPOSITORY } from '../policy/validate.ts';
 import { CONFIG_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
@@ -21,8 +22,6 @@ const DRILL_FILES = 20;
  * cache included). Host state in /var/lib/upkeep is kept: it is small and says what was applied.
  */
 const BUILT_IN_EXCLUDES = ['/dev', '/proc', '/sys', '/run', '/tmp', '/var/tmp', '/var/cache', '/mnt', '/media', '/lost+found', '/swapfile'];
-
-const SFTP_REPOSITORY = /^sftp:(?:([a-z_][a-z0-9_-]*)@)?([A-Za-z0-9.-]+):(\/[A-Za-z0-9._\/-]+)$/;
 
 interface SftpRepository {
   readonly user: string;

@@ -21,6 +21,9 @@ type Issues = PolicyIssue[];
 /** Checks that read the host's own disks, sensors, units or files. */
 const HOST_LOCAL_CHECKS: ReadonlySet<CheckKind> = new Set(['smart', 'cpu-temperature', 'disk-usage', 'failed-units', 'backup-freshness', 'security-updates', 'reboot-required']);
 
+/** A restic sftp repository as the compiler takes it apart: sftp:[user@]host:/absolute/path. */
+export const SFTP_REPOSITORY = /^sftp:(?:([a-z_][a-z0-9_-]*)@)?([A-Za-z0-9.-]+):(\/[A-Za-z0-9._\/-]+)$/;
+
 /** sftp user names are "restic-<host>"; Linux user names have at most 32 characters. */
 const MAX_BACKUP_CLIENT_NAME = 32 - 'restic-'.length;
 
@@ -45,6 +48,9 @@ function coverage(host: ResolvedHost, issues: Issues): void {
 
 function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<string, ResolvedHost>, issues: Issues): void {
   const b = host.backups;
+  if (b && b.repositoryHost === undefined && b.repository.startsWith('sftp:') && !SFTP_REPOSITORY.test(b.repository)) {
+    issues.push({ path: ['hosts', host.name, 'backups', 'repository', 'url'], message: `sftp repository ${JSON.stringify(b.repository)} is not of the form sftp:user@host:/absolute/path` });
+  }
   if (b?.repositoryHost !== undefined) {
     const target = byName.get(b.repositoryHost);
     const at: PolicyPath = ['hosts', host.name, 'backups', 'repository', 'host'];
