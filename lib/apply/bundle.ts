@@ -28,13 +28,13 @@ export interface PlanDir {
 export { planIdOf };
 
 /** Shortest accepted approved id: the 12 hex characters bin/plan prints and plan.md shows. */
-export const MIN_PLAN_ID_PREFIX = 12;
+const MIN_PLAN_ID_PREFIX = 12;
 
 /**
  * Refuses a plan whose id is not `approved`: the full id or a prefix of at least 12 hex characters
  * (the short id bin/plan prints). A pipeline passes the id the reviewer approved.
  */
-export function checkApprovedPlanId(dir: string, plan: PlanDocument, approved: string): void {
+function checkApprovedPlanId(dir: string, plan: PlanDocument, approved: string): void {
   if (!new RegExp(`^[0-9a-f]{${MIN_PLAN_ID_PREFIX},64}$`).test(approved)) {
     throw new PlanDirError(`--plan-id takes the approved plan id: ${MIN_PLAN_ID_PREFIX} to 64 lowercase hex characters (the short id bin/plan prints, or plan.json's plan_id), got ${JSON.stringify(approved)}`);
   }

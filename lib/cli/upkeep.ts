@@ -41,7 +41,7 @@ function commandOf(name: string | undefined): Command | undefined {
 }
 
 /** Runs `upkeep` with `argv`; resolves to the exit code. */
-export async function runUpkeep(argv: readonly string[]): Promise<number> {
+async function runUpkeep(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined) {
     process.stderr.write(HELP);

@@ -32,7 +32,7 @@ function isSecretRef(value: unknown): value is SecretRef {
 }
 
 /** A secret file reference that stays inside the project, by its text alone. */
-export function secretFileInsideProject(file: string): boolean {
+function secretFileInsideProject(file: string): boolean {
   const normal = posix.normalize(file.replace(/\\/g, '/'));
   return !posix.isAbsolute(normal) && !/^[A-Za-z]:/.test(normal) && normal !== '..' && !normal.startsWith('../');
 }
