@@ -29,6 +29,12 @@ export interface StandardContractOptions<H extends string = string> {
   /** Where backups go: a backup host of the fleet or a restic URL. */
   readonly backupRepository: BackupRepository<H>;
   readonly backupPassword: SecretRef;
+  /**
+   * Whether hosts watch their own hardware (smart, cpu-temperature). A fleet of cloud servers has
+   * none of its own: upkeep skips these checks on virtual machines anyway, and bin/plan warns.
+   * @default true
+   */
+  readonly hardwareChecks?: boolean;
 }
 
 /** Checks every host runs on itself. */
@@ -41,6 +47,8 @@ export const hostChecks = {
   'security-updates': { kind: 'security-updates' },
   'reboot-required': { kind: 'reboot-required', maxPending: '8d' },
 } as const satisfies Record<string, Check<never>>;
+
+const { smart: _smart, 'cpu-temperature': _temperature, ...withoutHardware } = hostChecks;
 
 /** The standard contract as the fleet's default layer. */
 export function standardContract<const H extends string>(options: StandardContractOptions<H>): MaintenancePolicy<H> {
@@ -65,7 +73,7 @@ export function standardContract<const H extends string>(options: StandardContra
       recoveryThreshold: 2,
       sla: '15m',
       routes: options.routes,
-      checks: hostChecks,
+      checks: options.hardwareChecks === false ? withoutHardware : hostChecks,
     },
   };
 }
@@ -84,15 +92,20 @@ export function webChecks<const H extends string>(url: string, monitor: H): Reco
   };
 }
 
-/** Checks a monitor host runs against a mail host: SMTP answers, and a mail really arrives. */
-export function mailChecks<const H extends string>(options: { readonly mx: string; readonly mailbox: string; readonly password: SecretRef; readonly monitor: H }): Record<string, Check<H>> {
+/**
+ * Checks a monitor host runs against a mail host: SMTP answers, and a mail really arrives.
+ * `smtp` is `smtp://HOST[:PORT]` (STARTTLS required) or `smtps://HOST[:PORT]`; `imap` is
+ * `imaps://HOST[:PORT]` or `imap://HOST[:PORT]` (STARTTLS required). The probe mailbox's password is
+ * only ever sent over TLS.
+ */
+export function mailChecks<const H extends string>(options: { readonly smtp: string; readonly imap: string; readonly mailbox: string; readonly password: SecretRef; readonly monitor: H }): Record<string, Check<H>> {
   return {
-    smtp: { kind: 'smtp', target: options.mx, port: 25, from: options.monitor },
+    smtp: { kind: 'smtp', target: new URL(options.smtp).hostname, port: 25, from: options.monitor },
     'mail-delivery': {
       kind: 'mail-delivery',
       to: options.mailbox,
-      smtp: options.mx,
-      imap: options.mx,
+      smtp: options.smtp,
+      imap: options.imap,
       imapUser: options.mailbox,
       imapPassword: options.password,
       maxDelay: '5m',

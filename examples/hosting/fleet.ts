@@ -14,6 +14,8 @@ export default defineFleet({
     routes: [{ name: 'oncall', webhook: 'https://alerts.example.com/hooks/upkeep', token: { env: 'ALERT_TOKEN' }, delivery: '2m' }],
     backupRepository: { host: 'backup1' },
     backupPassword: { env: 'RESTIC_PASSWORD' },
+    // Every host is a Hetzner Cloud server: a virtual machine, with no disks or sensors of its own.
+    hardwareChecks: false,
   }),
   groups: {
     staging: stagingLayer(timeZone),
@@ -43,7 +45,7 @@ export default defineFleet({
       roles: ['mail'],
       provision: { serverType: 'cx22', reverseDns: 'mail.example.com' },
       monitoring: {
-        checks: mailChecks({ mx: 'mail.example.com', mailbox: 'probe@example.com', password: { env: 'PROBE_MAIL_PASSWORD' }, monitor: 'monitor1' }),
+        checks: mailChecks({ smtp: 'smtp://mail.example.com', imap: 'imaps://mail.example.com', mailbox: 'probe@example.com', password: { env: 'PROBE_MAIL_PASSWORD' }, monitor: 'monitor1' }),
       },
     },
     ns1: {

@@ -10,7 +10,9 @@
 import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
 import { exchangeBackupKeys, type BackupLink } from './backup-keys.ts';
 import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
-import { apply, breakLock, confirm, healthGate, HostAgentError, readState, rollback, type ApplyResult, type HostBundle, type HostState } from '../hosts/host-agent.ts';
+import { apply, breakLock, confirm, healthBefore, healthGate, HostAgentError, readState, rollback, type ApplyResult, type CheckResult, type HealthBefore, type HostBundle, type HostState } from '../hosts/host-agent.ts';
+import { judgeHealth, type RemoteCheckRun } from './health-judgement.ts';
+import type { RemoteCheck } from './remote-checks.ts';
 import { FLEET, type Journal, type StepContext } from './journal.ts';
 import type { FleetLock } from './fleet-lock.ts';
 import { formatDuration, type Progress } from './progress.ts';
@@ -78,6 +80,8 @@ export interface RolloutOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** sftp backup clients and their repository hosts: keys exchanged at the end (lib/apply/backup-keys.ts). */
   readonly backupLinks?: readonly BackupLink[];
+  /** Checks that watch a host from another host (lib/apply/remote-checks.ts): part of the subject's health gate. */
+  readonly remoteChecks?: readonly RemoteCheck[];
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -146,6 +150,13 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
   const sleep = options.sleep ?? defaultSleep;
   const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? 60;
   const outcomes = new Map<string, HostOutcome>();
+  /** Each changed host's state just before its change, and its watchers' (runner -> last results). */
+  const before = new Map<string, { local?: HealthBefore; remote: Map<string, readonly CheckResult[]> }>();
+  const watchersOf = (host: string) => {
+    const byRunner = new Map<string, string[]>();
+    for (const c of options.remoteChecks ?? []) if (c.subject === host && states.get(c.runner)?.systemState !== OFFLINE) byRunner.set(c.runner, [...(byRunner.get(c.runner) ?? []), c.unit]);
+    return byRunner;
+  };
   const groupOf = new Map<string, string>();
   for (const group of plan.groups) for (const host of group.hosts) groupOf.set(host, group.name);
   const hostNames = plan.groups.flatMap((g) => g.hosts);
@@ -322,6 +333,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     const base = { host, group: planned.group, wave: context(host, '').wave ?? 0 };
     const transport = connections.transport(host);
     const bundle = options.bundle(planned);
+    if (state.systemState !== OFFLINE) await readBefore(host);
     const applyOnce = () =>
       apply(transport, bundle, {
         planId: plan.plan_id,
@@ -391,22 +403,72 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     return false;
   }
 
+  /**
+   * The host's checks' last results and failed units, and those of the checks watching it from
+   * other hosts, just before its change (lib/apply/health-judgement.ts). Reading them runs nothing;
+   * when they cannot be read, the gate has nothing to compare with and blames every failure.
+   */
+  async function readBefore(host: string): Promise<void> {
+    const remote = new Map<string, readonly CheckResult[]>();
+    let local: HealthBefore | undefined;
+    try {
+      local = await healthBefore(connections.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost));
+    } catch (error) {
+      progress(`  ${host}  cannot read its state before the change (${firstLine(error)}): every failure after it counts`, 'warn');
+    }
+    for (const [runner, units] of watchersOf(host)) {
+      try {
+        remote.set(runner, (await healthBefore(connections.transport(runner), units)).checks);
+      } catch (error) {
+        progress(`  ${host}  cannot read the checks ${runner} runs on it (${firstLine(error)})`, 'warn');
+      }
+    }
+    before.set(host, { ...(local && { local }), remote });
+  }
+
+  /** The checks other hosts run on `host`, run now; a runner that cannot be reached is reported. */
+  async function runRemoteChecks(host: string, reported: string[]): Promise<RemoteCheckRun[]> {
+    const runs: RemoteCheckRun[] = [];
+    for (const [runner, units] of watchersOf(host)) {
+      try {
+        const report = await healthGate(connections.transport(runner), units);
+        const last = before.get(host)?.remote.get(runner) ?? [];
+        for (const after of report.checks) {
+          const earlier = last.find((c) => c.unit === after.unit);
+          runs.push({ runner, after, ...(earlier && { before: earlier }) });
+        }
+      } catch (error) {
+        reported.push(`the checks ${runner} runs on this host could not run: ${firstLine(error)}`);
+      }
+    }
+    return runs;
+  }
+
   /** Health gate on `hosts`; returns the failures with one line each. */
   async function gate(candidates: readonly string[], wave: number, group: string): Promise<Map<string, string>> {
     const failures = new Map<string, string>();
     // An image root (local transport) runs nothing: there is no system to check yet.
     const hosts = candidates.filter((host) => states.get(host)?.systemState !== OFFLINE);
     for (const host of candidates.filter((h) => !hosts.includes(h))) journal.record({ host, step: 'health-gate', wave, group }, 'skipped', new Date(), 'image root: nothing runs there');
-    const reports = await settle(hosts, Math.min(parallel, Math.max(1, hosts.length)), (host) =>
-      journal.step({ host, step: 'health-gate', wave, group }, () => healthGate(connections.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost)), (r) =>
-        r.ok ? { result: 'ok' } : { result: 'failed', detail: r.problems.join('; ') },
+    const verdicts = await settle(hosts, Math.min(parallel, Math.max(1, hosts.length)), (host) =>
+      journal.step(
+        { host, step: 'health-gate', wave, group },
+        async () => {
+          const report = await healthGate(connections.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost));
+          const unreachable: string[] = [];
+          const remote = await runRemoteChecks(host, unreachable);
+          const verdict = judgeHealth(report, before.get(host)?.local, remote);
+          return { blamed: verdict.blamed, reported: [...verdict.reported, ...unreachable] };
+        },
+        (v) => (v.blamed.length === 0 ? { result: 'ok', ...(v.reported.length > 0 && { detail: `reported, not blamed on the change: ${v.reported.join('; ')}` }) } : { result: 'failed', detail: v.blamed.join('; ') }),
       ),
     );
-    reports.forEach((r, i) => {
+    verdicts.forEach((v, i) => {
       const host = hosts[i] as string;
-      const problem = isError(r) ? firstLine(r.error) : r.ok ? undefined : r.problems.join('; ') || 'health gate failed';
+      const problem = isError(v) ? firstLine(v.error) : v.blamed.length === 0 ? undefined : v.blamed.join('; ');
       if (problem !== undefined) failures.set(host, `health gate: ${problem}`);
       progress(`  ${host}  health gate ${problem === undefined ? 'ok' : `FAILED: ${problem}`}`, problem === undefined ? 'ok' : 'fail');
+      if (!isError(v)) for (const line of v.reported) progress(`  ${host}    not blamed on the change: ${line}`, 'warn');
     });
     return failures;
   }

@@ -13,6 +13,7 @@ import { FLEET, Journal } from '../apply/journal.ts';
 import { streamProgress } from '../apply/progress.ts';
 import { pinProvisionedHostKeys } from '../apply/host-key-rotation.ts';
 import { provision } from '../apply/provision.ts';
+import { remoteChecks } from '../apply/remote-checks.ts';
 import { rollout, summarize } from '../apply/rollout.ts';
 import { stackDirOf } from '../engine/engine-workdir.ts';
 import { Connections } from '../hosts/connections.ts';
@@ -163,6 +164,8 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       holder: `${holder} run ${runId}`,
       // Planned backup.env files say which hosts back up over sftp to which fleet host.
       backupLinks: backupLinks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8')),
+      // Planned check files say which checks watch a host from another (a monitor): its gate runs them.
+      remoteChecks: remoteChecks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8')),
     });
     const roundTrips = ssh.roundTrips();
     for (const line of summarize(result, plan.plan_id, Date.now() - started)) progress(secrets.redact(line), result.exitCode === 0 ? 'ok' : 'fail');

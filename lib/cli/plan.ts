@@ -9,6 +9,8 @@ import { parseArgs } from 'node:util';
 import { compileFleet } from '../compile/fleet.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { prepareFleet } from '../policy/prepare.ts';
+import { formatPath } from '../policy/errors.ts';
+import { hardwareCheckWarnings } from '../policy/hardware-warnings.ts';
 import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
@@ -70,6 +72,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
 
   const { spec, source } = await loadPolicy(policyFile);
   const fleet = prepareFleet(spec, source);
+  for (const w of hardwareCheckWarnings(fleet)) process.stderr.write(`bin/plan: warning: ${formatPath(w.path)}: ${w.message}\n`);
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.
   const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });

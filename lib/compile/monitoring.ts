@@ -154,6 +154,9 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
         Service: {
           Type: 'oneshot',
           ExecStart: runtimeCommand('run-check.sh', envPath),
+          // run-check.sh exits with the check's severity (1 WARNING, 2 CRITICAL, 3 UNKNOWN) for the
+          // health gate to read; only its own failure (4) makes the unit fail.
+          SuccessExitStatus: '1 2 3',
           // A hung probe must not hold back the next one for long.
           TimeoutStartSec: seconds(Math.max(check.intervalSeconds, 120) + (check.spec.kind === 'mail-delivery' ? settings.vars.UPKEEP_MAIL_MAX_DELAY as number : 0)),
           ProtectSystem: 'strict',

@@ -135,11 +135,36 @@ export interface RollbackResult {
   readonly to: string | null;
 }
 
+/**
+ * A check's severity as its unit's exit status tells it (run-check.sh exits 0 OK, 1 WARNING,
+ * 2 CRITICAL, 3 UNKNOWN); "failed": the unit itself failed (the check could not run); "missing":
+ * no such unit on the host; "never": it has not run since it was installed or the host booted.
+ */
+export type CheckSeverity = 'ok' | 'warning' | 'critical' | 'unknown' | 'failed' | 'missing' | 'never';
+
 export interface CheckResult {
   readonly unit: string;
+  /** OK or WARNING: nothing a health gate stops for. */
   readonly ok: boolean;
-  /** systemd's Result= and the main process's exit status, e.g. "exit-code 2". */
+  readonly severity: CheckSeverity;
+  /** systemd's Result= and the main process's exit status, e.g. "exit-code 4", or missing/never. */
   readonly result: string;
+}
+
+const SEVERITY_OF_STATUS: Readonly<Record<string, CheckSeverity>> = { '0': 'ok', '1': 'warning', '2': 'critical', '3': 'unknown' };
+
+function parseCheckLine(rest: string): CheckResult {
+  const [unit = '', result = '', status = ''] = rest.split(' ');
+  const severity: CheckSeverity =
+    result === 'missing' || result === 'never' ? result : result === 'success' ? (SEVERITY_OF_STATUS[status] ?? 'failed') : 'failed';
+  return { unit, ok: severity === 'ok' || severity === 'warning', severity, result: `${result} ${status}`.trim() };
+}
+
+/** The host just before a change: its checks' last results and its failed units (nothing is run). */
+export interface HealthBefore {
+  readonly host: string;
+  readonly checks: readonly CheckResult[];
+  readonly failedUnits: readonly string[];
 }
 
 export interface HealthReport {
@@ -403,10 +428,7 @@ export async function rollback(t: Transport, options: { readonly toGeneration?: 
 export async function healthGate(t: Transport, checkUnits: readonly string[]): Promise<HealthReport> {
   const units = checkUnits.map((u) => word(t.host, 'check unit', u, UNIT));
   const out = await runAgent(t, 'health gate', ['health', ...units]);
-  const checks = out.all('check').map((rest): CheckResult => {
-    const [unit = '', result = '', status = ''] = rest.split(' ');
-    return { unit, ok: result === 'success' && status === '0', result: `${result} ${status}`.trim() };
-  });
+  const checks = out.all('check').map(parseCheckLine);
   const systemState = out.first('system') ?? 'unknown';
   const failedUnits = out.all('failed');
   const inactiveTimers = out
@@ -415,11 +437,18 @@ export async function healthGate(t: Transport, checkUnits: readonly string[]): P
     .filter(([, active]) => active !== 'active')
     .map(([unit = '']) => unit);
   const problems = [
-    ...checks.filter((c) => !c.ok).map((c) => `check ${c.unit} failed (${c.result})`),
+    ...checks.filter((c) => !c.ok).map((c) => `check ${c.unit} ${c.severity === 'failed' ? 'failed' : `is ${c.severity.toUpperCase()}`} (${c.result})`),
     ...(systemState === 'running' ? [] : [`system is ${systemState}${failedUnits.length > 0 ? `: failed units ${failedUnits.join(', ')}` : ''}`]),
     ...inactiveTimers.map((u) => `timer ${u} is not active`),
   ];
   return { host: t.host, ok: problems.length === 0, checks, systemState, failedUnits, inactiveTimers, problems };
+}
+
+/** Reads the last result of each check unit and the failed units, running nothing: the state before a change. */
+export async function healthBefore(t: Transport, checkUnits: readonly string[]): Promise<HealthBefore> {
+  const units = checkUnits.map((u) => word(t.host, 'check unit', u, UNIT));
+  const out = await runAgent(t, 'health before the change', ['health-before', ...units]);
+  return { host: t.host, checks: out.all('check').map(parseCheckLine), failedUnits: out.all('failed') };
 }
 
 /** Ends the session holding the host's lock and recovers what it left; returns who held it (null: nobody). */

@@ -29,6 +29,8 @@ const EXPECTED: Record<string, string> = {
   Package: 'a package name',
   UnitName: 'a systemd unit name such as "cups.service"',
   Endpoint: 'a host name or IP address, optionally with ":port"',
+  SmtpUrl: 'smtp://HOST[:PORT] (STARTTLS required) or smtps://HOST[:PORT]: the probe never goes out without TLS',
+  ImapUrl: 'imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS required): the IMAP password is only sent over TLS',
   Address: 'a host name or IP address',
   DnsName: 'a DNS name',
   HttpUrl: 'an http:// or https:// URL without spaces or shell characters',

@@ -161,7 +161,9 @@ export type Check<H extends string = string> = CheckCommon<H> &
         readonly kind: 'mail-delivery';
         /** Send to this address over SMTP and wait for it to arrive over IMAP. */
         readonly to: string;
+        /** smtp://HOST[:PORT] (STARTTLS required) or smtps://HOST[:PORT]. */
         readonly smtp: string;
+        /** imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS required): the password is only sent over TLS. */
         readonly imap: string;
         readonly imapUser: string;
         readonly imapPassword: SecretRef;
@@ -260,6 +262,12 @@ export interface HostSpec<G extends string = string, H extends string = string> 
   readonly port?: number;
   /** A host to provision. Exactly one of `address` and `provision`. */
   readonly provision?: ProvisionSpec;
+  /**
+   * What the host runs on. Hardware checks (smart, cpu-temperature) run only on bare metal: a
+   * virtual machine has no SMART data or CPU sensor to read, so they could only answer UNKNOWN.
+   * @default "virtual" for a provisioned host (a Hetzner Cloud server), "bare-metal" for an existing one
+   */
+  readonly machine?: 'virtual' | 'bare-metal';
   readonly exempt?: Exemptions;
 }
 

@@ -6,7 +6,7 @@ import { calendarProblem } from './calendar.ts';
 import { tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import { layerPolicies, policyOf } from './layering.ts';
-import type { BackupPolicy, FleetSpec, HostSpec, MaintenancePolicy, MaintenanceWindow, Mitigation, MonitoringPolicy, UpdatePolicy } from './model.ts';
+import type { BackupPolicy, CheckKind, FleetSpec, HostSpec, MaintenancePolicy, MaintenanceWindow, Mitigation, MonitoringPolicy, UpdatePolicy } from './model.ts';
 import type {
   ResolvedBackups,
   ResolvedCheck,
@@ -158,13 +158,19 @@ class Resolver {
     };
   }
 
-  monitoring(layers: Layers, policy: MonitoringPolicy): ResolvedMonitoring {
+  monitoring(layers: Layers, policy: MonitoringPolicy, host: Pick<ResolvedHost, 'machine' | 'exempt'>): ResolvedMonitoring {
     const at = (field: PolicyPath) => ['monitoring', ...field];
     const intervalSeconds = this.duration(layers, at(['interval']), policy.interval, DEFAULTS.monitoringInterval);
     const checks: ResolvedCheck[] = [];
+    const skipped: ResolvedMonitoring['skipped'][number][] = [];
     for (const name of Object.keys(policy.checks ?? {}).sort()) {
       const check = policy.checks![name];
       if (check === false || check === undefined) continue;
+      const why = notApplicable(check.kind, host);
+      if (why !== undefined) {
+        skipped.push({ name, kind: check.kind, why });
+        continue;
+      }
       checks.push({
         name,
         subject: layers.host,
@@ -185,6 +191,7 @@ class Resolver {
         deliverySeconds: this.duration(layers, at(['routes', i, 'delivery']), route.delivery, DEFAULTS.routeDelivery),
       })),
       checks,
+      skipped,
     };
   }
 
@@ -198,12 +205,14 @@ class Resolver {
     // An exemption drops the inherited policy for that part: the reason replaces it.
     const updates = exempt.updates === undefined && policy.updates ? this.updates(layers, policy.updates) : undefined;
     const backups = exempt.backups === undefined && policy.backups ? this.backups(layers, policy.backups) : undefined;
-    const monitoring = exempt.monitoring === undefined && policy.monitoring ? this.monitoring(layers, policy.monitoring) : undefined;
+    const machine = host.machine ?? (host.provision ? 'virtual' : 'bare-metal');
+    const monitoring = exempt.monitoring === undefined && policy.monitoring ? this.monitoring(layers, policy.monitoring, { machine, exempt }) : undefined;
     return {
       name,
       group: host.group,
       roles: [...(host.roles ?? [])].sort(),
       packageFamily: host.packageFamily ?? DEFAULTS.packageFamily,
+      machine,
       ...(host.address !== undefined && { address: host.address }),
       ...(host.hostKey !== undefined && { hostKey: host.hostKey }),
       port: host.port ?? DEFAULTS.port,
@@ -243,6 +252,17 @@ class Resolver {
       };
     });
   }
+}
+
+/** Checks of hardware a virtual machine does not have. */
+export const HARDWARE_CHECKS: ReadonlySet<CheckKind> = new Set(['smart', 'cpu-temperature']);
+
+/** Why a check does not apply to a host (then it is not compiled), or undefined when it does. */
+function notApplicable(kind: CheckKind, host: Pick<ResolvedHost, 'machine' | 'exempt'>): string | undefined {
+  if (HARDWARE_CHECKS.has(kind) && host.machine === 'virtual') return `a virtual machine has no ${kind === 'smart' ? 'disk SMART data' : 'CPU temperature sensor'} to check (say machine: "bare-metal" if it is one)`;
+  if (kind === 'backup-freshness' && host.exempt.backups !== undefined) return 'the host is exempt from backups';
+  if ((kind === 'security-updates' || kind === 'reboot-required') && host.exempt.updates !== undefined) return 'the host is exempt from updates';
+  return undefined;
 }
 
 function resolveMitigation(m: Mitigation): ResolvedMitigation {

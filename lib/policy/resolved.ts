@@ -1,7 +1,7 @@
 // The resolved fleet: every default applied, every layer merged, every duration in seconds and
 // every window turned into exact systemd calendar expressions. Compilers read only this.
 
-import type { Check, PackageFamily, ProvisionSpec, ProvisioningSpec, Role, SecretRef, Weekday } from './model.ts';
+import type { Check, CheckKind, PackageFamily, ProvisionSpec, ProvisioningSpec, Role, SecretRef, Weekday } from './model.ts';
 
 export interface ResolvedWindow {
   readonly every: 'week' | 'month';
@@ -78,6 +78,12 @@ export interface ResolvedMonitoring {
   readonly routes: readonly ResolvedRoute[];
   /** Checks about this host, sorted by name. Some may run on another host. */
   readonly checks: readonly ResolvedCheck[];
+  /**
+   * Checks the policy layers name that do not apply to this host, with why: hardware checks on a
+   * virtual machine, backup-freshness on a host exempt from backups, update checks on a host
+   * exempt from updates. Not compiled; bin/plan warns about the hardware ones.
+   */
+  readonly skipped: readonly { readonly name: string; readonly kind: CheckKind; readonly why: string }[];
 }
 
 export interface ResolvedHost {
@@ -85,6 +91,7 @@ export interface ResolvedHost {
   readonly group: string;
   readonly roles: readonly Role[];
   readonly packageFamily: PackageFamily;
+  readonly machine: 'virtual' | 'bare-metal';
   readonly address?: string;
   readonly hostKey?: string;
   readonly port: number;

@@ -4,7 +4,20 @@
 # UPKEEP_MAIL_IMAP_USER, password in the file UPKEEP_MAIL_IMAP_PASSWORD_FILE) until
 # UPKEEP_MAIL_MAX_DELAY seconds have passed. The credentials reach curl through a private config
 # file (curl -K), never its command line; that syntax also keeps spaces and quotes in a password.
+# UPKEEP_MAIL_SMTP is smtp://HOST[:PORT] (STARTTLS required) or smtps://HOST[:PORT];
+# UPKEEP_MAIL_IMAP is imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS required). curl's
+# --ssl-reqd refuses to go on without TLS, so the password never travels in clear text.
 set -u
+case $UPKEEP_MAIL_SMTP in smtp://* | smtps://*) ;; *)
+  echo "UNKNOWN: $UPKEEP_MAIL_SMTP is not an smtp:// or smtps:// URL"
+  exit 3
+  ;;
+esac
+case $UPKEEP_MAIL_IMAP in imap://* | imaps://*) ;; *)
+  echo "UNKNOWN: $UPKEEP_MAIL_IMAP is not an imaps:// or imap:// URL"
+  exit 3
+  ;;
+esac
 work=$(mktemp -d) || exit 3
 trap 'rm -rf "$work"' EXIT
 token="upkeep-probe-$(date +%s)-$$"
@@ -12,14 +25,14 @@ credentials=$(printf '%s:%s' "$UPKEEP_MAIL_IMAP_USER" "$(cat "$UPKEEP_MAIL_IMAP_
 printf 'user = "%s"\n' "$credentials" >"$work/curlrc"
 printf 'From: upkeep <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nupkeep mail delivery probe\r\n' \
   "$UPKEEP_MAIL_TO" "$UPKEEP_MAIL_TO" "$token" >"$work/message"
-if ! out=$(curl -sS --max-time 60 --mail-from "$UPKEEP_MAIL_TO" --mail-rcpt "$UPKEEP_MAIL_TO" \
+if ! out=$(curl -sS --ssl-reqd --max-time 60 --mail-from "$UPKEEP_MAIL_TO" --mail-rcpt "$UPKEEP_MAIL_TO" \
   --upload-file "$work/message" -- "$UPKEEP_MAIL_SMTP" 2>&1); then
   echo "CRITICAL: sending through $UPKEEP_MAIL_SMTP failed: $out"
   exit 2
 fi
 deadline=$(($(date +%s) + UPKEEP_MAIL_MAX_DELAY))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-  found=$(curl -sS --max-time 30 -K "$work/curlrc" -X "SEARCH SUBJECT \"$token\"" -- "$UPKEEP_MAIL_IMAP/INBOX" 2>&1) || {
+  found=$(curl -sS --ssl-reqd --max-time 30 -K "$work/curlrc" -X "SEARCH SUBJECT \"$token\"" -- "$UPKEEP_MAIL_IMAP/INBOX" 2>&1) || {
     echo "UNKNOWN: IMAP search at $UPKEEP_MAIL_IMAP failed: $found"
     exit 3
   }

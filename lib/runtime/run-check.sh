@@ -5,9 +5,13 @@
 #
 # Usage: run-check.sh /etc/upkeep/checks/<id>.env
 # The check programs follow the Nagios convention: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
-# and print one line saying why. This program itself exits 0 unless it cannot run, so a failing
-# check never shows up as a failed unit (which the failed-units check would report again).
+# and print one line saying why. This program exits with the same status (any other status of a
+# check program is UNKNOWN), so the health gate reads the severity from the unit's exit status;
+# the unit counts 1-3 as success, so a failing check never shows up as a failed unit (which the
+# failed-units check would report again). When this program itself cannot run, it exits 4: a
+# failed unit. The rule for UNKNOWN is in the README ("What a check's severity means").
 set -eu
+trap '[ "${finished:-0}" = 1 ] || exit 4' EXIT
 
 config=${1:?usage: run-check.sh <check.env>}
 runtime_dir=$(dirname "$0")
@@ -36,7 +40,7 @@ case $rc in
   0) severity=ok ;;
   1) severity=warning ;;
   2) severity=critical ;;
-  *) severity=unknown ;;
+  *) severity=unknown rc=3 ;;
 esac
 echo "$UPKEEP_CHECK_ID: $severity: $message"
 
@@ -65,3 +69,5 @@ fi
 
 printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\n' "$failures" "$successes" "$alerted" "$severity" >"$state.new"
 mv "$state.new" "$state"
+finished=1
+exit "$rc"

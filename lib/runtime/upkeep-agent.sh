@@ -742,20 +742,49 @@ cmd_rollback_unconfirmed() { # GEN
 
 # --- health, break-lock ---------------------------------------------------------------------
 
+# "check UNIT RESULT STATUS" from the unit's last run ("missing": no such unit here, "never": it has
+# not run since it was installed or the host booted). A check unit's exit status is its severity.
+check_result() { # UNIT
+	if [ "$(systemctl show -p LoadState --value "$1" 2>/dev/null)" != loaded ]; then
+		say "check $1 missing"
+	elif [ "$(systemctl show -p ExecMainExitTimestampMonotonic --value "$1")" = 0 ]; then
+		say "check $1 never"
+	else
+		say "check $1 $(systemctl show -p Result --value "$1") $(systemctl show -p ExecMainStatus --value "$1")"
+	fi
+}
+
+failed_units() {
+	systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
+}
+
 cmd_health() { # CHECKUNIT...
 	live || die 14 "health checks need a running host"
 	for u in "$@"; do
 		valid_word "$u" || die 13 "bad unit name: $u"
-		systemctl reset-failed "$u" >/dev/null 2>&1
-		# A oneshot check's start returns when it has run.
-		timeout 300 systemctl start "$u" >/dev/null 2>&1
-		say "check $u $(systemctl show -p Result --value "$u") $(systemctl show -p ExecMainStatus --value "$u")"
+		if [ "$(systemctl show -p LoadState --value "$u" 2>/dev/null)" = loaded ]; then
+			systemctl reset-failed "$u" >/dev/null 2>&1
+			# A oneshot check's start returns when it has run.
+			timeout 300 systemctl start "$u" >/dev/null 2>&1
+		fi
+		check_result "$u"
 	done
 	for u in $(awk '$1 == "unit" && $2 ~ /\.timer$/ { print $2 }' "$STATE/manifest" 2>/dev/null); do
 		say "timer $u $(unit_active "$u")"
 	done
-	systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
+	failed_units
 	say "system $(systemctl is-system-running 2>/dev/null)"
+}
+
+# The host as it is just before a change, without running anything: the checks' last results and
+# the failed units. The gate after the change blames it only for what was not already failing.
+cmd_health_before() { # CHECKUNIT...
+	live || die 14 "health checks need a running host"
+	for u in "$@"; do
+		valid_word "$u" || die 13 "bad unit name: $u"
+		check_result "$u"
+	done
+	failed_units
 }
 
 cmd_break_lock() {
@@ -787,8 +816,9 @@ main() {
 	rollback) cmd_rollback "$@" ;;
 	rollback-unconfirmed) cmd_rollback_unconfirmed "$@" ;;
 	health) cmd_health "$@" ;;
+	health-before) cmd_health_before "$@" ;;
 	break-lock) cmd_break_lock ;;
-	*) die 13 "usage: upkeep-agent read-state|apply|confirm|rollback|rollback-unconfirmed|health|break-lock" ;;
+	*) die 13 "usage: upkeep-agent read-state|apply|confirm|rollback|rollback-unconfirmed|health|health-before|break-lock" ;;
 	esac
 }
 
