@@ -48,6 +48,8 @@ export const PACKAGES = {
   curl: { programs: ['curl'], on: ['machine', 'hosts'] },
   openssl: { programs: ['openssl'], on: ['machine'] },
   'bind9-dnsutils': { programs: ['dig'], on: ['machine'] },
+  // Alert routes: a real Alertmanager receives the alerts of test hosts (test/fleet/alert-routes.test.ts).
+  'prometheus-alertmanager': { programs: ['prometheus-alertmanager'], on: ['machine'] },
   shellcheck: { programs: ['shellcheck'], on: ['machine'] },
   'unattended-upgrades': { programs: ['unattended-upgrade'], on: ['hosts'] },
   // Called by runtime programs on real servers; the tests give FAKEs or have no such host.

@@ -19,6 +19,7 @@ debootstrap
 gpgv
 openssh-client
 openssl
+prometheus-alertmanager
 restic
 shellcheck
 systemd

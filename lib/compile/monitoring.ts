@@ -1,10 +1,12 @@
 // Monitoring: one timer per check that runs on this host (its own checks and those it runs for
 // other hosts, as a monitor), each calling run-check.sh with the check's configuration. Alerts go
-// to the subject host's routes; webhook tokens are secret files.
+// to the subject host's routes (webhook, Alertmanager, e-mail); tokens and SMTP passwords are
+// secret files.
 
 import { tryParseDuration } from '../policy/duration.ts';
-import type { Check } from '../policy/model.ts';
+import type { Check, SecretRef } from '../policy/model.ts';
 import type { ResolvedCheck, ResolvedFleet, ResolvedHost, ResolvedMonitoring, ResolvedRoute } from '../policy/resolved.ts';
+import { canonicalJson } from './canonical-json.ts';
 import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
@@ -85,23 +87,53 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
   }
 }
 
+/** What a route's files say, without its delivery time (which only the SLA arithmetic reads). */
+function routeIdentity(route: ResolvedRoute): string {
+  const { deliverySeconds: _, ...rest } = route;
+  return canonicalJson(rest);
+}
+
+/** The settings alert.sh reads for one route, and its secret files. */
+function routeSettings(route: ResolvedRoute, key: string, runner: ResolvedHost): { vars: Record<string, string | number>; secrets: ManagedFile[] } {
+  const secret = (suffix: string, ref: SecretRef): ManagedFile => ({ path: `${ALERT_DIR}/${key}.${suffix}`, mode: '0600', owner: 'root:root', secret: ref });
+  const repeat: Record<string, number> = route.repeatSeconds !== undefined ? { UPKEEP_ROUTE_REPEAT_SECONDS: route.repeatSeconds } : {};
+  const token = route.token ? secret('token', route.token) : undefined;
+  const tokenVars: Record<string, string> = token ? { UPKEEP_TOKEN_FILE: token.path } : {};
+  if (route.alertmanager !== undefined) {
+    return { vars: { UPKEEP_ROUTE_KIND: 'alertmanager', UPKEEP_ALERTMANAGER_URL: `${route.alertmanager.replace(/\/+$/, '')}/api/v2/alerts`, ...tokenVars }, secrets: token ? [token] : [] };
+  }
+  if (route.email !== undefined) {
+    const e = route.email;
+    const password = e.password ? secret('smtp-password', e.password) : undefined;
+    return {
+      vars: {
+        UPKEEP_ROUTE_KIND: 'email',
+        UPKEEP_ROUTE_SMTP_SERVER: e.server ?? 'smtp://localhost',
+        UPKEEP_ROUTE_MAIL_FROM: e.from ?? `upkeep@${runner.name}`,
+        UPKEEP_ROUTE_MAIL_TO: e.to.join(' '),
+        ...(e.user !== undefined && password && { UPKEEP_ROUTE_SMTP_USER: e.user, UPKEEP_ROUTE_SMTP_PASSWORD_FILE: password.path }),
+        ...repeat,
+      },
+      secrets: password ? [password] : [],
+    };
+  }
+  if (route.webhook === undefined) throw new Error(`alert route ${JSON.stringify(route.name)} has no webhook, alertmanager or email`);
+  return { vars: { UPKEEP_ROUTE_KIND: 'webhook', UPKEEP_WEBHOOK: route.webhook, ...tokenVars, ...repeat }, secrets: token ? [token] : [] };
+}
+
 /** Route files, keyed by file name; two subjects' routes of the same name must agree. */
-function routeFiles(routes: readonly ResolvedRoute[], into: Map<string, { route: ResolvedRoute; files: ManagedFile[] }>): string[] {
+function routeFiles(routes: readonly ResolvedRoute[], runner: ResolvedHost, into: Map<string, { route: ResolvedRoute; files: ManagedFile[] }>): string[] {
   return routes.map((route) => {
     const key = slug(route.name, 'route name');
     const known = into.get(key);
     if (known) {
-      if (known.route.webhook !== route.webhook || JSON.stringify(known.route.token) !== JSON.stringify(route.token)) {
+      if (routeIdentity(known.route) !== routeIdentity(route)) {
         throw new Error(`two alert routes named ${JSON.stringify(route.name)} differ; give them different names`);
       }
       return key;
     }
-    const tokenPath = `${ALERT_DIR}/${key}.token`;
-    const env = renderEnvFile(`Alert route ${route.name}, for alert.sh.`, { UPKEEP_WEBHOOK: route.webhook, ...(route.token ? { UPKEEP_TOKEN_FILE: tokenPath } : {}) });
-    into.set(key, {
-      route,
-      files: [configFile(`${ALERT_DIR}/${key}.env`, env), ...(route.token ? [{ path: tokenPath, mode: '0600', owner: 'root:root', secret: route.token }] : [])],
-    });
+    const { vars, secrets } = routeSettings(route, key, runner);
+    into.set(key, { route, files: [configFile(`${ALERT_DIR}/${key}.env`, renderEnvFile(`Alert route ${route.name}, for alert.sh.`, vars)), ...secrets] });
     return key;
   });
 }
@@ -136,13 +168,14 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
     const id = unit.slice('upkeep-check-'.length);
     const envPath = `${CHECKS_DIR}/${id}.env`;
     const settings = checkSettings(check.spec, host, `${CHECKS_DIR}/${id}.secret`);
-    const routeKeys = routeFiles(policy.routes, routes);
+    const routeKeys = routeFiles(policy.routes, host, routes);
     files.push(
       configFile(envPath, renderEnvFile(`Check ${check.name} of ${check.subject}, for run-check.sh.`, {
         UPKEEP_CHECK_ID: id,
         UPKEEP_CHECK_KIND: check.spec.kind,
         UPKEEP_CHECK_SUBJECT: check.subject,
         UPKEEP_CHECK_NAME: check.name,
+        UPKEEP_CHECK_INTERVAL: check.intervalSeconds,
         UPKEEP_FAILURE_THRESHOLD: policy.failureThreshold,
         UPKEEP_RECOVERY_THRESHOLD: policy.recoveryThreshold,
         UPKEEP_ROUTES: [...new Set(routeKeys)].join(' '),

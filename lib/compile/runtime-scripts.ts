@@ -25,6 +25,10 @@ const CALLS: Readonly<Record<string, readonly string[]>> = {
   'mitigations.sh': ['safe-path.sh'],
   'reboot.sh': ['in-window.sh'],
   'run-check.sh': ['alert.sh'],
+  'alert.sh': ['send-alertmanager.sh', 'send-email.sh', 'send-webhook.sh'],
+  'send-alertmanager.sh': ['alert-text.sh'],
+  'send-email.sh': ['alert-text.sh'],
+  'send-webhook.sh': ['alert-text.sh'],
 };
 
 /** `names` with every program they call, sorted and without repeats. */

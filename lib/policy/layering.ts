@@ -3,7 +3,8 @@
 // name); everything else (a window, a repository, a secret reference, a list) is replaced whole,
 // because half of one window mixed with half of another is never what anyone wants.
 
-import type { MaintenancePolicy, MonitoringPolicy } from './model.ts';
+import type { PolicyPath } from './errors.ts';
+import type { FleetSpec, MaintenancePolicy, MonitoringPolicy } from './model.ts';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -53,4 +54,13 @@ export function policyOf(layer: MaintenancePolicy | undefined): MaintenancePolic
   if (!layer) return {};
   const { updates, backups, monitoring } = layer;
   return { ...(updates && { updates }), ...(backups && { backups }), ...(monitoring && { monitoring }) };
+}
+
+/** Every policy layer the fleet writes (defaults, each group, each host), with its path. */
+export function policyLayers(spec: FleetSpec): { path: PolicyPath; policy: MaintenancePolicy }[] {
+  return [
+    ...(spec.defaults ? [{ path: ['defaults'], policy: spec.defaults }] : []),
+    ...Object.entries(spec.groups ?? {}).map(([name, policy]) => ({ path: ['groups', name], policy: policy as MaintenancePolicy })),
+    ...Object.entries(spec.hosts ?? {}).map(([name, policy]) => ({ path: ['hosts', name], policy: policy as MaintenancePolicy })),
+  ];
 }

@@ -182,15 +182,45 @@ export type Check<H extends string = string> = CheckCommon<H> &
     | { readonly kind: 'reboot-required'; /** Alert only when a reboot has been pending this long. @default "8d" */ readonly maxPending?: Duration }
   );
 
-/** Where alerts go. */
+/**
+ * Mail an alert over SMTP, with curl on the host (no mail program needed there). The default
+ * server is the host's own mail server; a relay that takes a password is only ever spoken to over
+ * TLS (smtps://, or smtp:// with STARTTLS required).
+ */
+export interface EmailRoute {
+  /** Recipients' addresses. */
+  readonly to: readonly string[];
+  /** Sender address. @default "upkeep@<host name>" */
+  readonly from?: string;
+  /** "smtp://host[:port]" or "smtps://host[:port]". @default "smtp://localhost" (the host's own mail server) */
+  readonly server?: string;
+  /** SMTP user; needs `password`. */
+  readonly user?: string;
+  /** SMTP password; sent only over TLS. */
+  readonly password?: SecretRef;
+}
+
+/** Where alerts go: exactly one of `webhook`, `alertmanager` and `email`. */
 export interface AlertRoute {
   readonly name: string;
   /** POSTed a JSON alert. */
-  readonly webhook: string;
-  /** Bearer token for the webhook. */
+  readonly webhook?: string;
+  /**
+   * Alertmanager's base URL (e.g. "http://alertmanager:9093"): alerts are POSTed to /api/v2/alerts,
+   * re-sent on every check run while firing, and ended (endsAt) on recovery.
+   */
+  readonly alertmanager?: string;
+  /** Mail the alert. */
+  readonly email?: EmailRoute;
+  /** Bearer token for the webhook or Alertmanager. */
   readonly token?: SecretRef;
   /** Worst-case time from sending to a human seeing it (pager delivery, escalation). @default "2m" */
   readonly delivery?: Duration;
+  /**
+   * Send a reminder this often while a check keeps failing (webhook and e-mail routes; Alertmanager
+   * repeats notifications by its own repeat_interval). @default no reminders
+   */
+  readonly repeatEvery?: Duration;
 }
 
 export interface MonitoringPolicy<H extends string = string> {

@@ -186,9 +186,12 @@ class Resolver {
       slaSeconds: this.duration(layers, at(['sla']), policy.sla, DEFAULTS.sla),
       routes: (policy.routes ?? []).map((route, i) => ({
         name: route.name,
-        webhook: route.webhook,
+        ...(route.webhook !== undefined && { webhook: route.webhook }),
+        ...(route.alertmanager !== undefined && { alertmanager: route.alertmanager }),
+        ...(route.email !== undefined && { email: route.email }),
         ...(route.token && { token: route.token }),
         deliverySeconds: this.duration(layers, at(['routes', i, 'delivery']), route.delivery, DEFAULTS.routeDelivery),
+        ...(route.repeatEvery !== undefined && { repeatSeconds: this.duration(layers, at(['routes', i, 'repeatEvery']), route.repeatEvery, '1h') }),
       })),
       checks,
       skipped,

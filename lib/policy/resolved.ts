@@ -1,7 +1,7 @@
 // The resolved fleet: every default applied, every layer merged, every duration in seconds and
 // every window turned into exact systemd calendar expressions. Compilers read only this.
 
-import type { Check, CheckKind, PackageFamily, ProvisionSpec, ProvisioningSpec, Role, SecretRef, Weekday } from './model.ts';
+import type { Check, CheckKind, EmailRoute, PackageFamily, ProvisionSpec, ProvisioningSpec, Role, SecretRef, Weekday } from './model.ts';
 
 export interface ResolvedWindow {
   readonly every: 'week' | 'month';
@@ -65,9 +65,14 @@ export interface ResolvedCheck {
 
 export interface ResolvedRoute {
   readonly name: string;
-  readonly webhook: string;
+  /** Exactly one of webhook, alertmanager and email (validation reports a route with none or more). */
+  readonly webhook?: string;
+  readonly alertmanager?: string;
+  readonly email?: EmailRoute;
   readonly token?: SecretRef;
   readonly deliverySeconds: number;
+  /** Reminder interval while a check keeps failing; undefined: no reminders. */
+  readonly repeatSeconds?: number;
 }
 
 export interface ResolvedMonitoring {

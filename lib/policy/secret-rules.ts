@@ -11,7 +11,8 @@
 
 import { posix } from 'node:path';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
-import type { FleetSpec, MaintenancePolicy, SecretRef } from './model.ts';
+import { policyLayers } from './layering.ts';
+import type { FleetSpec, SecretRef } from './model.ts';
 
 /** The applier's credentials, by environment variable: never the source of a secret sent to hosts. */
 const APPLIER_CREDENTIALS: readonly RegExp[] = [/^HCLOUD_TOKEN$/, /^TF_VAR_/, /^AWS_/, /^PG_CONN_STR$/, /^UPKEEP_/];
@@ -57,19 +58,14 @@ function decodeURIComponentSafe(text: string): string {
 }
 
 /** The maintenance layers of the policy with their paths: defaults, each group, each host. */
-function layers(spec: FleetSpec): { path: PolicyPath; policy: MaintenancePolicy }[] {
-  return [
-    ...(spec.defaults ? [{ path: ['defaults'], policy: spec.defaults }] : []),
-    ...Object.entries(spec.groups ?? {}).map(([name, policy]) => ({ path: ['groups', name], policy: policy as MaintenancePolicy })),
-    ...Object.entries(spec.hosts ?? {}).map(([name, policy]) => ({ path: ['hosts', name], policy: policy as MaintenancePolicy })),
-  ];
-}
-
 /** Secret references that reach hosts, with their paths. */
 function hostSecrets(spec: FleetSpec): Found[] {
-  return layers(spec).flatMap(({ path, policy }) => [
+  return policyLayers(spec).flatMap(({ path, policy }) => [
     ...(isSecretRef(policy.backups?.password) ? [{ path: [...path, 'backups', 'password'], ref: policy.backups.password }] : []),
     ...(policy.monitoring?.routes ?? []).flatMap((route, i) => (isSecretRef(route.token) ? [{ path: [...path, 'monitoring', 'routes', i, 'token'], ref: route.token }] : [])),
+    ...(policy.monitoring?.routes ?? []).flatMap((route, i) =>
+      isSecretRef(route.email?.password) ? [{ path: [...path, 'monitoring', 'routes', i, 'email', 'password'], ref: route.email.password }] : [],
+    ),
     ...Object.entries(policy.monitoring?.checks ?? {}).flatMap(([name, check]) =>
       check && check.kind === 'mail-delivery' && isSecretRef(check.imapPassword) ? [{ path: [...path, 'monitoring', 'checks', name, 'imapPassword'], ref: check.imapPassword }] : [],
     ),
@@ -114,13 +110,16 @@ export function secretIssues(spec: FleetSpec): PolicyIssue[] {
       });
     }
   }
-  for (const { path, policy } of layers(spec)) {
+  for (const { path, policy } of policyLayers(spec)) {
     (policy.monitoring?.routes ?? []).forEach((route, i) => {
-      const at: PolicyPath = [...path, 'monitoring', 'routes', i, 'webhook'];
-      if (typeof route.webhook !== 'string') return;
-      const credentials = urlCredentials(route.webhook);
-      if (credentials) issues.push({ path: at, message: credentials });
-      else if (route.token && !/^https:\/\//i.test(route.webhook)) issues.push({ path: at, message: 'a webhook that receives a token must be an https:// URL, or the token travels in the clear' });
+      for (const field of ['webhook', 'alertmanager'] as const) {
+        const url = route[field];
+        if (typeof url !== 'string') continue;
+        const at: PolicyPath = [...path, 'monitoring', 'routes', i, field];
+        const credentials = urlCredentials(url);
+        if (credentials) issues.push({ path: at, message: credentials });
+        else if (route.token && !/^https:\/\//i.test(url)) issues.push({ path: at, message: `a${field === 'webhook' ? ' webhook' : 'n Alertmanager'} that receives a token must be an https:// URL, or the token travels in the clear` });
+      }
     });
     for (const [name, check] of Object.entries(policy.monitoring?.checks ?? {})) {
       if (!check || check.kind !== 'http' || typeof check.url !== 'string') continue;
@@ -128,7 +127,7 @@ export function secretIssues(spec: FleetSpec): PolicyIssue[] {
       if (credentials) issues.push({ path: [...path, 'monitoring', 'checks', name, 'url'], message: credentials });
     }
   }
-  for (const { path, policy } of layers(spec)) {
+  for (const { path, policy } of policyLayers(spec)) {
     const repository = policy.backups?.repository;
     if (!repository || !('url' in repository) || typeof repository.url !== 'string') continue;
     // "rest:https://user:password@host/": the URL after restic's backend prefix.

@@ -1,5 +1,6 @@
 // validate: the whole-fleet rules of the maintenance contract. Pure; returns every issue at once.
 
+import { alertRouteIssues } from './alert-route-rules.ts';
 import { formatDuration, tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { CheckKind, FleetSpec } from './model.ts';
@@ -195,6 +196,7 @@ export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssu
     securityDeadline(fleet, host, issues);
   }
   stagingWindows(fleet, issues);
+  issues.push(...alertRouteIssues(spec));
   issues.push(...secretIssues(spec));
   return issues;
 }

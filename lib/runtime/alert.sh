@@ -1,29 +1,43 @@
 #!/bin/sh
-# POSTs one alert as JSON to a route's webhook, with its bearer token when it has one.
+# Hands one alert to one route, and decides whether a still-failing check is re-sent: every run
+# for Alertmanager (which expects alerts to be re-sent while they fire and ends them itself when
+# they stop), every UPKEEP_ROUTE_REPEAT_SECONDS for webhook and e-mail routes (reminders), else
+# never.
 #
-# Usage: alert.sh <route.env> firing|resolved <severity> <message> <failures> <successes>
-# The route file sets UPKEEP_WEBHOOK and, optionally, UPKEEP_TOKEN_FILE. The check's identity
-# comes from the environment run-check.sh exported (UPKEEP_CHECK_SUBJECT, _NAME, _KIND).
-# The token never appears on a command line: curl reads the header from a private file.
+# Usage: alert.sh <route.env> firing|repeat|resolved <severity> <message> <failures> <successes>
+# The route file sets UPKEEP_ROUTE_KIND (webhook, alertmanager, email) and that kind's settings.
+# The check's identity and incident come from the environment run-check.sh exported:
+# UPKEEP_CHECK_ID, _SUBJECT, _NAME, _KIND, _INTERVAL, UPKEEP_FAILING_SINCE (epoch of the first
+# failure), UPKEEP_ALERTED_SEVERITY (the severity last alerted), UPKEEP_RUN_STARTED (epoch).
 set -eu
 
 route=${1:?} status=${2:?} severity=${3:?} message=${4?} failures=${5:?} successes=${6:?}
+runtime_dir=$(dirname "$0")
+# Exported: the sender reads the route's settings.
+set -a
 # shellcheck source=/dev/null
 . "$route"
+set +a
+: "${UPKEEP_ROUTE_KIND:?}" "${UPKEEP_CHECK_ID:?}"
+now=${UPKEEP_RUN_STARTED:-$(date +%s)}
+sent_file="${UPKEEP_STATE_DIR:-/var/lib/upkeep}/checks/$UPKEEP_CHECK_ID.$(basename "$route" .env).sent"
 
-# JSON string: escape backslash and quote, drop control characters.
-json() {
-  printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')"
-}
-
-headers=$(mktemp)
-trap 'rm -f "$headers"' EXIT
-echo 'Content-Type: application/json' >"$headers"
-if [ -n "${UPKEEP_TOKEN_FILE:-}" ]; then
-  printf 'Authorization: Bearer %s\n' "$(cat "$UPKEEP_TOKEN_FILE")" >>"$headers"
+if [ "$status" = repeat ]; then
+  case $UPKEEP_ROUTE_KIND in
+    alertmanager) ;;
+    *)
+      [ -n "${UPKEEP_ROUTE_REPEAT_SECONDS:-}" ] || exit 0
+      last=0
+      [ -f "$sent_file" ] && last=$(cat "$sent_file")
+      # Runs start on a 1 s accurate timer: a reminder one second early is due, not a run late.
+      [ $((now - last + 1)) -ge "$UPKEEP_ROUTE_REPEAT_SECONDS" ] || exit 0
+      ;;
+  esac
+  # Between the first success and the recovery threshold the alert still stands as alerted.
+  [ "$severity" != ok ] || severity=${UPKEEP_ALERTED_SEVERITY:-unknown}
 fi
 
-printf '{"status":%s,"severity":%s,"host":%s,"check":%s,"kind":%s,"from":%s,"message":%s,"failures":%s,"successes":%s}\n' \
-  "$(json "$status")" "$(json "$severity")" "$(json "${UPKEEP_CHECK_SUBJECT:-}")" "$(json "${UPKEEP_CHECK_NAME:-}")" \
-  "$(json "${UPKEEP_CHECK_KIND:-}")" "$(json "$(hostname)")" "$(json "$message")" "$failures" "$successes" |
-  curl -fsS --max-time 20 --retry 2 -H "@$headers" --data-binary @- -o /dev/null -- "$UPKEEP_WEBHOOK"
+"$runtime_dir/send-$UPKEEP_ROUTE_KIND.sh" "$status" "$severity" "$message" "$failures" "$successes"
+mkdir -p "$(dirname "$sent_file")"
+echo "$now" >"$sent_file.new"
+mv "$sent_file.new" "$sent_file"

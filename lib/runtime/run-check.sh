@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs one monitoring check, counts consecutive failures and successes, and alerts every route
 # after UPKEEP_FAILURE_THRESHOLD failures in a row, with a recovery notice after
-# UPKEEP_RECOVERY_THRESHOLD successes in a row.
+# UPKEEP_RECOVERY_THRESHOLD successes in a row. While alerted, every run offers the alert to each
+# route again (alert.sh decides: Alertmanager gets it each time, others when a reminder is due).
 #
 # Usage: run-check.sh /etc/upkeep/checks/<id>.env
 # The check programs follow the Nagios convention: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
@@ -27,7 +28,8 @@ case $UPKEEP_CHECK_KIND in *[!a-z-]*) echo "run-check: bad check kind: $UPKEEP_C
 mkdir -p "$state_dir"
 state="$state_dir/$UPKEEP_CHECK_ID"
 # Loaded before the check runs: the file also records the previous severity.
-failures=0 successes=0 alerted=0
+failures=0 successes=0 alerted=0 since=0 alerted_severity=
+now=$(date +%s)
 if [ -f "$state" ]; then
   # shellcheck source=/dev/null
   . "$state"
@@ -47,11 +49,14 @@ echo "$UPKEEP_CHECK_ID: $severity: $message"
 if [ "$severity" = ok ]; then
   failures=0 successes=$((successes + 1))
 else
+  # An incident starts at its first failure; a success short of recovery does not restart it.
+  if [ "$failures" = 0 ] && [ "$alerted" = 0 ]; then since=$now; fi
   failures=$((failures + 1)) successes=0
 fi
 
 send() {
   sent=0
+  export UPKEEP_FAILING_SINCE="$since" UPKEEP_ALERTED_SEVERITY="$alerted_severity" UPKEEP_RUN_STARTED="$now"
   for route in ${UPKEEP_ROUTES:-}; do
     if "$runtime_dir/alert.sh" "${UPKEEP_ALERT_DIR:-/etc/upkeep/alert}/$route.env" "$1" "$severity" "$message" "$failures" "$successes"; then
       sent=1
@@ -62,12 +67,14 @@ send() {
 
 if [ "$alerted" = 0 ] && [ "$failures" -ge "$UPKEEP_FAILURE_THRESHOLD" ]; then
   # Marked alerted only once some route took the alert; otherwise the next run tries again.
-  if send firing; then alerted=1; else echo "run-check: no route accepted the alert" >&2; fi
+  if send firing; then alerted=1 alerted_severity=$severity; else echo "run-check: no route accepted the alert" >&2; fi
 elif [ "$alerted" = 1 ] && [ "$successes" -ge "$UPKEEP_RECOVERY_THRESHOLD" ]; then
-  if send resolved; then alerted=0; else echo "run-check: no route accepted the recovery notice" >&2; fi
+  if send resolved; then alerted=0 alerted_severity=; else echo "run-check: no route accepted the recovery notice" >&2; fi
+elif [ "$alerted" = 1 ]; then
+  if send repeat && [ "$severity" != ok ]; then alerted_severity=$severity; fi
 fi
 
-printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\n' "$failures" "$successes" "$alerted" "$severity" >"$state.new"
+printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\nsince=%s\nalerted_severity=%s\n' "$failures" "$successes" "$alerted" "$severity" "$since" "$alerted_severity" >"$state.new"
 mv "$state.new" "$state"
 finished=1
 exit "$rc"

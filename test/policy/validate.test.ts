@@ -94,4 +94,41 @@ describe('validateFleet', () => {
     delete spec.hosts.backup1.backups;
     expect(issuesOf(spec).length).toBeGreaterThanOrEqual(3);
   });
+
+  describe('alert routes', () => {
+    const withRoute = (route: object) => {
+      const spec = editable();
+      spec.defaults.monitoring.routes = [{ name: 'r', ...route }];
+      return issuesOf(spec);
+    };
+
+    it('accepts an Alertmanager route, an e-mail route with a login, and reminders on webhook and e-mail routes', () => {
+      expect(withRoute({ alertmanager: 'http://alertmanager.example.com:9093' })).toEqual([]);
+      expect(withRoute({ email: { to: ['ops@example.com'], server: 'smtps://relay.example.com', user: 'alerts', password: { env: 'SMTP_PASSWORD' } }, repeatEvery: '4h' })).toEqual([]);
+      expect(withRoute({ webhook: 'https://alerts.example.com/hook', repeatEvery: '30m' })).toEqual([]);
+    });
+
+    it('needs exactly one kind per route', () => {
+      expect(withRoute({})).toContainEqual('defaults.monitoring.routes.0: an alert route needs exactly one of webhook, alertmanager and email, got none');
+      expect(withRoute({ webhook: 'https://a.example.com/', alertmanager: 'http://am.example.com:9093' })).toContainEqual(
+        'defaults.monitoring.routes.0: an alert route needs exactly one of webhook, alertmanager and email, got webhook and alertmanager',
+      );
+    });
+
+    it('refuses reminders on an Alertmanager route and a malformed reminder interval', () => {
+      expect(withRoute({ alertmanager: 'http://am.example.com:9093', repeatEvery: '1h' })).toContainEqual(expect.stringMatching(/^defaults\.monitoring\.routes\.0\.repeatEvery: Alertmanager repeats notifications itself/));
+      expect(withRoute({ webhook: 'https://a.example.com/', repeatEvery: '0m' })).toContainEqual('defaults.monitoring.routes.0.repeatEvery: expected a duration such as 15m, 24h or 7d, got "0m"');
+    });
+
+    it('refuses a token on an e-mail route and half an SMTP login', () => {
+      expect(withRoute({ email: { to: ['ops@example.com'] }, token: { env: 'T' } })).toContainEqual(expect.stringMatching(/^defaults\.monitoring\.routes\.0\.token: an e-mail route logs in with email\.user/));
+      expect(withRoute({ email: { to: ['ops@example.com'], user: 'alerts' } })).toContainEqual('defaults.monitoring.routes.0.email.user: SMTP login needs both email.user and email.password');
+    });
+
+    it('refuses an Alertmanager token over plain http', () => {
+      expect(withRoute({ alertmanager: 'http://am.example.com:9093', token: { env: 'AM_TOKEN' } })).toContainEqual(
+        'defaults.monitoring.routes.0.alertmanager: an Alertmanager that receives a token must be an https:// URL, or the token travels in the clear',
+      );
+    });
+  });
 });

@@ -147,7 +147,7 @@ describe.skipIf(!programsAvailable('test/runtime/checks.test.ts', ['curl']))('HT
 
   it('run-check.sh alerts once after the failure threshold and sends a recovery after the recovery threshold', async () => {
     const dir = tempDir({ 'ops.token': 's3cr3t-token\n' });
-    writeFileSync(join(dir, 'ops.env'), renderEnvFile('route', { UPKEEP_WEBHOOK: `${base}/hook`, UPKEEP_TOKEN_FILE: join(dir, 'ops.token') }));
+    writeFileSync(join(dir, 'ops.env'), renderEnvFile('route', { UPKEEP_ROUTE_KIND: 'webhook', UPKEEP_WEBHOOK: `${base}/hook`, UPKEEP_TOKEN_FILE: join(dir, 'ops.token') }));
     const check = (url: string) =>
       renderEnvFile('check', {
         UPKEEP_CHECK_ID: 'web1-site',
@@ -192,12 +192,12 @@ describe.skipIf(!programsAvailable('test/runtime/checks.test.ts', ['curl']))('HT
 
   it('alert.sh keeps the token off the command line and escapes the message as JSON', async () => {
     const dir = tempDir({ token: 'tok-123' });
-    writeFileSync(join(dir, 'r.env'), renderEnvFile('route', { UPKEEP_WEBHOOK: `${base}/hook`, UPKEEP_TOKEN_FILE: join(dir, 'token') }));
+    writeFileSync(join(dir, 'r.env'), renderEnvFile('route', { UPKEEP_ROUTE_KIND: 'webhook', UPKEEP_WEBHOOK: `${base}/hook`, UPKEEP_TOKEN_FILE: join(dir, 'token') }));
     // A wrapper named curl that records its arguments before running the real curl.
     writeFileSync(join(dir, 'curl'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${dir}/argv'\nexec /usr/bin/curl "$@"\n`);
     chmodSync(join(dir, 'curl'), 0o755);
     const count = received.length;
-    const run = await runScriptAsync('alert.sh', [join(dir, 'r.env'), 'firing', 'warning', 'say "hi" \\ $(id)\tnow', '3', '0'], { UPKEEP_CHECK_SUBJECT: 'web1', PATH: `${dir}:${process.env.PATH}` });
+    const run = await runScriptAsync('alert.sh', [join(dir, 'r.env'), 'firing', 'warning', 'say "hi" \\ $(id)\tnow', '3', '0'], { UPKEEP_CHECK_ID: 'web1-site', UPKEEP_CHECK_SUBJECT: 'web1', UPKEEP_STATE_DIR: join(dir, 'state'), PATH: `${dir}:${process.env.PATH}` });
     expect(run.status).toBe(0);
     expect(received[count].headers.authorization).toBe('Bearer tok-123');
     expect(readFileSync(join(dir, 'argv'), 'utf8')).not.toContain('tok-123');

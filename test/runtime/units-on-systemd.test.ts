@@ -62,7 +62,7 @@ describe.skipIf(!fleetAvailable('compiled units on a real systemd host'))('compi
   it('runs checks inside their sandbox and records their state', { timeout: FLEET_TEST_TIMEOUT_MS }, async () => {
     const r = await run('systemctl start upkeep-check-web-staging-disk.service upkeep-check-web-staging-failed-units.service && cat /var/lib/upkeep/checks/web-staging-disk /var/lib/upkeep/checks/web-staging-failed-units');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toBe('failures=0\nsuccesses=1\nalerted=0\nseverity=ok\n'.repeat(2));
+    expect(r.stdout).toBe('failures=0\nsuccesses=1\nalerted=0\nseverity=ok\nsince=0\nalerted_severity=\n'.repeat(2));
   });
 
   it('skips routine updates outside the window instead of running or failing them', { timeout: FLEET_TEST_TIMEOUT_MS }, async () => {
