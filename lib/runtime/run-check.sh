@@ -22,13 +22,14 @@ case $UPKEEP_CHECK_KIND in *[!a-z-]*) echo "run-check: bad check kind: $UPKEEP_C
 
 mkdir -p "$state_dir"
 state="$state_dir/$UPKEEP_CHECK_ID"
-# Loaded before the check runs: the file also records the previous severity.
-failures=0 successes=0 alerted=0
+# Loaded before the check runs: the file also records the previous severity and since when it holds.
+failures=0 successes=0 alerted=0 severity='' since=''
 if [ -f "$state" ]; then
   # shellcheck source=/dev/null
   . "$state"
 fi
 
+previous=$severity
 rc=0
 output=$("$runtime_dir/check-$UPKEEP_CHECK_KIND.sh" 2>&1) || rc=$?
 message=$(printf '%s\n' "$output" | head -n 1)
@@ -39,6 +40,14 @@ case $rc in
   *) severity=unknown ;;
 esac
 echo "$UPKEEP_CHECK_ID: $severity: $message"
+now=$(date +%s)
+# Since when the check has been passing or failing: what `upkeep status` reports and measures the
+# time to alert from.
+case $previous/$severity in
+  ok/ok) ;;
+  ok/* | /* | */ok) since=$now ;;
+esac
+[ -n "$since" ] || since=$now
 
 if [ "$severity" = ok ]; then
   failures=0 successes=$((successes + 1))
@@ -53,6 +62,8 @@ send() {
       sent=1
     fi
   done
+  # Alerts a route took, for `upkeep status` (alerts sent, time to alert).
+  [ "$sent" = 0 ] || echo "$now $UPKEEP_CHECK_ID $1" >>"$state_dir/alerts.log"
   [ "$sent" = 1 ]
 }
 
@@ -63,5 +74,6 @@ elif [ "$alerted" = 1 ] && [ "$successes" -ge "$UPKEEP_RECOVERY_THRESHOLD" ]; th
   if send resolved; then alerted=0; else echo "run-check: no route accepted the recovery notice" >&2; fi
 fi
 
-printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\n' "$failures" "$successes" "$alerted" "$severity" >"$state.new"
+printf '%s\n' "$message" >"$state.message"
+printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\nsince=%s\n' "$failures" "$successes" "$alerted" "$severity" "$since" >"$state.new"
 mv "$state.new" "$state"
