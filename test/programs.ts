@@ -32,7 +32,7 @@ export const PACKAGES = {
   mount: { programs: ['mount', 'umount'], on: ['machine'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
-  dpkg: { programs: ['dpkg', 'dpkg-query'], on: ['machine', 'hosts'] },
+  dpkg: { programs: ['dpkg', 'dpkg-deb', 'dpkg-query'], on: ['machine', 'hosts'] },
   apt: { programs: ['apt-config', 'apt-get'], on: ['machine', 'hosts'] },
   // The toolchain every machine of this kind comes with.
   nodejs: { programs: ['node', 'npm'], on: ['machine'] },
@@ -49,6 +49,10 @@ export const PACKAGES = {
   openssl: { programs: ['openssl'], on: ['machine'] },
   'bind9-dnsutils': { programs: ['dig'], on: ['machine'] },
   shellcheck: { programs: ['shellcheck'], on: ['machine'] },
+  // Loads the `upkeep status` HTML page as a browser does (test/fleet/status.test.ts).
+  chromium: { programs: ['chromium'], on: ['machine'] },
+  // Runs the filters the example pipelines give gh (test/ci/ci-scripts.test.ts).
+  jq: { programs: ['jq'], on: ['machine'] },
   'unattended-upgrades': { programs: ['unattended-upgrade'], on: ['hosts'] },
   // Called by runtime programs on real servers; the tests give FAKEs or have no such host.
   smartmontools: { programs: ['smartctl'], on: [], notRunHere: 'no physical disk here: check-smart.sh is tested with a FAKE smartctl' },
