@@ -49,8 +49,6 @@ export interface HostFacts {
   readonly planId: string | null;
   /** Last routine update run inside the maintenance window, and the window opening it belonged to. */
   readonly routineRun: { readonly at: number; readonly opening: string } | null;
-  /** Last run of the security-updates check (tells "none pending" from "not known"). */
-  readonly securityCheck: { readonly at: number; readonly severity: string } | null;
   /** Security fixes pending and since when; null when none were pending at the last check. */
   readonly securityPending: { readonly since: number; readonly count: number } | null;
   /** /var/run/reboot-required and since when (its mtime). */
@@ -79,7 +77,6 @@ export function parseHostFacts(host: string, stdout: string): HostFacts {
   let generation: string | null = null;
   let planId: string | null = null;
   let routineRun: HostFacts['routineRun'] = null;
-  let securityCheck: HostFacts['securityCheck'] = null;
   let securityPending: HostFacts['securityPending'] = null;
   let rebootRequired: number | null = null;
   let rebootPendingSince: number | null = null;
@@ -107,9 +104,6 @@ export function parseHostFacts(host: string, stdout: string): HostFacts {
         break;
       case 'routine-run':
         if (int(a) !== null) routineRun = { at: int(a)!, opening: rest(2) };
-        break;
-      case 'security-check':
-        if (int(a) !== null && b) securityCheck = { at: int(a)!, severity: b };
         break;
       case 'security-pending':
         if (int(a) !== null && int(b) !== null) securityPending = { since: int(a)!, count: int(b)! };
@@ -154,7 +148,6 @@ export function parseHostFacts(host: string, stdout: string): HostFacts {
     generation,
     planId,
     routineRun,
-    securityCheck,
     securityPending,
     rebootRequired,
     rebootPendingSince,

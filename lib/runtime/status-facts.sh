@@ -8,7 +8,6 @@
 #   generation G | none                      committed generation (/var/lib/upkeep/manifest)
 #   plan PLAN_ID
 #   routine-run EPOCH OPENING                last routine update run inside the window (updates.sh)
-#   security-check EPOCH SEVERITY            last run of the security-updates check (run-check.sh)
 #   security-pending SINCE COUNT             fixes pending, first seen at SINCE (check-security-updates.sh)
 #   reboot-required EPOCH                    /var/run/reboot-required exists, since its mtime
 #   reboot-pending-since EPOCH               (check-reboot-required.sh)
@@ -71,7 +70,6 @@ for f in "$state"/checks/*; do
   done <"$f"
   case $severity in ok | warning | critical | unknown) ;; *) severity=unknown ;; esac
   echo "check $id $(mtime "$f") $severity $(number "$since" || echo -) $(number "$failures" || echo 0) $(number "$alerted" || echo 0)"
-  if [ "${id%-security-updates}" != "$id" ]; then echo "security-check $(mtime "$f") $severity"; fi
   [ -f "$f.message" ] && echo "check-message $id $(one_line "$f.message")"
 done
 

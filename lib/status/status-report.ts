@@ -10,11 +10,11 @@
 // host) and a host's last backup snapshot. A routine run, repository check or restore drill not
 // recorded yet may simply not have been due since the host joined.
 
-import type { AlertRecord, HostFacts, HostFactsResult, JobRecord } from '../hosts/host-facts.ts';
+import type { AlertRecord, CheckRecord, HostFacts, HostFactsResult, JobRecord } from '../hosts/host-facts.ts';
 import { checkUnitName } from '../compile/monitoring.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
 import { tryParseDuration } from '../policy/duration.ts';
-import type { ResolvedFleet, ResolvedHost, ResolvedWindow } from '../policy/resolved.ts';
+import type { ResolvedCheck, ResolvedFleet, ResolvedHost, ResolvedWindow } from '../policy/resolved.ts';
 import { windowOpenings } from '../policy/zoned-time.ts';
 import { age as ageText } from './status-text.ts';
 
@@ -152,7 +152,10 @@ function job(record: JobRecord | undefined, now: number, maxAge: number, what: s
   return { state, at: record.at, age_seconds: age, result: record.result, detail: record.detail };
 }
 
-function updatesStatus(host: ResolvedHost, facts: HostFacts | undefined, problems: string[]): HostStatus['updates'] {
+/** The last run of a check about `host`, from the facts of the host it runs on. */
+type CheckLookup = (check: ResolvedCheck) => CheckRecord | undefined;
+
+function updatesStatus(host: ResolvedHost, facts: HostFacts | undefined, lookup: CheckLookup, problems: string[]): HostStatus['updates'] {
   if (!host.updates) {
     const none = { state: 'exempt' as const };
     return {
@@ -185,7 +188,8 @@ function updatesStatus(host: ResolvedHost, facts: HostFacts | undefined, problem
     const state: ItemState = age > deadline ? 'out' : 'ok';
     if (state === 'out') problems.push(`${facts.securityPending.count} security fix(es) pending for ${ageText(age)} (deadline ${ageText(deadline)})`);
     security = { state, pending: facts.securityPending.count, first_seen_at: facts.securityPending.since, age_seconds: age, deadline_seconds: deadline };
-  } else if (facts?.securityCheck && facts.securityCheck.severity === 'ok') {
+  } else if (securityCheckPassed(host, lookup)) {
+    // The security-updates check ran and found nothing pending (it keeps no record then).
     security = { state: 'ok', pending: 0, first_seen_at: null, age_seconds: null, deadline_seconds: deadline };
   } else {
     security = { state: 'unknown', pending: null, first_seen_at: null, age_seconds: null, deadline_seconds: deadline };
@@ -205,6 +209,11 @@ function updatesStatus(host: ResolvedHost, facts: HostFacts | undefined, problem
     reboot = { state, pending: true, since: rebootSince, max_pending_seconds: maxGap };
   }
   return { state: worst([routine.state, security.state, reboot.state]), exempt: null, routine, security, reboot };
+}
+
+function securityCheckPassed(host: ResolvedHost, lookup: CheckLookup): boolean {
+  const check = host.monitoring?.checks.find((c) => c.spec.kind === 'security-updates');
+  return check !== undefined && lookup(check)?.severity === 'ok';
 }
 
 function backupMaxAge(host: ResolvedHost): number {
@@ -227,6 +236,11 @@ function backupsStatus(host: ResolvedHost, facts: HostFacts | undefined, problem
   return { state: worst([snapshot.state, check.state, drill.state]), exempt: null, snapshot, repository_check: check, restore_drill: drill };
 }
 
+/** A check's id on its host: its state file's name (run-check.sh) and its unit's "upkeep-check-<id>". */
+function checkId(check: ResolvedCheck): string {
+  return checkUnitName(check).slice('upkeep-check-'.length);
+}
+
 /** The current failure's first alert, from the alerts the check's host recorded. */
 function timeToAlert(since: number | null, severity: string | null, alerts: readonly AlertRecord[]): number | null {
   if (since === null || severity === null || severity === 'ok') return null;
@@ -238,7 +252,7 @@ function monitoringStatus(host: ResolvedHost, facts: Readonly<Record<string, Hos
   if (!host.monitoring) return { state: 'exempt', exempt: host.exempt.monitoring ?? null, checks: [] };
   const m = host.monitoring;
   const checks = m.checks.map((check): CheckStatus => {
-    const id = checkUnitName(check).slice('upkeep-check-'.length);
+    const id = checkId(check);
     const runner = facts[check.runsOn];
     const base = { name: check.name, id, kind: check.spec.kind, runs_on: check.runsOn, sla_seconds: m.slaSeconds };
     const record = runner && !('error' in runner) ? runner.checks[id] : undefined;
@@ -282,7 +296,11 @@ function hostStatus(host: ResolvedHost, input: StatusInput): HostStatus {
     generationState = 'out';
     problems.push(`on generation ${facts.generation ?? 'none'}, the plan installs ${planGeneration}`);
   }
-  const updates = updatesStatus(host, facts, problems);
+  const lookup: CheckLookup = (check) => {
+    const runner = input.facts[check.runsOn];
+    return runner && !('error' in runner) ? runner.checks[checkId(check)] : undefined;
+  };
+  const updates = updatesStatus(host, facts, lookup, problems);
   const backups = backupsStatus(host, facts, problems);
   const monitoring = monitoringStatus(host, input.facts, input.periodSeconds, problems);
   const inContract = [generationState, updates.state, backups.state, monitoring.state].every((s) => s !== 'out');

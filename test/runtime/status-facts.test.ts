@@ -45,7 +45,6 @@ describe('status-facts.sh reads what the host recorded', () => {
       planId: '0f0f',
       routineRun: { at: 1_700_000_000, opening: '2026-11-29 02:00' },
       securityPending: { since: 1_700_000_400, count: 2 },
-      securityCheck: { severity: 'warning' },
       rebootRequired: 1_700_000_450,
       rebootPendingSince: 1_700_000_500,
       backups: {

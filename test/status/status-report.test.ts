@@ -39,7 +39,6 @@ function factsText(host: string, edit: (lines: string[]) => string[] = (l) => l)
       if (check.runsOn !== host) continue;
       const id = checkUnitName(check).slice('upkeep-check-'.length);
       lines.push(`check ${id} ${NOW - 30} ok ${NOW - 5 * DAY} 0 0`, `check-message ${id} OK: fine`);
-      if (check.spec.kind === 'security-updates') lines.push(`security-check ${NOW - 30} ok`);
     }
   }
   return `${edit(lines).join('\n')}\n`;
@@ -97,6 +96,12 @@ describe('upkeep status judges the recorded facts against the contract', () => {
     const recent = report({ web1: (l) => [...l, `security-pending ${NOW - 2 * HOUR} 3`] });
     expect(outCells(recent)).toEqual([]);
     expect(recent.hosts.find((h) => h.host === 'web1')!.updates.security).toMatchObject({ state: 'ok', pending: 3, age_seconds: 2 * HOUR });
+  });
+
+  it('pending fixes are unknown, not out of contract, until the security-updates check (here named "security") has run', () => {
+    const r = report({ web1: replace('check web1-security ', null) });
+    expect(outCells(r)).toEqual([]);
+    expect(r.hosts.find((h) => h.host === 'web1')!.updates.security).toMatchObject({ state: 'unknown', pending: null });
   });
 
   it('routine updates missed for longer than a window period, and a reboot pending past the next window, are out of contract', () => {
