@@ -17,11 +17,13 @@
 #   alert EPOCH ID STATUS                    an alert a route accepted (run-check.sh)
 #
 # Text fields (OPENING, DETAIL, TEXT) come from the host and are shown only escaped.
-# UPKEEP_STATE_DIR replaces /var/lib/upkeep and UPKEEP_REBOOT_FLAG /var/run/reboot-required, for tests.
+# UPKEEP_ROOT reads an image root instead of / (as the agent does); UPKEEP_STATE_DIR replaces
+# /var/lib/upkeep and UPKEEP_REBOOT_FLAG /var/run/reboot-required, for tests.
 set -u
 
-state=${UPKEEP_STATE_DIR:-/var/lib/upkeep}
-flag=${UPKEEP_REBOOT_FLAG:-/var/run/reboot-required}
+root=${UPKEEP_ROOT:-}
+state=${UPKEEP_STATE_DIR:-$root/var/lib/upkeep}
+flag=${UPKEEP_REBOOT_FLAG:-$root/var/run/reboot-required}
 
 mtime() { stat -c %Y "$1" 2>/dev/null; }
 one_line() { head -n 1 "$1" 2>/dev/null | tr -d '\000-\010\013-\037'; }
