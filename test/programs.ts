@@ -61,6 +61,7 @@ export const PACKAGES = {
   'dnf-automatic': { programs: ['dnf-automatic'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
   'dnf-utils': { programs: ['needs-restarting'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
   rpm: { programs: ['rpm'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
+  gh: { programs: ['gh'], on: [], notRunHere: "GitHub's CLI talks to GitHub: the example pipelines' scripts (examples/ci) are tested with a FAKE gh" },
   policycoreutils: { programs: ['restorecon'], on: [], notRunHere: 'SELinux hosts only (Fedora/RHEL): rotate-host-key.sh relabels the new host key there' },
 } as const satisfies Record<string, PackageUse>;
 
