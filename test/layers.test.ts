@@ -21,9 +21,10 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   hosts: ['plan', 'compile', 'runtime', 'policy'],
   engine: ['plan', 'compile', 'runtime', 'policy'],
   apply: ['hosts', 'engine', 'plan', 'compile', 'runtime', 'policy'],
-  cli: ['apply', 'hosts', 'engine', 'plan', 'compile', 'runtime', 'policy', 'version.ts'],
+  status: ['hosts', 'plan', 'compile', 'runtime', 'policy'],
+  cli: ['status', 'apply', 'hosts', 'engine', 'plan', 'compile', 'runtime', 'policy', 'version.ts'],
   'version.ts': [],
-  'index.ts': ['cli', 'apply', 'hosts', 'engine', 'plan', 'compile', 'runtime', 'policy', 'version.ts'],
+  'index.ts': ['cli', 'status', 'apply', 'hosts', 'engine', 'plan', 'compile', 'runtime', 'policy', 'version.ts'],
 };
 
 /** The folder of lib/ a path lies in, or the file's name for files at lib's top; undefined outside lib/. */

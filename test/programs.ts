@@ -32,7 +32,7 @@ export const PACKAGES = {
   mount: { programs: ['mount', 'umount'], on: ['machine'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
-  dpkg: { programs: ['dpkg', 'dpkg-query'], on: ['machine', 'hosts'] },
+  dpkg: { programs: ['dpkg', 'dpkg-deb', 'dpkg-query'], on: ['machine', 'hosts'] },
   apt: { programs: ['apt-config', 'apt-get'], on: ['machine', 'hosts'] },
   // The toolchain every machine of this kind comes with.
   nodejs: { programs: ['node', 'npm'], on: ['machine'] },
@@ -51,6 +51,10 @@ export const PACKAGES = {
   // Alert routes: a real Alertmanager receives the alerts of test hosts (test/fleet/alert-routes.test.ts).
   'prometheus-alertmanager': { programs: ['prometheus-alertmanager'], on: ['machine'] },
   shellcheck: { programs: ['shellcheck'], on: ['machine'] },
+  // Loads the `upkeep status` HTML page as a browser does (test/fleet/status.test.ts).
+  chromium: { programs: ['chromium'], on: ['machine'] },
+  // Runs the filters the example pipelines give gh (test/ci/ci-scripts.test.ts).
+  jq: { programs: ['jq'], on: ['machine'] },
   'unattended-upgrades': { programs: ['unattended-upgrade'], on: ['hosts'] },
   // Called by runtime programs on real servers; the tests give FAKEs or have no such host.
   smartmontools: { programs: ['smartctl'], on: [], notRunHere: 'no physical disk here: check-smart.sh is tested with a FAKE smartctl' },
@@ -59,6 +63,7 @@ export const PACKAGES = {
   'dnf-automatic': { programs: ['dnf-automatic'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
   'dnf-utils': { programs: ['needs-restarting'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
   rpm: { programs: ['rpm'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },
+  gh: { programs: ['gh'], on: [], notRunHere: "GitHub's CLI talks to GitHub: the example pipelines' scripts (examples/ci) are tested with a FAKE gh" },
   policycoreutils: { programs: ['restorecon'], on: [], notRunHere: 'SELinux hosts only (Fedora/RHEL): rotate-host-key.sh relabels the new host key there' },
 } as const satisfies Record<string, PackageUse>;
 

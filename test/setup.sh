@@ -13,10 +13,12 @@ fi
 # One package a line: test/programs.test.ts reads this list.
 packages='
 bind9-dnsutils
+chromium
 curl
 debian-archive-keyring
 debootstrap
 gpgv
+jq
 openssh-client
 openssl
 prometheus-alertmanager

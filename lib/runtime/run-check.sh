@@ -27,14 +27,16 @@ case $UPKEEP_CHECK_KIND in *[!a-z-]*) echo "run-check: bad check kind: $UPKEEP_C
 
 mkdir -p "$state_dir"
 state="$state_dir/$UPKEEP_CHECK_ID"
-# Loaded before the check runs: the file also records the previous severity.
-failures=0 successes=0 alerted=0 since=0 alerted_severity=
+# Loaded before the check runs: the file also records the previous severity and since when it
+# holds (since), and when the current incident started (failing_since).
+failures=0 successes=0 alerted=0 severity='' since='' failing_since=0 alerted_severity=
 now=$(date +%s)
 if [ -f "$state" ]; then
   # shellcheck source=/dev/null
   . "$state"
 fi
 
+previous=$severity
 rc=0
 output=$("$runtime_dir/check-$UPKEEP_CHECK_KIND.sh" 2>&1) || rc=$?
 message=$(printf '%s\n' "$output" | head -n 1)
@@ -45,23 +47,33 @@ case $rc in
   *) severity=unknown rc=3 ;;
 esac
 echo "$UPKEEP_CHECK_ID: $severity: $message"
+# Since when the check has been passing or failing: what `upkeep status` reports and measures the
+# time to alert from.
+case $previous/$severity in
+  ok/ok) ;;
+  ok/* | /* | */ok) since=$now ;;
+esac
+[ -n "$since" ] || since=$now
 
 if [ "$severity" = ok ]; then
   failures=0 successes=$((successes + 1))
 else
   # An incident starts at its first failure; a success short of recovery does not restart it.
-  if [ "$failures" = 0 ] && [ "$alerted" = 0 ]; then since=$now; fi
+  if [ "$failures" = 0 ] && [ "$alerted" = 0 ]; then failing_since=$now; fi
   failures=$((failures + 1)) successes=0
 fi
 
 send() {
   sent=0
-  export UPKEEP_FAILING_SINCE="$since" UPKEEP_ALERTED_SEVERITY="$alerted_severity" UPKEEP_RUN_STARTED="$now"
+  export UPKEEP_FAILING_SINCE="$failing_since" UPKEEP_ALERTED_SEVERITY="$alerted_severity" UPKEEP_RUN_STARTED="$now"
   for route in ${UPKEEP_ROUTES:-}; do
     if "$runtime_dir/alert.sh" "${UPKEEP_ALERT_DIR:-/etc/upkeep/alert}/$route.env" "$1" "$severity" "$message" "$failures" "$successes"; then
       sent=1
     fi
   done
+  # Alerts a route took, for `upkeep status` (alerts sent, time to alert).
+  # Reminders are not logged: while firing, Alertmanager is offered the alert on every run.
+  if [ "$sent" = 1 ] && [ "$1" != repeat ]; then echo "$now $UPKEEP_CHECK_ID $1" >>"$state_dir/alerts.log"; fi
   [ "$sent" = 1 ]
 }
 
@@ -74,7 +86,8 @@ elif [ "$alerted" = 1 ]; then
   if send repeat && [ "$severity" != ok ]; then alerted_severity=$severity; fi
 fi
 
-printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\nsince=%s\nalerted_severity=%s\n' "$failures" "$successes" "$alerted" "$severity" "$since" "$alerted_severity" >"$state.new"
+printf '%s\n' "$message" >"$state.message"
+printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\nsince=%s\nfailing_since=%s\nalerted_severity=%s\n' "$failures" "$successes" "$alerted" "$severity" "$since" "$failing_since" "$alerted_severity" >"$state.new"
 mv "$state.new" "$state"
 finished=1
 exit "$rc"

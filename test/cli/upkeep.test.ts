@@ -23,6 +23,7 @@ describe('upkeep', () => {
     expect(r.stdout).toMatch(/^Usage: upkeep COMMAND/);
     expect(r.stdout).toMatch(/^ {2}plan +\S/m);
     expect(r.stdout).toMatch(/^ {2}apply +\S/m);
+    expect(r.stdout).toMatch(/^ {2}status +\S/m);
   });
 
   for (const command of ['plan', 'apply'] as const) {
@@ -37,7 +38,7 @@ describe('upkeep', () => {
     const r = run('upkeep', ['deploy']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply (see upkeep --help)\n');
+    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply, status (see upkeep --help)\n');
   });
 
   it('prints its usage on stderr and exits 1 when no command is given', () => {

@@ -183,7 +183,7 @@ describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, p
     const alertedAt = Date.now() / 1000;
     expect(alert.labels).toEqual({ alertname: 'UpkeepCheckFailing', host: 'web1', check: 'site', kind: 'http', severity: 'critical' });
     expect(alert.status.state).toBe('active');
-    const since = Number(/^since=(\d+)$/m.exec((await vm.ssh('cat /var/lib/upkeep/checks/web1-site')).stdout)![1]);
+    const since = Number(/^failing_since=(\d+)$/m.exec((await vm.ssh('cat /var/lib/upkeep/checks/web1-site')).stdout)![1]);
     expect(Date.parse(alert.startsAt) / 1000).toBe(since);
     expect(since).toBeGreaterThanOrEqual(Math.floor(brokeAt));
     expect(since).toBeLessThanOrEqual(brokeAt + INTERVAL + SLACK);
