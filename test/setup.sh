@@ -32,3 +32,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y --no-install-recommends $packages
+
+# Every test host's systemd takes a dozen inotify instances, all counted against root: the
+# default of 128 runs out at about ten hosts (the contract fleet boots nine, and parallel test runs
+# add theirs); systemd then fails to start ("Too many open files").
+inotify_instances=/proc/sys/fs/inotify/max_user_instances
+if [ "$(cat "$inotify_instances")" -lt 1024 ]; then
+  echo 1024 >"$inotify_instances"
+fi

@@ -125,7 +125,7 @@ describe.skipIf(!fleetAvailable('host agent apply tests on the real fleet'))('ap
 
   it('health gate starts the check now and reports a failing one with the system state', async () => {
     const passing = await healthGate(t, [CHECK]);
-    expect(passing.checks).toEqual([{ unit: CHECK, ok: true, result: 'success 0' }]);
+    expect(passing.checks).toEqual([{ unit: CHECK, ok: true, severity: 'ok', result: 'success 0' }]);
     expect(passing.inactiveTimers).toEqual([]);
     expect(passing.ok).toBe(true);
 
@@ -133,7 +133,7 @@ describe.skipIf(!fleetAvailable('host agent apply tests on the real fleet'))('ap
     try {
       const failing = await healthGate(t, [CHECK]);
       expect(failing.ok).toBe(false);
-      expect(failing.checks).toEqual([{ unit: CHECK, ok: false, result: 'exit-code 1' }]);
+      expect(failing.checks).toEqual([{ unit: CHECK, ok: false, severity: 'failed', result: 'exit-code 1' }]);
       expect(failing.failedUnits).toContain(CHECK);
       expect(failing.problems.join('\n')).toMatch(/check upkeep-test-check.service failed/);
     } finally {

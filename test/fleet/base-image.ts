@@ -16,12 +16,18 @@ export const BASE_SUITE = 'bookworm';
 /** What a stock Debian server managed by upkeep has, plus what the fleet tests use on hosts. */
 export const BASE_PACKAGES: readonly string[] = [
   'apt-utils',
+  'bind9-dnsutils',
   'ca-certificates',
   'curl',
   'dbus',
+  'dovecot-imapd',
   'iproute2',
+  'nginx-light',
+  'nsd',
   'openssh-client',
   'openssh-server',
+  'openssl',
+  'postfix',
   'procps',
   'python3',
   'restic',
@@ -30,11 +36,18 @@ export const BASE_PACKAGES: readonly string[] = [
   'unattended-upgrades',
 ];
 
+/**
+ * Services of BASE_PACKAGES that stand in for the customer's own software on the contract fleet
+ * (test/contract). They are not started at boot: the hosts share the machine's network, so every
+ * host would fight for the same ports; a test enables them on the hosts that play their role.
+ */
+export const CUSTOMER_SERVICES: readonly string[] = ['dovecot', 'nginx', 'nsd', 'postfix'];
+
 /** Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, starting alphanumeric. */
 const DEBIAN_PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
 
 /** Bump when the way the image is made changes, so cached images from older recipes are not reused. */
-const RECIPE_VERSION = 1;
+const RECIPE_VERSION = 2;
 
 export function imageCacheRoot(): string {
   return process.env.UPKEEP_TESTBED_CACHE ?? '/var/cache/upkeep-testbed';
@@ -62,6 +75,15 @@ function prepareForSharing(root: string): void {
   writeFileSync(join(root, 'etc/machine-id'), '');
   writeFileSync(join(root, 'etc/hostname'), '');
   rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
+  // Customer services stay installed but not enabled (see CUSTOMER_SERVICES).
+  const units = join(root, 'etc/systemd/system');
+  for (const wants of existsSync(units) ? readdirSync(units, { withFileTypes: true }) : []) {
+    if (!wants.isDirectory() || !wants.name.endsWith('.wants')) continue;
+    const dir = join(units, wants.name);
+    for (const link of readdirSync(dir)) {
+      if (CUSTOMER_SERVICES.some((service) => link.startsWith(`${service}.`) || link.startsWith(`${service}@`))) rmSync(join(dir, link));
+    }
+  }
 }
 
 async function build(target: string, extraPackages: readonly string[]): Promise<void> {

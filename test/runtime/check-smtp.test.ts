@@ -4,7 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptAsync } from './run-script.ts';
 import { programsAvailable } from '../programs.ts';
 
-/** A minimal SMTP responder on 127.0.0.1 that greets with `greeting` and records the commands it gets. */
+/**
+ * A minimal SMTP responder on 127.0.0.1 that greets with `greeting` and records the commands it
+ * gets. It rejects HELP as postfix does: the contract fleet found the check failing on a real
+ * postfix while it passed against a responder that answered HELP.
+ */
 function smtpServer(greeting: string, commands: string[]): Server {
   return createServer((socket) => {
     socket.write(`${greeting}\r\n`);
@@ -16,8 +20,9 @@ function smtpServer(greeting: string, commands: string[]): Server {
         const line = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         commands.push(line.split(' ')[0].toUpperCase());
-        if (/^EHLO/i.test(line)) socket.write('250-mail.test\r\n250 HELP\r\n');
-        else if (/^HELP/i.test(line)) socket.write('214 see RFC 5321\r\n');
+        // Like postfix: no HELP command (curl's default without a message), NOOP answered.
+        if (/^EHLO/i.test(line)) socket.write('250-mail.test\r\n250 PIPELINING\r\n');
+        else if (/^NOOP/i.test(line)) socket.write('250 2.0.0 Ok\r\n');
         else if (/^QUIT/i.test(line)) socket.end('221 bye\r\n');
         else socket.write('502 not implemented\r\n');
       }
