@@ -5,7 +5,7 @@
 // mitigations.sh reverts whatever its state records and the list no longer names.
 //
 // They reach the fleet with the rollout, staging first: the health gate of every wave starts
-// upkeep-check-mitigations.service, which runs mitigations.sh first (Requires=, After=) and then
+// upkeep-check-mitigations.service, which runs mitigations.sh first (ExecStartPre=) and then
 // verifies each mitigation is in effect on the host (a stopped unit inactive, a masked one masked,
 // a drop-in with its content, a port in the firewall table) and each reverted one is gone. A
 // mitigation that does not take on staging stops the rollout before production.
@@ -89,8 +89,9 @@ export function compileMitigations(updates: ResolvedUpdates): MitigationsPart {
         Install: { WantedBy: 'timers.target' },
       }),
       unitFile(MITIGATIONS_CHECK, {
-        Unit: { Description: 'upkeep: mitigations in effect, reverted ones gone', Requires: MITIGATIONS_SERVICE, After: MITIGATIONS_SERVICE },
-        Service: { Type: 'oneshot', ExecStart: runtimeCommand('mitigations.sh', 'verify') },
+        Unit: { Description: 'upkeep: mitigations in effect, reverted ones gone' },
+        // Not Requires=: a failed dependency leaves this unit's Result as it was, which the gate would read as a pass.
+        Service: { Type: 'oneshot', ExecStartPre: `/usr/bin/systemctl start ${MITIGATIONS_SERVICE}`, ExecStart: runtimeCommand('mitigations.sh', 'verify') },
       }),
     ],
     units: ['upkeep-mitigations.timer'],
