@@ -83,6 +83,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     Object.values(base?.document.hosts ?? {}).map((h) => [h.name, { generation: h.generation, files: h.files, units: h.units, packages: h.packages }]),
   );
   let driftSection: string | undefined;
+  let rebootPending: ReadonlyMap<string, boolean> | undefined;
   if (values.live) {
     // The hosts to read and their pinned keys come from the plan itself.
     const { document: hostsOnly } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, metadata });
@@ -93,6 +94,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     });
     baseHosts = live.base;
     driftSection = renderDriftSection(live.drift);
+    rebootPending = live.rebootPending;
   }
   let infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
   const offlineSource = values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)';
@@ -103,7 +105,8 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     renderPlanMarkdown(plan, [diff && renderInfraSection(diff, source), renderMitigationSection(fleet), driftSection].filter((x): x is string => x !== undefined));
   let markdown = render(document, infra, offlineSource);
   // SEQUENCE counts changes since the feed customers subscribed to: the base plan's, else the one replaced.
-  const calendar = renderWindowCalendar({ fleet, previous: values.base ? readPlanCalendar(values.base) : readPlanCalendar(values.out) });
+  const previous = values.base ? readPlanCalendar(values.base) : readPlanCalendar(values.out);
+  const calendar = renderWindowCalendar({ fleet, ...(previous !== undefined && { previous }), ...(rebootPending && { rebootPending }) });
   await writePlanDir(values.out, { document, markdown, hostFiles, calendar, ...(compiled.terraform && { terraform: compiled.terraform }) });
   // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.
   const fromEngine = compiled.terraform && (await planWithEngine(values.out, document, { warn: (line) => process.stderr.write(`bin/plan: warning: ${line}\n`) }));

@@ -6,7 +6,7 @@
 // one by one against the host's own window gate (in-window.sh). bin/plan and bin/apply run for real.
 // The tests build on each other in order.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -130,6 +130,21 @@ describe.skipIf(!fleetAvailable('the reboot tests (test/fleet/reboots.test.ts)')
     expect(host.reboots).toBe(0);
     expect(await bootId()).toBe(bootBefore);
     expect((await host.ssh('test -e /var/run/reboot-required && echo pending')).stdout.trim()).toBe('pending');
+  }, FLEET_TEST_TIMEOUT_MS);
+
+  it('tells customers: planned against the live host, calendar.ics marks the window "reboot pending" and bumps its SEQUENCE', async () => {
+    // Planned into a copy of the first plan, so the feed it replaces is the one customers have.
+    const out = join(work, 'live');
+    cpSync(firstPlan, out, { recursive: true });
+    const live = await runCommand(join(root, 'bin', 'plan'), [join(work, 'fleet.yaml'), '--out', out, '--live', '--identity', fleet.identityFile], { env: { ...process.env, NO_COLOR: '1' } });
+    expect(live.exitCode, live.stderr).toBe(0);
+    const before = readFileSync(join(firstPlan, 'calendar.ics'), 'utf8').replace(/\r\n /g, '');
+    const after = readFileSync(join(out, 'calendar.ics'), 'utf8').replace(/\r\n /g, '');
+    expect(before).toContain('SUMMARY:Maintenance window: ns1\r\n');
+    expect(before).toContain('SEQUENCE:0\r\n');
+    expect(after).toContain('SUMMARY:Maintenance window: ns1 (reboot pending)\r\n');
+    expect(after).toContain('a reboot is pending and will happen in the next window');
+    expect(after).toContain('SEQUENCE:1\r\n');
   }, FLEET_TEST_TIMEOUT_MS);
 
   it('WHEN the next window opens, THEN the routine run of that window reboots the host once, and it comes back with the flag cleared', async () => {
