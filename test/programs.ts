@@ -20,7 +20,7 @@ export interface PackageUse {
 export const PACKAGES = {
   // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
   coreutils: {
-    programs: ['basename', 'cat', 'chmod', 'chown', 'chroot', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
+    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
@@ -39,7 +39,7 @@ export const PACKAGES = {
   python3: { programs: ['python3'], on: ['machine', 'hosts'] },
   git: { programs: ['git'], on: ['machine'] },
   // Installed by test/setup.sh on the machine, and by the base image on the hosts.
-  systemd: { programs: ['systemctl', 'systemd-analyze', 'systemd-run'], on: ['machine', 'hosts'] },
+  systemd: { programs: ['journalctl', 'systemctl', 'systemd-analyze', 'systemd-run'], on: ['machine', 'hosts'] },
   'systemd-container': { programs: ['systemd-nspawn'], on: ['machine'] },
   debootstrap: { programs: ['debootstrap'], on: ['machine'] },
   gpgv: { programs: ['gpgv'], on: ['machine'] },

@@ -16,14 +16,16 @@ import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
 import { renderMitigationSection, renderPlanMarkdown } from '../plan/markdown.ts';
-import { planJsonText, readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
+import { planJsonText, readPlanCalendar, readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
+import { renderWindowCalendar } from '../plan/window-calendar.ts';
 import { UPKEEP_VERSION } from '../version.ts';
 import { exitWith, isMain } from './run-command.ts';
 
 const HELP = `Usage: bin/plan [POLICY] [options]
 
 Loads a maintenance policy (.ts or .yaml), validates the whole fleet, compiles every host and
-writes a reviewable plan directory: plan.json, plan.md, hosts/<host>/... and terraform/.
+writes a reviewable plan directory: plan.json, plan.md, hosts/<host>/..., terraform/ and
+calendar.ics (every host's maintenance windows, for customers' calendars).
 
 POLICY             policy file (default: upkeep.ts or upkeep.yaml in the current directory)
   --out DIR        where to write the plan (default: out/plan)
@@ -84,6 +86,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     Object.values(base?.document.hosts ?? {}).map((h) => [h.name, { generation: h.generation, files: h.files, units: h.units, packages: h.packages }]),
   );
   let driftSection: string | undefined;
+  let rebootPending: ReadonlyMap<string, boolean> | undefined;
   if (values.live) {
     // The hosts to read and their pinned keys come from the plan itself.
     const { document: hostsOnly } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, metadata });
@@ -94,6 +97,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     });
     baseHosts = live.base;
     driftSection = renderDriftSection(live.drift);
+    rebootPending = live.rebootPending;
   }
   let infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
   const offlineSource = values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)';
@@ -103,7 +107,10 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   const render = (plan: typeof document, diff: InfraDiff | undefined, source: string) =>
     renderPlanMarkdown(plan, [diff && renderInfraSection(diff, source), renderMitigationSection(fleet), driftSection].filter((x): x is string => x !== undefined));
   let markdown = render(document, infra, offlineSource);
-  await writePlanDir(values.out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  // SEQUENCE counts changes since the feed customers subscribed to: the base plan's, else the one replaced.
+  const previous = values.base ? readPlanCalendar(values.base) : readPlanCalendar(values.out);
+  const calendar = renderWindowCalendar({ fleet, ...(previous !== undefined && { previous }), ...(rebootPending && { rebootPending }) });
+  await writePlanDir(values.out, { document, markdown, hostFiles, calendar, ...(compiled.terraform && { terraform: compiled.terraform }) });
   // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.
   const fromEngine = compiled.terraform && (await planWithEngine(values.out, document, { warn: (line) => process.stderr.write(`bin/plan: warning: ${line}\n`) }));
   if (fromEngine) {

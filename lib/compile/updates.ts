@@ -5,24 +5,15 @@
 // 20auto-upgrades sets their periodic work to "0", so they do nothing; on dnf hosts the stock
 // dnf-automatic timers are simply never enabled and our runs pass their own configuration.
 
-import type { ResolvedHost, ResolvedMitigation, ResolvedUpdates, ResolvedWindow } from '../policy/resolved.ts';
+import type { ResolvedHost, ResolvedUpdates, ResolvedWindow } from '../policy/resolved.ts';
 import { CONFIG_DIR } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
+import { checked, PACKAGE_NAME } from './host-word.ts';
+import { compileMitigations } from './mitigations.ts';
 import { runtimeCommand, seconds, unitFile } from './systemd.ts';
 
 const WINDOW_ENV = `${CONFIG_DIR}/window.env`;
-const MITIGATIONS_LIST = `${CONFIG_DIR}/mitigations.list`;
-/** Debian/Ubuntu package names: lower-case letters, digits and "+-."; anything else is refused. */
-const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]*$/;
-const MITIGATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
-const SAFE_FIELD = /^[^\t\n\r]+$/;
-
-function checked(value: string, pattern: RegExp, what: string): string {
-  if (!pattern.test(value)) throw new Error(`${what} ${JSON.stringify(value)} cannot be used on a host`);
-  return value;
-}
 
 /** The runtime gate's view of the window (see lib/runtime/in-window.sh). */
 export function windowEnv(window: ResolvedWindow): string {
@@ -106,51 +97,14 @@ function dnfFiles(updates: ResolvedUpdates) {
   return [configFile(`${CONFIG_DIR}/dnf/routine.conf`, conf('routine')), configFile(`${CONFIG_DIR}/dnf/security.conf`, conf('security'))];
 }
 
-function mitigationLine(m: ResolvedMitigation): string {
-  const fields = [checked(m.id, MITIGATION_ID, 'mitigation id'), checked(m.package, PACKAGE_NAME, 'package name'), m.fixedIn ?? '-'];
-  const a = m.action;
-  if (a.kind === 'mask-unit' || a.kind === 'stop-unit') fields.push(a.kind, checked(a.unit, UNIT_NAME, 'unit name'));
-  else if (a.kind === 'firewall-port') fields.push(a.kind, `${a.port}/${a.protocol}`);
-  else fields.push(a.kind, a.path);
-  return fields.map((f) => checked(f, SAFE_FIELD, 'mitigation field')).join('\t');
-}
-
-/**
- * The paths outside upkeep's own files that mitigations.sh may write for `m`: a drop-in's target
- * (and the directories above it that are missing), the /dev/null link of a masked unit. plan.md
- * lists them, so a reviewer sees every file a mitigation touches.
- */
-export function mitigationWrites(m: ResolvedMitigation): string[] {
-  switch (m.action.kind) {
-    case 'drop-in':
-      return [m.action.path];
-    case 'mask-unit':
-      return [`/etc/systemd/system/${m.action.unit}`];
-    case 'stop-unit':
-    case 'firewall-port':
-      return [];
-  }
-}
-
-function mitigationFiles(mitigations: readonly ResolvedMitigation[]) {
-  const sorted = [...mitigations].sort((a, b) => a.id.localeCompare(b.id));
-  const list = `${sorted.map(mitigationLine).join('\n')}\n`;
-  const dropIns = sorted.flatMap((m) => {
-    if (m.action.kind !== 'drop-in') return [];
-    if (!m.action.path.startsWith('/')) throw new Error(`mitigation ${m.id}: drop-in path must be absolute: ${m.action.path}`);
-    return [configFile(`${CONFIG_DIR}/mitigations/${m.id}.content`, m.action.content)];
-  });
-  return [configFile(MITIGATIONS_LIST, list), ...dropIns];
-}
-
 /** Updates, reboots and mitigations for `host`. */
 export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): HostPart {
   for (const name of updates.hold) checked(name, PACKAGE_NAME, 'held package');
   const { window } = updates;
-  const hasMitigations = updates.mitigations.length > 0;
   const reboots = updates.reboot !== 'never';
   const apt = host.packageFamily === 'apt';
-  const mitigationsCommand = hasMitigations ? runtimeCommand('mitigations.sh') : undefined;
+  const mitigations = compileMitigations(updates);
+  const mitigationsCommand = mitigations.afterUpdates;
   const network = { Wants: 'network-online.target', After: 'network-online.target' };
 
   const files = [
@@ -160,7 +114,7 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
       UPKEEP_REBOOT: updates.reboot,
     })),
     ...(apt ? aptFiles(updates) : dnfFiles(updates)),
-    ...(hasMitigations ? mitigationFiles(updates.mitigations) : []),
+    ...mitigations.files,
     unitFile('upkeep-security-updates.service', {
       Unit: { Description: 'upkeep: install security updates (no reboot)', ...network },
       Service: {
@@ -191,7 +145,7 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
         ExecCondition: runtimeCommand('in-window.sh', WINDOW_ENV),
         ExecStart: runtimeCommand('updates.sh', 'routine'),
         ExecStartPost: [
-          ...(mitigationsCommand ? [mitigationsCommand] : []),
+          mitigationsCommand,
           ...(reboots ? ['/usr/bin/systemctl --no-block start upkeep-reboot.service'] : []),
         ],
         // Work that is still running when the window closes is stopped.
@@ -225,25 +179,10 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
       }),
     );
   }
-  if (hasMitigations) {
-    files.push(
-      unitFile('upkeep-mitigations.service', {
-        Unit: { Description: 'upkeep: apply mitigations until their fixes are installed' },
-        Service: { Type: 'oneshot', ExecStart: runtimeCommand('mitigations.sh') },
-      }),
-      unitFile('upkeep-mitigations.timer', {
-        Unit: { Description: 'upkeep: apply or revert mitigations' },
-        Timer: { OnActiveSec: '30s', OnUnitActiveSec: seconds(updates.securityCheckSeconds), AccuracySec: '1min' },
-        Install: { WantedBy: 'timers.target' },
-      }),
-    );
-  }
-
-  const firewall = updates.mitigations.some((m) => m.action.kind === 'firewall-port');
   return {
     files,
-    units: ['upkeep-routine-updates.timer', 'upkeep-security-updates.timer', ...(reboots ? ['upkeep-reboot.timer'] : []), ...(hasMitigations ? ['upkeep-mitigations.timer'] : [])],
-    packages: [...(apt ? ['unattended-upgrades'] : ['dnf-automatic', 'dnf-utils', 'python3-rpm']), ...(firewall ? ['nftables'] : [])],
-    scripts: ['in-window.sh', 'updates.sh', ...(reboots ? ['reboot.sh'] : []), ...(hasMitigations ? ['mitigations.sh'] : [])],
+    units: ['upkeep-routine-updates.timer', 'upkeep-security-updates.timer', ...(reboots ? ['upkeep-reboot.timer'] : []), ...mitigations.units],
+    packages: [...(apt ? ['unattended-upgrades'] : ['dnf-automatic', 'dnf-utils', 'python3-rpm']), ...mitigations.packages],
+    scripts: ['in-window.sh', 'updates.sh', ...(reboots ? ['reboot.sh'] : []), ...mitigations.scripts],
   };
 }

@@ -121,6 +121,8 @@ export interface HostState {
   readonly unconfirmedGeneration: string | null;
   /** What recovery did while reading (the agent's first act), if anything. */
   readonly recovered: string | null;
+  /** Whether a reboot is pending (apt's /var/run/reboot-required, dnf's needs-restarting -r); absent for an image root. */
+  readonly rebootRequired?: boolean;
   /** This host's public key for sftp backups, once made (see lib/apply/backup-keys.ts). */
   readonly backupKey?: string;
   /** Public keys this host accepts for receiving backups, per sftp user (see lib/apply/backup-keys.ts). */
@@ -359,6 +361,7 @@ export async function readState(t: Transport): Promise<HostState> {
     lock: lock === undefined ? null : parseLock(lock),
     unconfirmedGeneration: out.first('unconfirmed') ?? null,
     recovered: out.first('recovered') ?? null,
+    ...(out.first('reboot-required') ? { rebootRequired: out.first('reboot-required') === 'yes' } : {}),
     ...(out.first('backup-key') ? { backupKey: out.first('backup-key') } : {}),
     backupAccepts: out.all('backup-accepts').map((rest) => {
       const space = rest.indexOf(' ');

@@ -14,6 +14,8 @@ export interface LiveBase {
   readonly base: Map<string, BaseHost>;
   /** Hosts with drift, and what drifted. */
   readonly drift: ReadonlyMap<string, readonly FileDrift[]>;
+  /** Whether each running host has a reboot pending (for calendar.ics). */
+  readonly rebootPending: ReadonlyMap<string, boolean>;
 }
 
 /** The manifest's files as they are on disk, so the plan shows drifted files as changes to make. */
@@ -47,6 +49,7 @@ export async function readLiveBase(plan: PlanDocument, options: ConnectionOption
     const base = new Map<string, BaseHost>();
     const drift = new Map<string, readonly FileDrift[]>();
     const failed: string[] = [];
+    const rebootPending = new Map<string, boolean>();
     for (const result of Object.values(live)) {
       if ('error' in result) {
         failed.push(`${result.host}: ${result.error}`);
@@ -54,9 +57,10 @@ export async function readLiveBase(plan: PlanDocument, options: ConnectionOption
       }
       base.set(result.host, { generation: result.generation, files: asOnDisk(result.files, result.drift), units: result.units, packages: result.packages });
       if (result.drift.length > 0) drift.set(result.host, result.drift);
+      if (result.rebootRequired !== undefined) rebootPending.set(result.host, result.rebootRequired);
     }
     if (failed.length > 0) throw new Error(`cannot read the live state of every host:\n${failed.map((f) => `  - ${f}`).join('\n')}`);
-    return { base, drift };
+    return { base, drift, rebootPending };
   } finally {
     await connections.close();
   }

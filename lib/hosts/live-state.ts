@@ -16,6 +16,8 @@ export interface LiveHost {
   readonly units: readonly string[];
   readonly packages: readonly string[];
   readonly drift: readonly FileDrift[];
+  /** Whether a reboot is pending; absent when the host cannot say (an image root). */
+  readonly rebootRequired?: boolean;
 }
 
 export type LiveHostResult = LiveHost | { readonly host: string; readonly error: string };
@@ -34,6 +36,7 @@ export async function readLiveState(plan: Pick<PlanDocument, 'hosts'>, transport
         units: state.units.map((u) => u.name),
         packages: state.packages,
         drift: state.drift,
+        ...(state.rebootRequired !== undefined && { rebootRequired: state.rebootRequired }),
       };
     } catch (error) {
       return { host, error: firstLine(error) };

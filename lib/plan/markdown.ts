@@ -2,7 +2,7 @@
 // per-host details sit in <details> folds, cut (and said so) when the text would not fit a
 // GitHub comment.
 
-import { mitigationWrites } from '../compile/updates.ts';
+import { mitigationWrites } from '../compile/mitigations.ts';
 import { formatDuration } from '../policy/duration.ts';
 import type { ResolvedFleet } from '../policy/resolved.ts';
 import type { PlanDocument, PlannedHost } from './plan-format.ts';

@@ -16,7 +16,11 @@ export interface PlanDirContents {
   readonly hostFiles: ReadonlyMap<string, string>;
   /** terraform/<name> contents, when the fleet provisions hosts. */
   readonly terraform?: Readonly<Record<string, string>>;
+  /** calendar.ics: the hosts' maintenance windows for customers (lib/plan/window-calendar.ts). */
+  readonly calendar?: string;
 }
+
+export const CALENDAR_FILE = 'calendar.ics';
 
 /** plan.json as written to disk. */
 export function planJsonText(document: PlanDocument): string {
@@ -27,7 +31,7 @@ export function planJsonText(document: PlanDocument): string {
  * What a plan directory holds at its top: what writePlanDir writes, and bin/apply's journal
  * (apply-journal.json, with the temp file of a write it was killed in).
  */
-const PLAN_DIR_FILES = new Set(['plan.json', 'plan.md', 'apply-journal.json']);
+const PLAN_DIR_FILES = new Set(['plan.json', 'plan.md', CALENDAR_FILE, 'apply-journal.json']);
 const PLAN_DIR_DIRS = new Set(['hosts', 'terraform']);
 const JOURNAL_TEMP = /^apply-journal\.json\.tmp-\d+$/;
 
@@ -72,6 +76,7 @@ export async function writePlanDir(dir: string, contents: PlanDirContents): Prom
     const files = new Map(contents.hostFiles);
     files.set('plan.json', planJsonText(contents.document));
     files.set('plan.md', contents.markdown);
+    if (contents.calendar !== undefined) files.set(CALENDAR_FILE, contents.calendar);
     for (const [name, text] of Object.entries(contents.terraform ?? {})) files.set(`terraform/${name}`, text);
     const dirs = new Set([...files.keys()].map((p) => dirname(join(tmp, p))));
     for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true });
@@ -85,6 +90,12 @@ export async function writePlanDir(dir: string, contents: PlanDirContents): Prom
     await rm(tmp, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The calendar.ics of plan directory `dir`, if it has one. */
+export function readPlanCalendar(dir: string): string | undefined {
+  const file = join(dir, CALENDAR_FILE);
+  return existsSync(file) && lstatSync(file).isFile() ? readFileSync(file, 'utf8') : undefined;
 }
 
 /** An earlier plan directory, as a base to plan against. */

@@ -10,6 +10,7 @@
 //   plan.md              the review text
 //   hosts/<host>/<path>  the content of every non-secret managed file, e.g. hosts/web1/etc/systemd/system/x.timer
 //   terraform/           the synthesized stack (when the fleet provisions hosts)
+//   calendar.ics         every host's maintenance windows for customers (not applied, not in plan_id)
 
 import type { PlannedFile } from '../compile/generation.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';

@@ -407,6 +407,15 @@ cmd_read_state() {
 	if live; then
 		systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
 		say "system $(systemctl is-system-running 2>/dev/null)"
+		# For the customers' calendar (lib/plan/window-calendar.ts): apt's flag, or dnf's answer
+		# (needs-restarting -r exits 1 when a reboot is needed).
+		if [ -e /var/run/reboot-required ]; then
+			say "reboot-required yes"
+		elif command -v needs-restarting >/dev/null 2>&1; then
+			if needs-restarting -r >/dev/null 2>&1; then say "reboot-required no"; else say "reboot-required yes"; fi
+		else
+			say "reboot-required no"
+		fi
 	else
 		say "system offline"
 	fi

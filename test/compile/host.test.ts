@@ -77,7 +77,9 @@ describe('compileHost', () => {
     const names = programs.map((p) => p.path.slice(RUNTIME_DIR.length + 1));
     expect(names).toContain('in-window.sh');
     expect(names).toContain('check-disk-usage.sh');
-    expect(names).not.toContain('mitigations.sh');
+    // Even without declared mitigations: it reverts those removed from the policy.
+    expect(names).toContain('mitigations.sh');
+    expect(file(staging, '/etc/upkeep/mitigations.list').content).toBe('');
     expect(names).not.toContain('check-http.sh');
     const units = staging.files.filter((f) => f.path.startsWith(UNIT_DIR)).map((f) => f.content).join('\n');
     for (const m of units.matchAll(/\/usr\/local\/lib\/upkeep\/([a-z0-9-]+\.sh)/g)) expect(names).toContain(m[1]);

@@ -49,6 +49,8 @@ export interface TestHost {
   readonly consoleLogFile: string;
   /** Whether the container is up (between start() and stop()/kill()). */
   readonly running: boolean;
+  /** How often the host rebooted itself (`systemctl reboot` inside); the testbed boots it again each time. */
+  readonly reboots: number;
   /** Runs a command as root on the host over ssh (strict host key checking). Never throws for a non-zero exit; 255 means ssh itself failed. */
   ssh(command: string, options?: SshOptions): Promise<CommandResult>;
   /** Clean shutdown (SIGTERM to systemd-nspawn): simulates a host going down for maintenance. */
@@ -97,6 +99,8 @@ const ADDRESS_PREFIX = '127.0.1.';
 const STOP_TIMEOUT_MS = 60_000;
 /** How long systemd-nspawn may take to notice its killed container has ended. */
 const KILL_TIMEOUT_MS = 15_000;
+/** systemd-nspawn's exit status when its container rebooted (systemd-nspawn(1)). */
+const REBOOT_EXIT = 133;
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const REQUIRED_PROGRAMS: readonly MachineProgram[] = ['systemd-nspawn', 'debootstrap', 'ssh', 'ssh-keygen'];
@@ -278,6 +282,7 @@ class NspawnHost implements TestHost {
   #nspawn: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #bootState: 'running' | 'degraded' | undefined;
+  #reboots = 0;
 
   constructor(
     readonly name: string,
@@ -298,6 +303,10 @@ class NspawnHost implements TestHost {
 
   get running(): boolean {
     return this.#nspawn !== undefined;
+  }
+
+  get reboots(): number {
+    return this.#reboots;
   }
 
   ssh(command: string, options: SshOptions = {}): Promise<CommandResult> {
@@ -336,9 +345,16 @@ class NspawnHost implements TestHost {
     closeSync(log);
     this.#nspawn = nspawn;
     this.#exited = new Promise((resolve) =>
-      nspawn.once('exit', () => {
+      nspawn.once('exit', (code) => {
         removeHostCgroups(cgroups);
         resolve();
+        // The container asked to reboot: boot it again, as systemd-nspawn@.service does
+        // (RestartForceExitStatus=133), so `systemctl reboot` on a test host behaves as on a server.
+        if (code === REBOOT_EXIT && this.#nspawn === nspawn) {
+          this.#nspawn = undefined;
+          this.#reboots += 1;
+          this.start().catch((error: unknown) => console.warn(`test fleet: ${this.name} did not come back from a reboot: ${(error as Error).message}`));
+        }
       }),
     );
     void this.#exited.then(() => {

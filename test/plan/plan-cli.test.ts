@@ -57,6 +57,7 @@ describe('bin/plan', () => {
     const files = tree(out);
     expect(Object.keys(files)).toContain('plan.json');
     expect(Object.keys(files)).toContain('plan.md');
+    expect(files['calendar.ics']).toContain('UID:window-web1@hosting.upkeep');
     expect(Object.keys(files).filter((f) => f.startsWith('hosts/web1/etc/systemd/system/')).length).toBeGreaterThan(5);
     expect(JSON.parse(files['plan.json']).format_version).toBe(2);
   });
@@ -66,6 +67,8 @@ describe('bin/plan', () => {
     const r = plan([example, '--out', out, '--base', join(work, 'first')]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^0 host\(s\) to change, 8 unchanged/);
+    // Nothing changed for customers either: the same feed, no SEQUENCE bumped.
+    expect(readFileSync(join(out, 'calendar.ics'), 'utf8')).toBe(readFileSync(join(work, 'first', 'calendar.ics'), 'utf8'));
   });
 
   it('gives byte-identical output from two different working directories', { timeout: 120_000 }, () => {

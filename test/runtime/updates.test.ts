@@ -107,6 +107,80 @@ describe('mitigations.sh with the real dpkg version comparison', () => {
   });
 });
 
+describe('mitigations.sh reverts what the policy no longer declares, and verify reports what is not in effect', () => {
+  function host() {
+    const dir = tempDir();
+    const etc = join(dir, 'etc');
+    mkdirSync(join(etc, 'mitigations'), { recursive: true });
+    writeFileSync(join(etc, 'updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'never' }));
+    writeFileSync(join(etc, 'mitigations/M-3.content'), 'feature off\n');
+    const dropIn = join(dir, 'conf.d', 'off.conf');
+    const lines = { 'M-1': 'M-1\tbash\t99\tstop-unit\tvulnd.service', 'M-3': `M-3\tbash\t99\tdrop-in\t${dropIn}` };
+    const declare = (...ids: (keyof typeof lines)[]) => writeFileSync(join(etc, 'mitigations.list'), ids.map((id) => `${lines[id]}\n`).join(''));
+    // FAKE systemctl: records its calls; "is-active" answers from a file the test sets, "is-enabled" says enabled.
+    const PATH = fakes(dir, ['nft']);
+    writeFileSync(join(dir, 'bin/systemctl'), `#!/bin/sh\necho "systemctl $*" >> '${dir}/calls'\ncase \"$*\" in *is-active*) test -e '${dir}/active' ;; *is-enabled*) echo enabled ;; esac\n`);
+    chmodSync(join(dir, 'bin/systemctl'), 0o755);
+    const env = { PATH, UPKEEP_CONFIG_DIR: etc, UPKEEP_STATE_DIR: join(dir, 'state') };
+    return {
+      dir,
+      dropIn,
+      declare,
+      running: (yes: boolean) => (yes ? writeFileSync(join(dir, 'active'), '') : rmSync(join(dir, 'active'), { force: true })),
+      apply: () => runScript('mitigations.sh', [], env),
+      verify: () => runScript('mitigations.sh', ['verify'], env),
+      calls: () => read(join(dir, 'calls')),
+    };
+  }
+
+  it('GIVEN two applied mitigations, WHEN one is removed from the list, THEN only that one is reverted and forgotten', () => {
+    const h = host();
+    h.declare('M-1', 'M-3');
+    expect(h.apply().status).toBe(0);
+    expect(read(h.dropIn)).toBe('feature off\n');
+    h.declare('M-1');
+    writeFileSync(join(h.dir, 'calls'), '');
+    const run = h.apply();
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`M-3: no longer declared; reverting drop-in ${h.dropIn}`);
+    expect(existsSync(h.dropIn)).toBe(false);
+    expect(existsSync(join(h.dir, 'state/mitigations/M-3'))).toBe(false);
+    expect(h.calls()).toBe('systemctl stop vulnd.service\nnft -f -\n');
+  });
+
+  it('GIVEN the list is emptied, THEN a stopped unit is started again (it is enabled) and nothing stays recorded', () => {
+    const h = host();
+    h.declare('M-1');
+    expect(h.apply().status).toBe(0);
+    h.declare();
+    writeFileSync(join(h.dir, 'calls'), '');
+    const run = h.apply();
+    expect(run.status).toBe(0);
+    expect(h.calls()).toBe('systemctl -q is-enabled vulnd.service\nsystemctl start vulnd.service\nnft -f -\n');
+    expect(readdirSync(join(h.dir, 'state/mitigations'))).toEqual([]);
+  });
+
+  it('verify fails (exit 2) naming each mitigation not in effect or not reverted, and passes once they are', () => {
+    const h = host();
+    h.declare('M-1', 'M-3');
+    h.running(true);
+    const before = h.verify();
+    expect(before.status).toBe(2);
+    expect(before.stdout).toContain('M-1: vulnd.service is running');
+    expect(before.stdout).toContain(`M-3: ${h.dropIn} does not hold the mitigation's content`);
+    expect(h.apply().status).toBe(0);
+    h.running(false);
+    expect(h.verify().status).toBe(0);
+    // Removed from the policy but not yet reverted: verify names it.
+    h.declare('M-1');
+    const stale = h.verify();
+    expect(stale.status).toBe(2);
+    expect(stale.stdout).toContain('M-3: no longer declared but drop-in');
+    // verify changes nothing.
+    expect(read(h.dropIn)).toBe('feature off\n');
+  });
+});
+
 describe('updates.sh on an apt host (FAKE apt-get and unattended-upgrade: nothing is installed here)', () => {
   function host() {
     const dir = tempDir();
