@@ -32,7 +32,7 @@ export const PACKAGES = {
   mount: { programs: ['mount', 'umount'], on: ['machine'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
-  dpkg: { programs: ['dpkg', 'dpkg-query'], on: ['machine', 'hosts'] },
+  dpkg: { programs: ['dpkg', 'dpkg-deb', 'dpkg-query'], on: ['machine', 'hosts'] },
   apt: { programs: ['apt-config', 'apt-get'], on: ['machine', 'hosts'] },
   // The toolchain every machine of this kind comes with.
   nodejs: { programs: ['node', 'npm'], on: ['machine'] },
