@@ -164,6 +164,8 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, sta
       UPKEEP_PACKAGE_FAMILY: host.packageFamily,
       UPKEEP_REBOOT: updates.reboot,
       UPKEEP_UPDATE_ROLE: staging ? 'staging' : 'production',
+      // Only when set: stable hosts' files stay as they were.
+      ...(updates.channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: 'rolling' } : {}),
     })),
     ...(apt ? aptFiles(updates) : dnfFiles(updates)),
     ...(hasMitigations ? mitigationFiles(updates.mitigations) : []),

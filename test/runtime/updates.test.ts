@@ -113,10 +113,13 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
    * apt-get offers the "Inst" lines of the file "offered" to a simulation and records every call;
    * the FAKE unattended-upgrade installs "upgrade" ("name version" lines) when it exists.
    */
-  function host(role: 'staging' | 'production', installed: string) {
+  function host(role: 'staging' | 'production', installed: string, channel: 'stable' | 'rolling' = 'stable') {
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
-    writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: role }));
+    writeFileSync(
+      join(dir, 'etc/updates.env'),
+      renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: role, ...(channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: channel } : {}) }),
+    );
     writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
     writeFileSync(join(dir, 'installed'), installed);
     writeFileSync(join(dir, 'offered'), '');
@@ -163,6 +166,21 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(h.state('updates/staged')).toBe(`demo 1.1 security small ${now}\n`);
     // An hour later `upkeep update` reads it with its age.
     expect(h.run(['staged'], { utc: '2026-11-08T02:30:00Z' }).stdout).toBe('demo 1.1 security small 3600\n');
+  });
+
+  it('rolling channel: the security run takes every update, and every update counts as a security fix', () => {
+    const h = host('staging', 'demo 1.0\n', 'rolling');
+    h.offer('Inst demo [1.0] (1.1 Debian:testing/testing [all])\n');
+    writeFileSync(join(h.dir, 'upgrade'), 'demo 1.1\n');
+    expect(h.run(['security']).status).toBe(0);
+    expect(h.calls()).toContain('unattended-upgrade -v APT_CONFIG=\n');
+    expect(h.calls()).not.toContain('security.conf');
+    const now = Date.parse('2026-11-08T01:30:00Z') / 1000;
+    expect(h.state('updates/staged')).toBe(`demo 1.1 security small ${now}\n`);
+    const production = host('production', 'demo 1.0\n', 'rolling');
+    production.offer('Inst demo [1.0] (1.1 Debian:testing/testing [all])\n');
+    expect(production.run(['security']).status).toBe(0);
+    expect(production.state('updates/pending')).toBe(`demo 1.1 ${now} security\n`);
   });
 
   it('records when each update was first seen, keeps that time while it is pending, and forgets it once installed', () => {
