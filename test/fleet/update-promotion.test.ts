@@ -45,6 +45,7 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
   let repo: DebRepo;
   let work: string;
   let planDir: string;
+  let policy: any;
   let receiver: Server;
   const alerts: { host: string; check: string; severity: string; message: string }[] = [];
   let runs = 0;
@@ -125,7 +126,7 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
       }),
     );
     const port = (receiver.address() as AddressInfo).port;
-    const policy = {
+    policy = {
       name: 'updates',
       defaults: {
         updates: {
@@ -282,6 +283,35 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
     const lateAlert = Date.now() + 60_000;
     while (!alerts.some((a) => a.host === 'web1' && a.severity === 'critical') && Date.now() < lateAlert) await new Promise((r) => setTimeout(r, 500));
     expect(alerts.find((a) => a.host === 'web1' && a.severity === 'critical')?.message).toContain('past the 86400s deadline');
+  }, 900_000);
+
+  it('on a rolling channel (no security archive), takes every update on a security wave, through staging', async () => {
+    // Staging gets the repaired service the previous test's broken fix needed (from the archive, as staging does).
+    await repo.publish({
+      name: 'upkeep-web',
+      version: '1.0-1+deb12u2',
+      suite: 'bookworm-security',
+      files: { '/lib/systemd/system/upkeep-web.service': '[Unit]\nDescription=demo web service\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' },
+      postinst: 'systemctl daemon-reload || true\nsystemctl reset-failed upkeep-web.service || true\nsystemctl restart upkeep-web.service || true',
+    });
+    const repaired = await fleet.host('stage1').ssh('apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get install -y -q upkeep-web && systemctl is-system-running', { timeoutMs: 600_000 });
+    expect(repaired.stdout.trim().split('\n').at(-1), repaired.stderr).toBe('running');
+
+    // The stand-in for a rolling release on these bookworm hosts: the fix comes from the regular suite.
+    policy.defaults.updates.channel = 'rolling';
+    writeFileSync(join(work, 'fleet.yaml'), stringify(policy));
+    const rollingPlan = join(work, 'plan-rolling');
+    const planned = await runCommand(join(root, 'bin', 'plan'), [join(work, 'fleet.yaml'), '--out', rollingPlan, '--base', planDir], { env: { ...process.env, NO_COLOR: '1' } });
+    expect(planned.exitCode, planned.stderr).toBe(2);
+    const applied = await applyPlan(fleet, rollingPlan);
+    expect(applied.exitCode, applied.stderr).toBe(0);
+    planDir = rollingPlan;
+
+    await repo.publish({ name: 'upkeep-demo', version: '2.1-1', suite: 'bookworm' });
+    const run = await update('security');
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.promoted?.packages.find((p) => p.name === 'upkeep-demo')).toMatchObject({ version: '2.1-1', kind: 'security', class: 'small' });
+    expect(await versions('upkeep-demo')).toEqual({ stage1: '2.1-1', web1: '2.1-1', web2: '2.1-1' });
   }, 900_000);
 });
 
