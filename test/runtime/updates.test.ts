@@ -265,9 +265,11 @@ describe('check-security-updates.sh: the deadline as a clock', () => {
     expect(r.status).toBe(2);
   });
 
-  it('is OK with nothing pending, UNKNOWN without a record', () => {
+  it('is OK with nothing pending, and on a new host before its first security run (no false alert after an apply)', () => {
     expect(check('', '2026-11-09T00:30:00Z').stdout).toBe('OK: no security updates pending\n');
-    expect(check(undefined, '2026-11-09T00:30:00Z').status).toBe(3);
+    const fresh = check(undefined, '2026-11-09T00:30:00Z');
+    expect(fresh.stdout).toBe('OK: no updates recorded yet (upkeep-security-updates.service has not run)\n');
+    expect(fresh.status).toBe(0);
   });
 });
 
