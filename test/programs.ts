@@ -20,7 +20,7 @@ export interface PackageUse {
 export const PACKAGES = {
   // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
   coreutils: {
-    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
+    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
@@ -58,6 +58,7 @@ export const PACKAGES = {
   'unattended-upgrades': { programs: ['unattended-upgrade'], on: ['hosts'] },
   // Called by runtime programs on real servers; the tests give FAKEs or have no such host.
   smartmontools: { programs: ['smartctl'], on: [], notRunHere: 'no physical disk here: check-smart.sh is tested with a FAKE smartctl' },
+  needrestart: { programs: ['needrestart'], on: [], notRunHere: 'not in the test hosts\' image: updates.sh tells disruptive updates by /var/run/reboot-required.pkgs there; needrestart\'s list of services to restart is read where a host has it' },
   nftables: { programs: ['nft'], on: [], notRunHere: 'no firewall in a test: mitigations.sh is tested with a FAKE nft' },
   dnf: { programs: ['dnf'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here (Debian packages only)' },
   'dnf-automatic': { programs: ['dnf-automatic'], on: [], notRunHere: 'no Fedora/RHEL host can be booted here' },

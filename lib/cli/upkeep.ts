@@ -21,6 +21,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'roll a reviewed plan directory out to its hosts over ssh, staging first',
     run: async (argv) => (await (await import('./apply.ts')).runApply(argv)).exitCode,
   },
+  update: {
+    summary: 'run an update wave: staging installs, production gets exactly the versions staging ran',
+    run: async (argv) => (await import('./update.ts')).runUpdate(argv),
+  },
   status: {
     summary: 'read every host of a plan and report whether it keeps the maintenance contract',
     run: async (argv) => (await import('./status.ts')).runStatus(argv),

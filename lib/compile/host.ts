@@ -13,7 +13,7 @@ const byPath = (a: ManagedFile, b: ManagedFile) => (a.path < b.path ? -1 : a.pat
 /** Compiles one host of a resolved fleet. Pure and deterministic: files sorted by path, units and packages sorted. */
 export function compileHost(fleet: ResolvedFleet, host: ResolvedHost): HostDesiredState {
   const parts: HostPart[] = [
-    host.updates && compileUpdates(host, host.updates),
+    host.updates && compileUpdates(host, host.updates, fleet.groups.find((g) => g.name === host.group)?.staging === true),
     host.backups && compileBackups(fleet, host, host.backups),
     compileBackupReceiver(fleet, host),
     compileMonitoring(fleet, host),

@@ -76,9 +76,10 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
     case 'backup-freshness':
       return { vars: { UPKEEP_BACKUP_MAX_AGE: durationOr(spec.maxAge, '26h') }, packages: [] };
     case 'security-updates':
-      // Simulating an upgrade still refreshes the package manager's caches (and dnf's log).
+      // apt: reads what updates.sh recorded; dnf: simulating an upgrade still refreshes the
+      // package manager's caches (and dnf's log).
       return {
-        vars: { UPKEEP_PACKAGE_FAMILY: runner.packageFamily },
+        vars: { UPKEEP_PACKAGE_FAMILY: runner.packageFamily, UPKEEP_SECURITY_DEADLINE: runner.updates?.securityDeadlineSeconds ?? 86_400 },
         packages: [],
         writes: apt ? ['-/var/cache/apt'] : ['-/var/cache/dnf', '-/var/lib/dnf', '-/var/log'],
       };

@@ -6,6 +6,7 @@
 // dnf-automatic timers are simply never enabled and our runs pass their own configuration.
 
 import type { ResolvedHost, ResolvedUpdates, ResolvedWindow } from '../policy/resolved.ts';
+import { securityCheckDelaySeconds } from '../policy/validate.ts';
 import { CONFIG_DIR } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
@@ -97,8 +98,12 @@ function dnfFiles(updates: ResolvedUpdates) {
   return [configFile(`${CONFIG_DIR}/dnf/routine.conf`, conf('routine')), configFile(`${CONFIG_DIR}/dnf/security.conf`, conf('security'))];
 }
 
-/** Updates, reboots and mitigations for `host`. */
-export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): HostPart {
+/**
+ * Updates, reboots and mitigations for `host`. `staging`: the host is in a staging group, so its
+ * timers install from the archive; a production host's timers install only versions `upkeep
+ * update` promoted after staging ran them (lib/runtime/updates.sh).
+ */
+export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, staging: boolean): HostPart {
   for (const name of updates.hold) checked(name, PACKAGE_NAME, 'held package');
   const { window } = updates;
   const reboots = updates.reboot !== 'never';
@@ -112,11 +117,14 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
     configFile(`${CONFIG_DIR}/updates.env`, renderEnvFile('Update policy, for updates.sh, reboot.sh and mitigations.sh.', {
       UPKEEP_PACKAGE_FAMILY: host.packageFamily,
       UPKEEP_REBOOT: updates.reboot,
+      UPKEEP_UPDATE_ROLE: staging ? 'staging' : 'production',
+      // Only when set: stable hosts' files stay as they were.
+      ...(updates.channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: 'rolling' } : {}),
     })),
     ...(apt ? aptFiles(updates) : dnfFiles(updates)),
     ...mitigations.files,
     unitFile('upkeep-security-updates.service', {
-      Unit: { Description: 'upkeep: install security updates (no reboot)', ...network },
+      Unit: { Description: staging ? 'upkeep: install security updates (no reboot)' : 'upkeep: install small promoted updates (no reboot), note the pending ones', ...network },
       Service: {
         Type: 'oneshot',
         // Outside the window needrestart only lists services to restart; restarts drop connections.
@@ -130,13 +138,13 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates): Ho
       Timer: {
         OnBootSec: '5min',
         OnUnitActiveSec: seconds(updates.securityCheckSeconds),
-        RandomizedDelaySec: seconds(Math.min(updates.securityCheckSeconds / 4, 900)),
+        RandomizedDelaySec: seconds(securityCheckDelaySeconds(updates.securityCheckSeconds)),
         AccuracySec: '1min',
       },
       Install: { WantedBy: 'timers.target' },
     }),
     unitFile('upkeep-routine-updates.service', {
-      Unit: { Description: 'upkeep: install routine updates in the maintenance window', ...network },
+      Unit: { Description: staging ? 'upkeep: install routine updates in the maintenance window' : 'upkeep: install promoted updates in the maintenance window', ...network },
       Service: {
         Type: 'oneshot',
         // Inside the window needrestart restarts what the updates need restarted.

@@ -80,6 +80,15 @@ export interface UpdatePolicy {
   };
   /** Reboot policy; reboots only ever happen inside `window`. @default "when-needed" */
   readonly reboot?: 'never' | 'when-needed' | 'always';
+  /**
+   * Where updates come from. "stable": a release with a separate security archive; security
+   * waves take fixes from it only. "rolling": a rolling-release distribution (Debian testing or
+   * unstable, Arch-like) with no security archive, where any update may carry a security fix:
+   * every update is treated as one, so it goes through staging on every security wave and reaches
+   * production within the security deadline (disruptive ones still wait for the window).
+   * @default "stable"
+   */
+  readonly channel?: 'stable' | 'rolling';
   /** Packages that are never upgraded automatically. @default [] */
   readonly hold?: readonly string[];
   /** Declared mitigations for vulnerabilities without a fix. @default [] */

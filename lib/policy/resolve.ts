@@ -28,6 +28,7 @@ export const DEFAULTS = {
   securityDeadline: '24h',
   securityCheckEvery: '1h',
   reboot: 'when-needed',
+  channel: 'stable',
   backupSchedule: '*-*-* 01:30:00',
   retentionDaily: 90,
   backupPaths: ['/'],
@@ -113,6 +114,7 @@ class Resolver {
       securityDeadlineSeconds: this.duration(layers, ['updates', 'security', 'deadline'], policy.security?.deadline, DEFAULTS.securityDeadline),
       securityCheckSeconds: this.duration(layers, ['updates', 'security', 'checkEvery'], policy.security?.checkEvery, DEFAULTS.securityCheckEvery),
       reboot: policy.reboot ?? DEFAULTS.reboot,
+      channel: policy.channel ?? DEFAULTS.channel,
       hold: [...(policy.hold ?? [])].sort(),
       mitigations: (policy.mitigations ?? []).map(resolveMitigation),
     };

@@ -34,6 +34,7 @@ export interface ResolvedUpdates {
   readonly securityDeadlineSeconds: number;
   readonly securityCheckSeconds: number;
   readonly reboot: 'never' | 'when-needed' | 'always';
+  readonly channel: 'stable' | 'rolling';
   readonly hold: readonly string[];
   readonly mitigations: readonly ResolvedMitigation[];
 }

@@ -97,12 +97,23 @@ function sla(host: ResolvedHost, issues: Issues): void {
   }
 }
 
-/** A security fix must pass staging and every production batch within the deadline. */
+/** How far the security timer spreads a fleet's runs (its RandomizedDelaySec). */
+export function securityCheckDelaySeconds(checkSeconds: number): number {
+  return Math.min(checkSeconds / 4, 900);
+}
+
+/**
+ * A security fix must pass staging and every production batch within the deadline. The terms are
+ * the steps of `upkeep update security` (lib/apply/update-wave.ts): staging sees and installs the
+ * fix within one check interval (plus the timer's random delay), each batch is gated, staging
+ * soaks, production groups go in order with their soaks between them.
+ */
 function securityDeadline(fleet: ResolvedFleet, host: ResolvedHost, issues: Issues): void {
   const u = host.updates;
   if (!u) return;
-  let total = u.securityCheckSeconds;
-  const parts = [`detection ${formatDuration(u.securityCheckSeconds)}`];
+  const detection = u.securityCheckSeconds + securityCheckDelaySeconds(u.securityCheckSeconds);
+  let total = detection;
+  const parts = [`detection ${formatDuration(detection)}`];
   const last = fleet.groups.findIndex((g) => g.name === host.group);
   for (const group of fleet.groups.slice(0, last + 1)) {
     const batches = Math.ceil(group.hosts.length / group.batchSize);

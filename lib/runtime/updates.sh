@@ -1,46 +1,215 @@
 #!/bin/sh
-# Installs updates with the distribution's own tool, driven by upkeep's timers (the stock
-# apt-daily-upgrade / dnf-automatic timers are switched off so that runs happen only here).
+# Updates, driven by upkeep's timers and by `upkeep update` (the stock apt-daily-upgrade /
+# dnf-automatic timers are switched off so that runs happen only here).
 #
-# Usage: updates.sh security|routine
-#   security  fixes from security origins only; never reboots (reboots wait for the window)
-#   routine   every update of the release; run inside the maintenance window
-# Reads /etc/upkeep/updates.env (UPKEEP_PACKAGE_FAMILY). A routine run inside the window records
-# the window's opening date in /var/lib/upkeep/routine-last-opening.
+# Usage: updates.sh security|routine    the timers' runs
+#        updates.sh promote security|routine   (`upkeep update`, production: versions on stdin)
+#        updates.sh staged                (`upkeep update`: what this staging host installed)
+#
+# The role (UPKEEP_UPDATE_ROLE in /etc/upkeep/updates.env) decides what a timer run installs:
+#   staging     installs from the archive: security fixes (security origins only) on the security
+#               run, every update of the release on the routine run (inside the window); what it
+#               installed is recorded in STATE/updates/staged as "package version kind class
+#               installed-at" (`staged` prints it with the age in seconds in place of the time)
+#   production  installs nothing from the archive on its own. It installs only versions
+#               `upkeep update` promoted (STATE/updates/promoted, written by `promote`), never
+#               newer ones (apt-get install package=version): small ones at any run, disruptive
+#               ones only on the routine run, inside the window
+# Every run records the updates the archive offers in STATE/updates/pending as
+# "package version first-seen kind": first-seen (seconds since the epoch) is when this host first
+# saw an update of that package and kind, kept until it is installed; check-security-updates.sh
+# alerts on its age against the deadline.
+#
+# kind: security (the version comes from a security suite; every update on a rolling channel) or
+# routine. class: small (no reboot, no service restart), reboot (the package asked for one in
+# /var/run/reboot-required.pkgs) or restart (needrestart found services to restart after it).
+# A routine run inside the window records the window's opening date in STATE/routine-last-opening.
+# UPKEEP_NOW (seconds since the epoch) replaces the clock, for tests.
 set -eu
 
-kind=${1:?usage: updates.sh security|routine}
+mode=${1:?usage: updates.sh security|routine|promote KIND|staged}
 config_dir=${UPKEEP_CONFIG_DIR:-/etc/upkeep}
 state_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}
+updates_dir=$state_dir/updates
+runtime_dir=$(dirname "$0")
 # shellcheck source=/dev/null
 . "$config_dir/updates.env"
+role=${UPKEEP_UPDATE_ROLE:-staging}
+channel=${UPKEEP_UPDATE_CHANNEL:-stable}
+reboot_pkgs=${UPKEEP_REBOOT_REQUIRED_PKGS:-/var/run/reboot-required.pkgs}
 
-case $kind in security | routine) ;; *) echo "updates: unknown kind: $kind" >&2; exit 2 ;; esac
-
-case $UPKEEP_PACKAGE_FAMILY in
-  apt)
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -q update
-    if [ "$kind" = security ]; then
-      # The security configuration re-reads its origins after /etc/apt/apt.conf.d, so they win.
-      APT_CONFIG="$config_dir/apt/security.conf" unattended-upgrade -v
-    else
-      unattended-upgrade -v
-    fi
-    ;;
-  dnf)
-    dnf-automatic --installupdates "$config_dir/dnf/$kind.conf"
-    ;;
-  *)
-    echo "updates: unknown package family: $UPKEEP_PACKAGE_FAMILY" >&2
-    exit 2
-    ;;
+kind=
+case $mode in
+  security | routine) kind=$mode ;;
+  promote) kind=${2:-} ;;
+  staged) ;;
+  *) echo "updates: unknown mode: $mode" >&2; exit 2 ;;
 esac
+case $mode:$kind in staged: | *:security | *:routine) ;; *) echo "updates: unknown kind: $kind" >&2; exit 2 ;; esac
+case $role in staging | production) ;; *) echo "updates: unknown role: $role" >&2; exit 2 ;; esac
+mkdir -p "$updates_dir"
+
+# Replaces $1 with stdin, atomically: a reader never sees half a record.
+replace() {
+  cat >"$1.new"
+  mv -f "$1.new" "$1"
+}
+
+# "package version" of every installed package.
+installed() {
+  case $UPKEEP_PACKAGE_FAMILY in
+    apt) dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | awk '$1 ~ /^.i/ { print $2, $3 }' ;;
+    dnf) rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\n' ;;
+  esac
+}
+
+# Records the updates on offer with the time each was first seen (apt only; see the README).
+record_pending() {
+  [ "$UPKEEP_PACKAGE_FAMILY" = apt ] || return 0
+  now=${UPKEEP_NOW:-$(date +%s)}
+  touch "$updates_dir/pending"
+  # Inst NAME [OLD] (NEW LABEL:SUITE[, ...] [ARCH]): the suites of the new version say its kind.
+  apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null |
+    awk -v channel="$channel" '/^Inst / {
+      new = $0; sub(/^[^(]*\(/, "", new); origins = new; sub(/ .*/, "", new)
+      kind = (channel == "rolling" || origins ~ /-security/) ? "security" : "routine"
+      print $2, new, kind
+    }' |
+    awk -v now="$now" 'FILENAME == ARGV[1] { seen[$1 " " $4] = $3; next }
+      { key = $1 " " $3; print $1, $2, (key in seen ? seen[key] : now), $3 }' "$updates_dir/pending" - |
+    replace "$updates_dir/pending"
+}
+
+# The class of each package in $1 ("package version" lines) just installed.
+classify() {
+  now=${UPKEEP_NOW:-$(date +%s)}
+  restart=
+  if command -v needrestart >/dev/null 2>&1; then
+    # Batch mode lists the services still running old code; any of them makes the run disruptive.
+    restart=$(needrestart -b -r l 2>/dev/null | grep '^NEEDRESTART-SVC:' || true)
+  fi
+  while read -r name version; do
+    if [ -f "$reboot_pkgs" ] && grep -qx "$name" "$reboot_pkgs"; then
+      class=reboot
+    elif [ -n "$restart" ]; then
+      class=restart
+    else
+      class=small
+    fi
+    pkind=$(awk -v p="$name" -v k="$kind" '$1 == p && $4 == "security" { k = "security" } END { print k }' "$updates_dir/pending")
+    echo "$name $version $pkind $class $now"
+  done <"$1"
+}
+
+install_from_archive() {
+  before=$(mktemp)
+  after=$(mktemp)
+  changed=$(mktemp)
+  trap 'rm -f "$before" "$after" "$changed"' EXIT
+  installed | sort >"$before"
+  case $UPKEEP_PACKAGE_FAMILY in
+    apt)
+      if [ "$kind" = security ] && [ "$channel" != rolling ]; then
+        # The security configuration re-reads its origins after /etc/apt/apt.conf.d, so they win.
+        APT_CONFIG="$config_dir/apt/security.conf" unattended-upgrade -v
+      else
+        unattended-upgrade -v
+      fi
+      ;;
+    dnf)
+      dnf-automatic --installupdates "$config_dir/dnf/$kind.conf"
+      ;;
+  esac
+  installed | sort >"$after"
+  comm -13 "$before" "$after" >"$changed"
+  touch "$updates_dir/staged"
+  classify "$changed" | awk 'FILENAME == ARGV[1] { new[$1] = $0; next } !($1 in new) { print } END { for (p in new) print new[p] }' - "$updates_dir/staged" |
+    sort | replace "$updates_dir/staged"
+}
+
+# Installs the promoted versions this host is older than; disruptive ones only when $1 is "yes".
+# Prints "installed NAME VERSION" and "deferred NAME VERSION CLASS" lines.
+install_promoted() {
+  touch "$updates_dir/promoted"
+  targets=
+  report=
+  current=$(installed)
+  while read -r name version class; do
+    have=$(printf '%s\n' "$current" | awk -v p="$name" '$1 == p { print $2 }')
+    # Only upgrades of what the host has: a package it lacks is not ours to add.
+    [ -n "$have" ] || continue
+    case $UPKEEP_PACKAGE_FAMILY in
+      apt) dpkg --compare-versions "$have" lt "$version" || continue ;;
+      dnf) [ "$have" != "$version" ] || continue ;;
+    esac
+    if [ "$class" != small ] && [ "$1" != yes ]; then
+      echo "deferred $name $version $class"
+      continue
+    fi
+    case $UPKEEP_PACKAGE_FAMILY in
+      apt) targets="$targets $name=$version" ;;
+      dnf) targets="$targets $name-$version" ;;
+    esac
+    report="${report}installed $name $version
+"
+  done <"$updates_dir/promoted"
+  [ -n "$targets" ] || return 0
+  # shellcheck disable=SC2086 # one word per package=version
+  case $UPKEEP_PACKAGE_FAMILY in
+    apt) apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold $targets >&2 ;;
+    dnf) dnf -y upgrade $targets >&2 ;;
+  esac
+  printf '%s' "$report"
+}
+
+in_window() {
+  "$runtime_dir/in-window.sh" "$config_dir/window.env" >/dev/null 2>&1
+}
+
+if [ "$mode" = staged ]; then
+  touch "$updates_dir/staged"
+  # Only what the host still runs: a version it has since replaced was not what it tested.
+  installed | awk -v now="${UPKEEP_NOW:-$(date +%s)}" 'FILENAME == ARGV[1] { have[$1 " " $2] = 1; next }
+    ($1 " " $2) in have { age = now - $5; print $1, $2, $3, $4, (age < 0 ? 0 : age) }' - "$updates_dir/staged"
+  exit 0
+fi
+
+if [ "$mode" = promote ]; then
+  [ "$role" = production ] || { echo "updates: promote runs on production hosts only (this host is $role)" >&2; exit 2; }
+  manifest=$(cat)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if [ "$UPKEEP_PACKAGE_FAMILY" = apt ]; then apt-get -q update >&2; fi
+
+if [ "$mode" = promote ]; then
+  # The manifest: "package version kind class" lines from staging. A security wave takes
+  # security fixes only.
+  touch "$updates_dir/promoted"
+  printf '%s\n' "$manifest" | awk -v k="$kind" 'NF == 4 && ($3 == "security" || k == "routine") { print $1, $2, $4 }' |
+    awk 'FILENAME == ARGV[1] { new[$1] = $0; next } !($1 in new) { print } END { for (p in new) print new[p] }' - "$updates_dir/promoted" |
+    sort | replace "$updates_dir/promoted"
+  if in_window; then disruptive=yes; else disruptive=no; fi
+  install_promoted "$disruptive"
+  record_pending
+  exit 0
+fi
+
+record_pending
+if [ "$role" = staging ]; then
+  install_from_archive
+  record_pending
+else
+  # The routine unit starts only inside the window (ExecCondition); the security run is not
+  # tied to it and installs only small promoted updates.
+  if [ "$kind" = routine ] && in_window; then disruptive=yes; else disruptive=no; fi
+  install_promoted "$disruptive"
+  record_pending
+fi
 
 if [ "$kind" = routine ]; then
   # reboot.sh waits for this record, so a reboot never comes before this window's updates.
-  if opening=$("$(dirname "$0")/in-window.sh" "$config_dir/window.env"); then
-    mkdir -p "$state_dir"
+  if opening=$("$runtime_dir/in-window.sh" "$config_dir/window.env"); then
     echo "$opening" >"$state_dir/routine-last-opening"
   fi
 fi

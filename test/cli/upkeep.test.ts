@@ -34,11 +34,24 @@ describe('upkeep', () => {
     });
   }
 
+  it('runs update waves: `upkeep update --help` explains them, a wrong kind or a missing plan directory is refused', () => {
+    const help = run('upkeep', ['update', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: upkeep update security\|routine PLAN_DIR/);
+    expect(run('upkeep', ['--help']).stdout).toMatch(/^ {2}update +\S/m);
+    const kind = run('upkeep', ['update', 'everything', work]);
+    expect(kind.code).toBe(1);
+    expect(kind.stderr).toBe('upkeep update: expected security or routine, got "everything" (see upkeep update --help)\n');
+    const missing = run('upkeep', ['update', 'security', join(work, 'no-such-plan')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^upkeep update: .*no-such-plan is not a plan directory/);
+  });
+
   it('fails with exit 1 and names an unknown command on stderr', () => {
     const r = run('upkeep', ['deploy']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply, status (see upkeep --help)\n');
+    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply, update, status (see upkeep --help)\n');
   });
 
   it('prints its usage on stderr and exits 1 when no command is given', () => {

@@ -192,6 +192,15 @@ describe('compileHost', () => {
     });
   });
 
+  it('tells updates.sh whether the host is staging (installs from the archive) or production (promoted versions only), and a rolling channel', () => {
+    const env = (state: HostDesiredState) => file(state, '/etc/upkeep/updates.env').content!;
+    expect(sourced(env(compiled('web-staging')), 'UPKEEP_UPDATE_ROLE')).toBe('staging');
+    expect(sourced(env(compiled('mail1')), 'UPKEEP_UPDATE_ROLE')).toBe('production');
+    expect(env(compiled('mail1'))).not.toContain('UPKEEP_UPDATE_CHANNEL');
+    const rolling: ResolvedHost = { ...host('web-staging'), updates: { ...host('web-staging').updates!, channel: 'rolling' } };
+    expect(sourced(env(compileHost(resolvedFleet([rolling]), rolling)), 'UPKEEP_UPDATE_CHANNEL')).toBe('rolling');
+  });
+
   it('compiles a host exempt from updates and backups to its monitoring alone', () => {
     const exempt: ResolvedHost = { ...host('web-staging'), updates: undefined, backups: undefined, exempt: { updates: 'appliance', backups: 'stateless' } };
     const state = compileHost(resolvedFleet([exempt]), exempt);

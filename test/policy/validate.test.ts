@@ -41,7 +41,7 @@ describe('validateFleet', () => {
     const spec = editable();
     spec.groups.staging.soak = '6h';
     spec.defaults.updates.security = { deadline: '6h' };
-    expect(issuesOf(spec)).toContainEqual(expect.stringMatching(/^hosts\.web1\.updates\.security\.deadline: security deadline 6h cannot be met: detection 1h .*staging soak 6h.* = /));
+    expect(issuesOf(spec)).toContainEqual(expect.stringMatching(/^hosts\.web1\.updates\.security\.deadline: security deadline 6h cannot be met: detection 75m .*staging soak 6h.* = /));
   });
 
   it('requires the staging window (and its soak) to come before every production window', () => {

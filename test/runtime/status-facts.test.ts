@@ -3,7 +3,7 @@
 // check-security-updates.sh keeps when pending fixes were first seen; status-facts.sh prints all of
 // it (and backup.sh's, updates.sh's records) read-only, in the format lib/hosts/host-facts.ts parses.
 
-import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -91,7 +91,7 @@ describe('the records status reads are kept by the runtime programs', () => {
 
   it('run-check.sh keeps since when a check has been failing or passing, its message, and logs the alerts sent', async () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'ops.env'), renderEnvFile('route', { UPKEEP_WEBHOOK: `${base}/hook` }));
+    writeFileSync(join(dir, 'ops.env'), renderEnvFile('route', { UPKEEP_ROUTE_KIND: 'webhook', UPKEEP_WEBHOOK: `${base}/hook` }));
     const check = (maxPercent: number) =>
       renderEnvFile('check', { UPKEEP_CHECK_ID: 'web1-disk', UPKEEP_CHECK_KIND: 'disk-usage', UPKEEP_CHECK_SUBJECT: 'web1', UPKEEP_CHECK_NAME: 'disk', UPKEEP_FAILURE_THRESHOLD: 2, UPKEEP_RECOVERY_THRESHOLD: 1, UPKEEP_ROUTES: 'ops', UPKEEP_DISK_MAX_PERCENT: maxPercent, UPKEEP_DISK_MOUNTS: '/' });
     // 0 % allowed: the disk is always "full"; 100 %: never.
@@ -124,26 +124,24 @@ describe('the records status reads are kept by the runtime programs', () => {
     expect(Number(stateOf().since)).toBeGreaterThan(failingSince);
   });
 
-  it('check-security-updates.sh keeps when pending fixes were first seen, and forgets it when none are left', () => {
+  it('check-security-updates.sh keeps when the oldest pending fix was first seen, and forgets it when none are left', () => {
     const dir = tempDir();
-    // A FAKE apt-get (no package archive here): the simulated upgrade lists what $FAKE_PENDING says.
-    writeFileSync(join(dir, 'apt-get'), '#!/bin/sh\ncat "$FAKE_PENDING"\n');
-    chmodSync(join(dir, 'apt-get'), 0o755);
-    const pending = join(dir, 'pending');
-    const env = { UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_PACKAGE_FAMILY: 'apt', PATH: `${dir}:${process.env.PATH}`, FAKE_PENDING: pending };
+    // updates.sh records every pending update as "package version first-seen kind".
+    const pending = join(dir, 'state', 'updates', 'pending');
+    mkdirSync(join(dir, 'state', 'updates'), { recursive: true });
+    const env = { UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_SECURITY_DEADLINE: '86400', UPKEEP_NOW: '1700050000' };
     const record = join(dir, 'state', 'checks', 'security-pending');
-    writeFileSync(pending, 'Inst libssl3 [3.0.1] (3.0.2 Debian-Security:12/stable-security [amd64])\n');
-    expect(runScript('check-security-updates.sh', [], env).status).toBe(1);
-    const [since, count] = readFileSync(record, 'utf8').trim().split(' ');
-    expect(count).toBe('1');
-    writeFileSync(record, `1700000000 1\n`);
-    writeFileSync(pending, `${readFileSync(pending, 'utf8')}Inst openssl [3.0.1] (3.0.2 Debian-Security:12/stable-security [amd64])\n`);
-    expect(runScript('check-security-updates.sh', [], env).status).toBe(1);
+    writeFileSync(pending, 'libssl3 3.0.2 1700000000 security\nvim 9.1 1690000000 routine\n');
+    expect(runScript('check-security-updates.sh', [], env).status).toBe(0);
+    expect(readFileSync(record, 'utf8')).toBe('1700000000 1\n');
+    writeFileSync(pending, 'libssl3 3.0.2 1700000000 security\nopenssl 3.0.2 1700040000 security\n');
+    expect(runScript('check-security-updates.sh', [], env).status).toBe(0);
     expect(readFileSync(record, 'utf8')).toBe('1700000000 2\n');
-    expect(Number(since)).toBeGreaterThan(1_700_000_000);
+    // Past the deadline: CRITICAL, and the record still says since when.
+    expect(runScript('check-security-updates.sh', [], { ...env, UPKEEP_NOW: String(1_700_000_000 + 86_401) }).status).toBe(2);
+    expect(readFileSync(record, 'utf8')).toBe('1700000000 2\n');
     writeFileSync(pending, '');
     expect(runScript('check-security-updates.sh', [], env).status).toBe(0);
     expect(existsSync(record)).toBe(false);
   });
 });
-

@@ -181,47 +181,169 @@ describe('mitigations.sh reverts what the policy no longer declares, and verify 
   });
 });
 
-describe('updates.sh on an apt host (FAKE apt-get and unattended-upgrade: nothing is installed here)', () => {
-  function host() {
+describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upgrade: nothing is installed here)', () => {
+  /**
+   * A host whose installed packages are the file "installed" ("name version" lines); the FAKE
+   * apt-get offers the "Inst" lines of the file "offered" to a simulation and records every call;
+   * the FAKE unattended-upgrade installs "upgrade" ("name version" lines) when it exists.
+   */
+  function host(role: 'staging' | 'production', installed: string, channel: 'stable' | 'rolling' = 'stable') {
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
-    writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed' }));
+    writeFileSync(
+      join(dir, 'etc/updates.env'),
+      renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: role, ...(channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: channel } : {}) }),
+    );
     writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
+    writeFileSync(join(dir, 'installed'), installed);
+    writeFileSync(join(dir, 'offered'), '');
     mkdirSync(join(dir, 'bin'));
-    for (const name of ['apt-get', 'unattended-upgrade']) {
-      writeFileSync(join(dir, 'bin', name), `#!/bin/sh\necho "${name} $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\n`);
+    const fake = (name: string, body: string) => {
+      writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(dir, 'bin', name), 0o755);
-    }
-    const run = (kind: string, utc = '2026-11-08T01:30:00Z') =>
-      runScript('updates.sh', [kind], {
+    };
+    fake('apt-get', `echo "apt-get $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\ncase "$*" in -s*) cat '${dir}/offered' ;; esac`);
+    fake('dpkg-query', `awk '{ print "ii ", $1, $2 }' '${dir}/installed'`);
+    fake('unattended-upgrade', `echo "unattended-upgrade $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\nif [ -f '${dir}/upgrade' ]; then awk 'NR == FNR { v[$1] = $2; next } { print $1, ($1 in v ? v[$1] : $2) }' '${dir}/upgrade' '${dir}/installed' > '${dir}/installed.new' && mv '${dir}/installed.new' '${dir}/installed'; fi`);
+    const run = (args: string[], options: { utc?: string; input?: string } = {}) =>
+      runScript('updates.sh', args, {
         PATH: `${join(dir, 'bin')}:${process.env.PATH}`,
         UPKEEP_CONFIG_DIR: join(dir, 'etc'),
         UPKEEP_STATE_DIR: join(dir, 'state'),
-        UPKEEP_NOW: String(Date.parse(utc) / 1000),
+        UPKEEP_REBOOT_REQUIRED_PKGS: join(dir, 'reboot-required.pkgs'),
+        UPKEEP_NOW: String(Date.parse(options.utc ?? '2026-11-08T01:30:00Z') / 1000),
         APT_CONFIG: '',
-      });
-    return { dir, run, calls: () => readFileSync(join(dir, 'calls'), 'utf8'), record: () => read(join(dir, 'state/routine-last-opening')) };
+      }, options.input);
+    return {
+      dir,
+      run,
+      offer: (lines: string) => writeFileSync(join(dir, 'offered'), lines),
+      calls: () => read(join(dir, 'calls')),
+      state: (name: string) => read(join(dir, 'state', name)),
+    };
   }
 
-  it('runs the security pass with the security-only apt configuration', () => {
-    const h = host();
-    expect(h.run('security').status).toBe(0);
-    expect(h.calls()).toBe(`apt-get -q update APT_CONFIG=\nunattended-upgrade -v APT_CONFIG=${h.dir}/etc/apt/security.conf\n`);
+  it('staging: runs the security pass with the security-only apt configuration and records what it installed', () => {
+    const h = host('staging', 'demo 1.0\nkernel 1.0\n');
+    h.offer('Inst demo [1.0] (1.1 Debian-Security:12/bookworm-security [all])\nInst kernel [1.0] (2.0 Debian:12/bookworm [all])\n');
+    writeFileSync(join(h.dir, 'upgrade'), 'demo 1.1\n');
+    const run = h.run(['security']);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(h.calls()).toBe(
+      'apt-get -q update APT_CONFIG=\n' +
+        'apt-get -s -o Debug::NoLocking=1 upgrade APT_CONFIG=\n' +
+        `unattended-upgrade -v APT_CONFIG=${h.dir}/etc/apt/security.conf\n` +
+        'apt-get -s -o Debug::NoLocking=1 upgrade APT_CONFIG=\n',
+    );
+    const now = Date.parse('2026-11-08T01:30:00Z') / 1000;
+    expect(h.state('updates/staged')).toBe(`demo 1.1 security small ${now}\n`);
+    // An hour later `upkeep update` reads it with its age.
+    expect(h.run(['staged'], { utc: '2026-11-08T02:30:00Z' }).stdout).toBe('demo 1.1 security small 3600\n');
   });
 
-  it('runs the routine pass with the system configuration, and refuses an unknown kind', () => {
-    const h = host();
-    expect(h.run('routine').status).toBe(0);
-    expect(h.calls()).toBe('apt-get -q update APT_CONFIG=\nunattended-upgrade -v APT_CONFIG=\n');
-    expect(h.run('everything').status).toBe(2);
+  it('rolling channel: the security run takes every update, and every update counts as a security fix', () => {
+    const h = host('staging', 'demo 1.0\n', 'rolling');
+    h.offer('Inst demo [1.0] (1.1 Debian:testing/testing [all])\n');
+    writeFileSync(join(h.dir, 'upgrade'), 'demo 1.1\n');
+    expect(h.run(['security']).status).toBe(0);
+    expect(h.calls()).toContain('unattended-upgrade -v APT_CONFIG=\n');
+    expect(h.calls()).not.toContain('security.conf');
+    const now = Date.parse('2026-11-08T01:30:00Z') / 1000;
+    expect(h.state('updates/staged')).toBe(`demo 1.1 security small ${now}\n`);
+    const production = host('production', 'demo 1.0\n', 'rolling');
+    production.offer('Inst demo [1.0] (1.1 Debian:testing/testing [all])\n');
+    expect(production.run(['security']).status).toBe(0);
+    expect(production.state('updates/pending')).toBe(`demo 1.1 ${now} security\n`);
+  });
+
+  it('records when each update was first seen, keeps that time while it is pending, and forgets it once installed', () => {
+    const h = host('production', 'demo 1.0\n');
+    h.offer('Inst demo [1.0] (1.1 Debian-Security:12/bookworm-security [all])\n');
+    expect(h.run(['security'], { utc: '2026-11-08T01:00:00Z' }).status).toBe(0);
+    h.offer('Inst demo [1.0] (1.2 Debian-Security:12/bookworm-security [all])\nInst other [1] (2 Debian:12/bookworm [all])\n');
+    expect(h.run(['security'], { utc: '2026-11-08T05:00:00Z' }).status).toBe(0);
+    const first = Date.parse('2026-11-08T01:00:00Z') / 1000;
+    const later = Date.parse('2026-11-08T05:00:00Z') / 1000;
+    expect(h.state('updates/pending')).toBe(`demo 1.2 ${first} security\nother 2 ${later} routine\n`);
+    h.offer('');
+    expect(h.run(['security']).status).toBe(0);
+    expect(h.state('updates/pending')).toBe('');
+  });
+
+  it('production: installs nothing from the archive on its own, only promoted versions', () => {
+    const h = host('production', 'demo 1.0\n');
+    h.offer('Inst demo [1.0] (1.1 Debian-Security:12/bookworm-security [all])\n');
+    expect(h.run(['security']).status).toBe(0);
+    expect(h.run(['routine']).status).toBe(0);
+    expect(h.calls()).not.toContain('unattended-upgrade');
+    expect(h.calls()).not.toContain(' install ');
+  });
+
+  it('production: promote installs exactly the promoted small versions, leaves disruptive ones for the window, and skips what a security wave must not take', () => {
+    const h = host('production', 'demo 1.0\nkernel 1.0\nlib 1.0\nnew-to-host 0\n');
+    const manifest = 'demo 1.1 security small\nkernel 2.0 security reboot\nlib 1.5 routine small\nabsent 3.0 security small\n';
+    // Outside the window (Saturday 01:30 UTC; the window is Sunday 01:00-04:00 Berlin).
+    const outside = h.run(['promote', 'security'], { utc: '2026-11-07T01:30:00Z', input: manifest });
+    expect(outside.stderr).not.toContain('updates:');
+    expect(outside.status).toBe(0);
+    expect(outside.stdout).toBe('deferred kernel 2.0 reboot\ninstalled demo 1.1\n');
+    expect(h.calls()).toContain('apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold demo=1.1 APT_CONFIG=');
+    expect(h.state('updates/promoted')).toBe('absent 3.0 small\ndemo 1.1 small\nkernel 2.0 reboot\n');
+    // Inside the window the routine run installs the disruptive one (and demo again: the FAKE installs nothing).
+    const inside = h.run(['routine'], { utc: '2026-11-08T01:30:00Z' });
+    expect(inside.status).toBe(0);
+    expect(inside.stdout).toContain('installed kernel 2.0');
+    expect(h.calls()).toContain('demo=1.1 kernel=2.0 APT_CONFIG=');
+  });
+
+  it('refuses an unknown mode or kind, and promote on a staging host', () => {
+    const h = host('staging', '');
+    expect(h.run(['everything']).status).toBe(2);
+    expect(h.run(['promote', 'everything']).status).toBe(2);
+    const refused = h.run(['promote', 'security'], { input: '' });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('promote runs on production hosts only');
   });
 
   it('records the window opening after a routine run inside the window, for reboot.sh, and not after a security run', () => {
-    const h = host();
-    expect(h.run('security').status).toBe(0);
-    expect(h.record()).toBe('');
-    expect(h.run('routine').status).toBe(0);
-    expect(h.record()).toBe('2026-11-08\n');
+    const h = host('staging', '');
+    expect(h.run(['security']).status).toBe(0);
+    expect(h.state('routine-last-opening')).toBe('');
+    expect(h.run(['routine']).status).toBe(0);
+    expect(h.state('routine-last-opening')).toBe('2026-11-08\n');
+  });
+});
+
+describe('check-security-updates.sh: the deadline as a clock', () => {
+  function check(pending: string | undefined, utc: string) {
+    const dir = tempDir();
+    if (pending !== undefined) {
+      mkdirSync(join(dir, 'updates'));
+      writeFileSync(join(dir, 'updates/pending'), pending);
+    }
+    return runScript('check-security-updates.sh', [], { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_SECURITY_DEADLINE: '86400', UPKEEP_STATE_DIR: dir, UPKEEP_NOW: String(Date.parse(utc) / 1000) });
+  }
+  const seen = Date.parse('2026-11-08T00:00:00Z') / 1000;
+  const pending = `demo 1.1 ${seen} security\nother 2 ${seen - 7 * 86400} routine\n`;
+
+  it('is OK while a security fix is pending within the deadline (routine updates do not count)', () => {
+    const r = check(pending, '2026-11-08T23:00:00Z');
+    expect(r.stdout).toBe('OK: 1 security fix(es) pending, oldest demo 1.1 for 1380m of the 86400s deadline\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('is CRITICAL once a fix has been pending longer than the deadline', () => {
+    const r = check(pending, '2026-11-09T00:30:00Z');
+    expect(r.stdout).toBe('CRITICAL: security fix demo 1.1 pending for 24h30m, past the 86400s deadline (1 pending)\n');
+    expect(r.status).toBe(2);
+  });
+
+  it('is OK with nothing pending, and on a new host before its first security run (no false alert after an apply)', () => {
+    expect(check('', '2026-11-09T00:30:00Z').stdout).toBe('OK: no security updates pending\n');
+    const fresh = check(undefined, '2026-11-09T00:30:00Z');
+    expect(fresh.stdout).toBe('OK: no updates recorded yet (upkeep-security-updates.service has not run)\n');
+    expect(fresh.status).toBe(0);
   });
 });
 
