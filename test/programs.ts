@@ -50,6 +50,8 @@ export const PACKAGES = {
   'bind9-dnsutils': { programs: ['dig'], on: ['machine'] },
   // Alert routes: a real Alertmanager receives the alerts of test hosts (test/fleet/alert-routes.test.ts).
   'prometheus-alertmanager': { programs: ['prometheus-alertmanager'], on: ['machine'] },
+  // promtool parses the metrics file hosts write for node_exporter (test/fleet/alert-routes.test.ts).
+  prometheus: { programs: ['promtool'], on: ['machine'] },
   shellcheck: { programs: ['shellcheck'], on: ['machine'] },
   'unattended-upgrades': { programs: ['unattended-upgrade'], on: ['hosts'] },
   // Called by runtime programs on real servers; the tests give FAKEs or have no such host.

@@ -19,6 +19,7 @@ debootstrap
 gpgv
 openssh-client
 openssl
+prometheus
 prometheus-alertmanager
 restic
 shellcheck

@@ -8,6 +8,8 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileFleet } from '../compile/fleet.ts';
 import { loadPolicy } from '../policy/load.ts';
+import { formatIssue } from '../policy/errors.ts';
+import { monitorHeartbeatWarnings } from '../policy/monitor-heartbeat.ts';
 import { prepareFleet } from '../policy/prepare.ts';
 import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
@@ -70,6 +72,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
 
   const { spec, source } = await loadPolicy(policyFile);
   const fleet = prepareFleet(spec, source);
+  for (const warning of monitorHeartbeatWarnings(fleet)) process.stderr.write(`bin/plan: warning: ${formatIssue(warning, source)}\n`);
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.
   const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });

@@ -72,3 +72,4 @@ fi
 
 printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\nsince=%s\nalerted_severity=%s\n' "$failures" "$successes" "$alerted" "$severity" "$since" "$alerted_severity" >"$state.new"
 mv "$state.new" "$state"
+"$runtime_dir/write-metrics.sh" || echo "run-check: could not write the metrics file for node_exporter" >&2

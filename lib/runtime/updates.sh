@@ -37,6 +37,10 @@ case $UPKEEP_PACKAGE_FAMILY in
     ;;
 esac
 
+# For the metrics file (write-metrics.sh): when this kind of run last succeeded.
+mkdir -p "$state_dir"
+date +%s >"$state_dir/updates-$kind.last"
+
 if [ "$kind" = routine ]; then
   # reboot.sh waits for this record, so a reboot never comes before this window's updates.
   if opening=$("$(dirname "$0")/in-window.sh" "$config_dir/window.env"); then
