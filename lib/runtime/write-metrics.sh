@@ -30,7 +30,12 @@ for env in "$config_dir"/checks/*.env; do
     failures=0 alerted=0 severity=unknown
     # shellcheck source=/dev/null
     . "$state"
-    case $severity in ok) code=0 ;; warning) code=1 ;; critical) code=2 ;; *) code=3 ;; esac
+    case $severity in
+      ok) code=0 ;;
+      warning) code=1 ;;
+      critical) code=2 ;;
+      *) code=3 ;;
+    esac
     labels="host=\"$(label "${UPKEEP_CHECK_SUBJECT:-}")\",check=\"$(label "${UPKEEP_CHECK_NAME:-}")\",kind=\"$(label "${UPKEEP_CHECK_KIND:-}")\""
     printf 'upkeep_check_status{%s} %s\n' "$labels" "$code"
     printf 'upkeep_check_failures{%s} %s\n' "$labels" "$failures"
