@@ -3,7 +3,7 @@
 // else), every program for the test hosts is in their image, and dpkg agrees with the packages.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { BASE_PACKAGES } from './fleet/base-image.ts';
 import { programsInShell, programsInTypeScript } from './program-usage.ts';
@@ -29,7 +29,11 @@ function sourceFiles(): string[] {
 function programsIn(file: string): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8');
   if (file.endsWith('.ts')) return programsInTypeScript(text);
-  if (file.endsWith('.sh') || /^#!.*\b(ba)?sh\b/.test(text)) return programsInShell(text);
+  if (file.endsWith('.sh') || /^#!.*\b(ba)?sh\b/.test(text)) {
+    // A file sourced from beside the script (`. "$(dirname "$0")/x.sh"`) defines functions it calls.
+    const sourced = [...text.matchAll(/^\s*\. "\$\(dirname "\$0"\)\/([a-z0-9-]+\.sh)"/gm)].map((m) => readFileSync(join(ROOT, dirname(file), m[1]!), 'utf8'));
+    return programsInShell([...sourced, text].join('\n'));
+  }
   return [];
 }
 

@@ -50,6 +50,8 @@ export const PACKAGES = {
   'bind9-dnsutils': { programs: ['dig'], on: ['machine'] },
   // Alert routes: a real Alertmanager receives the alerts of test hosts (test/fleet/alert-routes.test.ts).
   'prometheus-alertmanager': { programs: ['prometheus-alertmanager'], on: ['machine'] },
+  // promtool parses the metrics file hosts write for node_exporter (test/fleet/alert-routes.test.ts).
+  prometheus: { programs: ['promtool'], on: ['machine'] },
   shellcheck: { programs: ['shellcheck'], on: ['machine'] },
   // Loads the `upkeep status` HTML page as a browser does (test/fleet/status.test.ts).
   chromium: { programs: ['chromium'], on: ['machine'] },

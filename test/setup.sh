@@ -21,6 +21,7 @@ gpgv
 jq
 openssh-client
 openssl
+prometheus
 prometheus-alertmanager
 restic
 shellcheck

@@ -8,8 +8,9 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileFleet } from '../compile/fleet.ts';
 import { loadPolicy } from '../policy/load.ts';
+import { formatIssue } from '../policy/errors.ts';
+import { monitorHeartbeatWarnings } from '../policy/monitor-heartbeat.ts';
 import { prepareFleet } from '../policy/prepare.ts';
-import { formatPath } from '../policy/errors.ts';
 import { hardwareCheckWarnings } from '../policy/hardware-warnings.ts';
 import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
@@ -74,7 +75,9 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
 
   const { spec, source } = await loadPolicy(policyFile);
   const fleet = prepareFleet(spec, source);
-  for (const w of hardwareCheckWarnings(fleet)) process.stderr.write(`bin/plan: warning: ${formatPath(w.path)}: ${w.message}\n`);
+  // Warnings name the file and line where the policy can say otherwise; they do not stop the plan.
+  for (const warning of [...hardwareCheckWarnings(fleet), ...monitorHeartbeatWarnings(fleet)]) process.stderr.write(`bin/plan: warning: ${formatIssue(warning, source)}
+`);
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.
   const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });

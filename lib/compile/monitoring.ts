@@ -13,6 +13,8 @@ import { configFile, type HostPart } from './host-part.ts';
 import { runtimeCommand, seconds, unitFile } from './systemd.ts';
 
 const CHECKS_DIR = `${CONFIG_DIR}/checks`;
+/** node_exporter's textfile collector directory on Debian (prometheus-node-exporter). */
+const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
 const ALERT_DIR = `${CONFIG_DIR}/alert`;
 const WORDS = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
@@ -38,7 +40,7 @@ interface CheckSettings {
   readonly writes?: string[];
 }
 
-function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: string): CheckSettings {
+function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: string, fleet: ResolvedFleet): CheckSettings {
   const apt = runner.packageFamily === 'apt';
   switch (spec.kind) {
     case 'http':
@@ -85,6 +87,13 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
       };
     case 'reboot-required':
       return { vars: { UPKEEP_PACKAGE_FAMILY: runner.packageFamily, UPKEEP_REBOOT_MAX_PENDING: durationOr(spec.maxPending, '8d') }, packages: apt ? [] : ['dnf-utils'] };
+    case 'monitor-heartbeat': {
+      const monitor = fleet.hosts.find((h) => h.name === spec.monitor);
+      const port = monitor?.monitoring?.heartbeat?.port;
+      if (!monitor || port === undefined) throw new Error(`monitor-heartbeat check: host ${JSON.stringify(spec.monitor)} has no monitoring heartbeat`);
+      // A provisioned monitor has no address in the policy: it is reached by its name.
+      return { vars: { UPKEEP_HEARTBEAT_MONITOR: monitor.name, UPKEEP_HEARTBEAT_URL: `http://${monitor.address ?? monitor.name}:${port}/`, UPKEEP_HEARTBEAT_MAX_AGE: durationOr(spec.maxAge, '5m') }, packages: [] };
+    }
   }
 }
 
@@ -168,7 +177,7 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
     seen.add(unit);
     const id = unit.slice('upkeep-check-'.length);
     const envPath = `${CHECKS_DIR}/${id}.env`;
-    const settings = checkSettings(check.spec, host, `${CHECKS_DIR}/${id}.secret`);
+    const settings = checkSettings(check.spec, host, `${CHECKS_DIR}/${id}.secret`, fleet);
     const routeKeys = routeFiles(policy.routes, host, routes);
     files.push(
       configFile(envPath, renderEnvFile(`Check ${check.name} of ${check.subject}, for run-check.sh.`, {
@@ -198,7 +207,8 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
           PrivateTmp: true,
           NoNewPrivileges: true,
           StateDirectory: 'upkeep/checks',
-          ReadWritePaths: settings.writes?.join(' '),
+          // node_exporter's textfile collector directory, where it exists (write-metrics.sh).
+          ReadWritePaths: [...(settings.writes ?? []), `-${TEXTFILE_DIR}`].join(' '),
         },
       }),
       unitFile(`${unit}.timer`, {
@@ -213,5 +223,56 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
     scripts.add(`check-${check.spec.kind}.sh`);
   }
   for (const { files: routeFileList } of routes.values()) files.push(...routeFileList);
+  const heartbeat = host.monitoring?.heartbeat;
+  if (heartbeat) {
+    files.push(...heartbeatFiles(heartbeat, checks.map(({ check }) => check)));
+    units.push('upkeep-heartbeat.timer', 'upkeep-liveness.socket');
+    scripts.add('heartbeat.sh').add('serve-liveness.sh');
+  }
   return { files, units, packages: [...packages], scripts: [...scripts] };
+}
+
+/**
+ * The monitor's heartbeat: a timer that pings the dead-man's switch while every check running
+ * here has run within two of its intervals (plus a minute for a slow probe), and records that
+ * time; a socket serving the recorded time to the other hosts' monitor-heartbeat checks.
+ */
+function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>, checks: readonly ResolvedCheck[]): ManagedFile[] {
+  const urlPath = `${CONFIG_DIR}/heartbeat.url`;
+  const envPath = `${CONFIG_DIR}/heartbeat.env`;
+  const every = Math.min(...checks.map((c) => c.intervalSeconds));
+  const watched = checks.map((c) => `${checkUnitName(c).slice('upkeep-check-'.length)}:${2 * c.intervalSeconds + 60}`);
+  return [
+    { path: urlPath, mode: '0600', owner: 'root:root', secret: heartbeat.url },
+    configFile(envPath, renderEnvFile('The monitor heartbeat, for heartbeat.sh.', { UPKEEP_HEARTBEAT_URL_FILE: urlPath, UPKEEP_HEARTBEAT_CHECKS: watched.join(' ') })),
+    unitFile('upkeep-heartbeat.service', {
+      Unit: { Description: 'upkeep: heartbeat of this monitor to its dead-man\'s switch', After: 'network-online.target' },
+      Service: { Type: 'oneshot', ExecStart: runtimeCommand('heartbeat.sh', envPath), TimeoutStartSec: '120s', ProtectSystem: 'strict', ProtectHome: 'read-only', PrivateTmp: true, NoNewPrivileges: true, StateDirectory: 'upkeep/heartbeat' },
+    }),
+    unitFile('upkeep-heartbeat.timer', {
+      Unit: { Description: `upkeep: heartbeat every ${seconds(every)}` },
+      Timer: { OnActiveSec: '1min', OnUnitActiveSec: seconds(every), AccuracySec: '1s' },
+      Install: { WantedBy: 'timers.target' },
+    }),
+    unitFile('upkeep-liveness.socket', {
+      Unit: { Description: 'upkeep: when this monitor\'s checks last all ran, for the other hosts' },
+      Socket: { ListenStream: String(heartbeat.port), Accept: true, MaxConnections: 16 },
+      Install: { WantedBy: 'sockets.target' },
+    }),
+    unitFile('upkeep-liveness@.service', {
+      Unit: { Description: 'upkeep: serve the time this monitor\'s checks last all ran' },
+      Service: {
+        ExecStart: runtimeCommand('serve-liveness.sh'),
+        StandardInput: 'socket',
+        StandardOutput: 'socket',
+        StandardError: 'journal',
+        RuntimeMaxSec: '10s',
+        ProtectSystem: 'strict',
+        ProtectHome: true,
+        PrivateTmp: true,
+        NoNewPrivileges: true,
+        DynamicUser: true,
+      },
+    }),
+  ];
 }

@@ -24,7 +24,7 @@ const CALLS: Readonly<Record<string, readonly string[]>> = {
   'backup.sh': ['safe-path.sh'],
   'mitigations.sh': ['safe-path.sh'],
   'reboot.sh': ['in-window.sh'],
-  'run-check.sh': ['alert.sh'],
+  'run-check.sh': ['alert.sh', 'write-metrics.sh'],
   'alert.sh': ['send-alertmanager.sh', 'send-email.sh', 'send-webhook.sh'],
   'send-alertmanager.sh': ['alert-text.sh'],
   'send-email.sh': ['alert-text.sh'],

@@ -12,7 +12,7 @@ export type UnitValue = string | number | boolean | readonly string[];
 export type UnitSections = Readonly<Record<string, Readonly<Record<string, UnitValue | undefined>>>>;
 
 /** Unit names upkeep writes: its prefix, then lower-case words joined by "-". */
-const UNIT_NAME = /^upkeep-[a-z0-9]+(?:-[a-z0-9]+)*\.(?:service|timer)$/;
+const UNIT_NAME = /^upkeep-[a-z0-9]+(?:-[a-z0-9]+)*(?:@?\.service|\.timer|\.socket)$/;
 
 function renderValue(value: string | number | boolean): string {
   const text = typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);

@@ -28,7 +28,7 @@ export function formatPath(path: PolicyPath): string {
   return path.map(segment).join('.').replace(/\.\[/g, '[');
 }
 
-function formatIssue(issue: PolicyIssue, source?: PolicySource): string {
+export function formatIssue(issue: PolicyIssue, source?: PolicySource): string {
   const where = source?.locate(issue.path);
   const file = source ? (where ? `${source.file}:${where.line}:${where.column}` : source.file) : undefined;
   return `${file ? `${file}: ` : ''}${formatPath(issue.path)}: ${issue.message}`;

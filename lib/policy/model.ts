@@ -147,7 +147,8 @@ export type CheckKind =
   | 'failed-units'
   | 'backup-freshness'
   | 'security-updates'
-  | 'reboot-required';
+  | 'reboot-required'
+  | 'monitor-heartbeat';
 
 interface CheckCommon<H extends string> {
   /** Run from this host (a monitor) instead of on the host itself. @default the host itself */
@@ -189,6 +190,13 @@ export type Check<H extends string = string> = CheckCommon<H> &
     | { readonly kind: 'backup-freshness'; /** @default "26h" */ readonly maxAge?: Duration }
     | { readonly kind: 'security-updates' }
     | { readonly kind: 'reboot-required'; /** Alert only when a reboot has been pending this long. @default "8d" */ readonly maxPending?: Duration }
+    | {
+        readonly kind: 'monitor-heartbeat';
+        /** The monitor host whose liveness this host watches (it must have a monitoring heartbeat). */
+        readonly monitor: H;
+        /** Alert when the monitor's checks have not all run for this long. @default "5m" */
+        readonly maxAge?: Duration;
+      }
   );
 
 /**
@@ -232,6 +240,19 @@ export interface AlertRoute {
   readonly repeatEvery?: Duration;
 }
 
+/**
+ * Watch the watcher: while every check that runs on this host (a monitor) keeps running, the host
+ * pings a dead-man's switch (healthchecks.io convention: `<url>` on success, `<url>/fail` when
+ * its checks have stopped) and publishes the time of its last complete round on TCP `port`, which
+ * other hosts' `monitor-heartbeat` checks read.
+ */
+export interface HeartbeatSpec {
+  /** The dead-man's switch URL; a secret, as such URLs embed their key. */
+  readonly url: SecretRef;
+  /** TCP port the liveness time is served on (systemd socket activation). @default 9469 */
+  readonly port?: number;
+}
+
 export interface MonitoringPolicy<H extends string = string> {
   /** @default "1m" */
   readonly interval?: Duration;
@@ -242,6 +263,7 @@ export interface MonitoringPolicy<H extends string = string> {
   /** Promised response time: an alert reaches a human within this time of a fault. @default "15m" */
   readonly sla?: Duration;
   readonly routes?: readonly AlertRoute[];
+  readonly heartbeat?: HeartbeatSpec;
   /** Checks by name; a layer can replace a check by name or remove it with `false`. */
   readonly checks?: { readonly [name: string]: Check<H> | false };
 }

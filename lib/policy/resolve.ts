@@ -42,6 +42,7 @@ export const DEFAULTS = {
   recoveryThreshold: 2,
   sla: '15m',
   routeDelivery: '2m',
+  heartbeatPort: 9469,
   soak: '1h',
   batchSize: 1,
   failureBudget: 0,
@@ -195,6 +196,7 @@ class Resolver {
         deliverySeconds: this.duration(layers, at(['routes', i, 'delivery']), route.delivery, DEFAULTS.routeDelivery),
         ...(route.repeatEvery !== undefined && { repeatSeconds: this.duration(layers, at(['routes', i, 'repeatEvery']), route.repeatEvery, '1h') }),
       })),
+      ...(policy.heartbeat && { heartbeat: { url: policy.heartbeat.url, port: policy.heartbeat.port ?? DEFAULTS.heartbeatPort } }),
       checks,
       skipped,
     };

@@ -82,6 +82,8 @@ export interface ResolvedMonitoring {
   readonly recoveryThreshold: number;
   readonly slaSeconds: number;
   readonly routes: readonly ResolvedRoute[];
+  /** The dead-man's switch pinged while the checks running on this host keep running. */
+  readonly heartbeat?: { readonly url: SecretRef; readonly port: number };
   /** Checks about this host, sorted by name. Some may run on another host. */
   readonly checks: readonly ResolvedCheck[];
   /**

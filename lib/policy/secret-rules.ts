@@ -62,6 +62,7 @@ function decodeURIComponentSafe(text: string): string {
 function hostSecrets(spec: FleetSpec): Found[] {
   return policyLayers(spec).flatMap(({ path, policy }) => [
     ...(isSecretRef(policy.backups?.password) ? [{ path: [...path, 'backups', 'password'], ref: policy.backups.password }] : []),
+    ...(isSecretRef(policy.monitoring?.heartbeat?.url) ? [{ path: [...path, 'monitoring', 'heartbeat', 'url'], ref: policy.monitoring.heartbeat.url }] : []),
     ...(policy.monitoring?.routes ?? []).flatMap((route, i) => (isSecretRef(route.token) ? [{ path: [...path, 'monitoring', 'routes', i, 'token'], ref: route.token }] : [])),
     ...(policy.monitoring?.routes ?? []).flatMap((route, i) =>
       isSecretRef(route.email?.password) ? [{ path: [...path, 'monitoring', 'routes', i, 'email', 'password'], ref: route.email.password }] : [],

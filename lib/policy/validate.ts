@@ -1,6 +1,7 @@
 // validate: the whole-fleet rules of the maintenance contract. Pure; returns every issue at once.
 
 import { alertRouteIssues } from './alert-route-rules.ts';
+import { monitorHeartbeatIssues } from './monitor-heartbeat.ts';
 import { formatDuration, tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { CheckKind, FleetSpec } from './model.ts';
@@ -208,6 +209,7 @@ export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssu
   }
   stagingWindows(fleet, issues);
   issues.push(...alertRouteIssues(spec));
+  issues.push(...monitorHeartbeatIssues(fleet));
   issues.push(...secretIssues(spec));
   return issues;
 }

@@ -89,5 +89,6 @@ fi
 printf '%s\n' "$message" >"$state.message"
 printf 'failures=%s\nsuccesses=%s\nalerted=%s\nseverity=%s\nsince=%s\nfailing_since=%s\nalerted_severity=%s\n' "$failures" "$successes" "$alerted" "$severity" "$since" "$failing_since" "$alerted_severity" >"$state.new"
 mv "$state.new" "$state"
+"$runtime_dir/write-metrics.sh" || echo "run-check: could not write the metrics file for node_exporter" >&2
 finished=1
 exit "$rc"

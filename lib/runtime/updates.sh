@@ -207,6 +207,10 @@ else
   record_pending
 fi
 
+# For the metrics file (write-metrics.sh): when this kind of run last succeeded.
+mkdir -p "$state_dir"
+date +%s >"$state_dir/updates-$kind.last"
+
 if [ "$kind" = routine ]; then
   # reboot.sh waits for this record, so a reboot never comes before this window's updates.
   if opening=$("$runtime_dir/in-window.sh" "$config_dir/window.env"); then

@@ -70,7 +70,8 @@ describe('upkeep', () => {
     const example = join(root, 'examples', 'hosting', 'fleet.ts');
     const viaUpkeep = run('upkeep', ['plan', example, '--out', join(work, 'upkeep')]);
     const viaBin = run('plan', [example, '--out', join(work, 'bin')]);
-    expect(viaUpkeep.stderr).toBe('');
+    expect(viaUpkeep.stderr).toBe(viaBin.stderr);
+    expect(viaUpkeep.stderr).toContain("the fleet's only monitor has no heartbeat");
     expect(viaUpkeep.code).toBe(2);
     expect(viaUpkeep.code).toBe(viaBin.code);
     const planId = (r: { stdout: string }) => /plan `([0-9a-f]{12})`/.exec(r.stdout)?.[1];

@@ -3,8 +3,9 @@
 // a real Alertmanager (Debian's prometheus-alertmanager, started here, which forwards to a webhook
 // receiver of this test as it would to a pager), a real postfix on the host (read from the
 // mailbox) and a webhook with reminders; then the site recovers and every route hears of it.
+// Along the way the host's metrics file for node_exporter must parse and carry the check's state.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -72,7 +73,7 @@ interface AmAlert {
   readonly status: { readonly state: string };
 }
 
-const ready = fleetAvailable('alert routes on a real host') && programsAvailable('test/fleet/alert-routes.test.ts', ['prometheus-alertmanager']);
+const ready = fleetAvailable('alert routes on a real host') && programsAvailable('test/fleet/alert-routes.test.ts', ['prometheus-alertmanager', 'promtool']);
 
 describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, postfix and a webhook', () => {
   let fleet: TestFleet;
@@ -91,6 +92,18 @@ describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, p
   const amNotifications = () => site.hits.filter((h) => h.path === '/am').map((h) => ({ at: h.at, ...JSON.parse(h.body) }) as { at: number; status: string; alerts: AmAlert[] });
   const hooks = () => site.hits.filter((h) => h.path === '/hook').map((h) => ({ at: h.at, ...JSON.parse(h.body) }) as { at: number; status: string; reminder: boolean; since: string; severity: string });
   const mailbox = async () => (await vm.ssh('cat /var/mail/root 2>/dev/null || true')).stdout;
+  /** The host's metrics file for node_exporter, checked by Prometheus' own parser (promtool). */
+  const metrics = async () => {
+    const listing = (await vm.ssh('ls -A /var/lib/prometheus/node-exporter')).stdout;
+    // Written atomically: no temporary file is ever left beside it.
+    expect(listing).toBe('upkeep.prom\n');
+    const text = (await vm.ssh('cat /var/lib/prometheus/node-exporter/upkeep.prom')).stdout;
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(lint.stdout + lint.stderr).toBe('');
+    expect(lint.status).toBe(0);
+    return text;
+  };
+  const SITE = 'host="web1",check="site",kind="http"';
 
   beforeAll(async () => {
     site = await receiver();
@@ -146,6 +159,8 @@ describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, p
     });
     const resolved = prepareFleet(spec);
     const state = compileHost(resolved, resolved.hosts[0]);
+    // What Debian's prometheus-node-exporter package creates for its textfile collector.
+    expect((await vm.ssh('mkdir -p /var/lib/prometheus/node-exporter')).exitCode).toBe(0);
     const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
     const install = state.files.map((f) => `mkdir -p "$(dirname ${q(f.path)})" && echo ${Buffer.from(f.content!).toString('base64')} | base64 -d > ${q(f.path)} && chmod ${f.mode} ${q(f.path)}`);
     const r = await vm.ssh('sh -s', { input: `set -e\n${install.join('\n')}\nsystemctl daemon-reload\nsystemctl enable --now ${state.units.join(' ')}\nsystemctl start ${unit}.service\n` });
@@ -170,6 +185,7 @@ describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, p
     expect(await amAlerts()).toEqual([]);
     expect(hooks()).toEqual([]);
     expect(await mailbox()).toBe('');
+    expect(await metrics()).toContain(`upkeep_check_status{${SITE}} 0\n`);
 
     // WHEN the site breaks
     const brokeAt = Date.now() / 1000;
@@ -192,6 +208,12 @@ describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, p
     const bound = FAILURE_THRESHOLD * (INTERVAL + 1) + SLACK;
     console.log(`time to alert in Alertmanager: ${(alertedAt - brokeAt).toFixed(1)} s (bound ${bound} s: threshold ${FAILURE_THRESHOLD} x (interval ${INTERVAL} s + 1 s) + ${SLACK} s)`);
     expect(alertedAt - brokeAt).toBeLessThanOrEqual(bound);
+
+    // ... the metrics file says so too, in a form Prometheus parses.
+    const failing = await metrics();
+    expect(failing).toContain(`upkeep_check_status{${SITE}} 2\n`);
+    expect(failing).toContain(`upkeep_check_alerting{${SITE}} 1\n`);
+    expect(failing).toMatch(new RegExp(`^upkeep_check_failures\\{${SITE}\\} [2-9]$`, 'm'));
 
     // ... Alertmanager notified its receiver, with the same labels and startsAt.
     const firing = await until('Alertmanager to notify its receiver', 30_000, () => amNotifications().find((n) => n.status === 'firing'));
@@ -235,6 +257,9 @@ describe.skipIf(!ready)('alert routes from a real host to a real Alertmanager, p
     expect(resolvedHook.severity).toBe('ok');
     const recovered = await until('the recovery mail', 60_000, async () => ((await mailbox()).includes('RESOLVED') ? mailbox() : undefined));
     expect(recovered).toContain('Subject: [upkeep] RESOLVED: site on web1');
+    const healthy = await metrics();
+    expect(healthy).toContain(`upkeep_check_status{${SITE}} 0\n`);
+    expect(healthy).toContain(`upkeep_check_alerting{${SITE}} 0\n`);
     // No reminder after recovery.
     await sleep(REPEAT * 1000);
     expect(hooks().filter((h) => h.at > resolvedHook.at)).toEqual([]);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveFleet } from '../../lib/policy/resolve.ts';
+import { monitorHeartbeatWarnings } from '../../lib/policy/monitor-heartbeat.ts';
 import { validateFleet } from '../../lib/policy/validate.ts';
 import { editable } from '../fixtures/small-fleet.ts';
 
@@ -129,6 +130,28 @@ describe('validateFleet', () => {
       expect(withRoute({ alertmanager: 'http://am.example.com:9093', token: { env: 'AM_TOKEN' } })).toContainEqual(
         'defaults.monitoring.routes.0.alertmanager: an Alertmanager that receives a token must be an https:// URL, or the token travels in the clear',
       );
+    });
+  });
+
+  describe('monitor heartbeat', () => {
+    it('refuses a monitor-heartbeat check on a host without a heartbeat, or on itself', () => {
+      const spec = editable();
+      spec.hosts.web1.monitoring = { checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'web2' } } };
+      spec.hosts.web2.monitoring = { heartbeat: { url: { env: 'HB_URL' } }, checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'web2' } } };
+      spec.hosts.stage1.monitoring = { checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'stage1' } } };
+      const issues = issuesOf(spec);
+      expect(issues).toContainEqual('hosts.stage1.monitoring.checks.monitor.monitor: host "stage1" has no monitoring.heartbeat, so there is no liveness to watch');
+      expect(issues).toContainEqual('hosts.web2.monitoring.checks.monitor.monitor: a monitor cannot watch its own heartbeat: the check would die with it');
+      expect(issues.filter((i) => i.startsWith('hosts.web1.'))).toEqual([]);
+    });
+
+    it('warns about a fleet whose only monitor has no heartbeat, and not once it has one', () => {
+      const spec = editable();
+      spec.hosts.web1.roles = ['web', 'monitor'];
+      const warnings = (s: any) => monitorHeartbeatWarnings(resolveFleet(s).fleet).map((i) => `${i.path.join('.')}: ${i.message}`);
+      expect(warnings(spec)).toEqual(["hosts.web1.monitoring: the fleet's only monitor has no heartbeat (monitoring.heartbeat): if it stops, its checks stop alerting and nothing notices"]);
+      spec.hosts.web1.monitoring = { heartbeat: { url: { env: 'HB_URL' } } };
+      expect(warnings(spec)).toEqual([]);
     });
   });
 });

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Watches the watcher: reads the time the monitor's checks last all ran from its liveness socket
+# and is CRITICAL when that is older than UPKEEP_HEARTBEAT_MAX_AGE seconds or the monitor does
+# not answer, so a dead or stopped monitor is noticed by the hosts it watches.
+set -eu
+
+: "${UPKEEP_HEARTBEAT_MONITOR:?}" "${UPKEEP_HEARTBEAT_URL:?}" "${UPKEEP_HEARTBEAT_MAX_AGE:?}"
+if ! last=$(curl -fsS --max-time 10 -- "$UPKEEP_HEARTBEAT_URL" 2>&1); then
+  echo "CRITICAL: monitor $UPKEEP_HEARTBEAT_MONITOR does not answer at $UPKEEP_HEARTBEAT_URL: $last"
+  exit 2
+fi
+case $last in
+  '' | *[!0-9]*) echo "UNKNOWN: monitor $UPKEEP_HEARTBEAT_MONITOR answered something that is not a time"; exit 3 ;;
+esac
+age=$(($(date +%s) - last))
+if [ "$age" -gt "$UPKEEP_HEARTBEAT_MAX_AGE" ]; then
+  echo "CRITICAL: monitor $UPKEEP_HEARTBEAT_MONITOR silent: its checks last all ran ${age}s ago (more than ${UPKEEP_HEARTBEAT_MAX_AGE}s)"
+  exit 2
+fi
+echo "OK: monitor $UPKEEP_HEARTBEAT_MONITOR's checks all ran ${age}s ago"
