@@ -13,6 +13,7 @@ import { useColour } from '../../lib/apply/progress.ts';
 import { resolveSecret, SecretError, SecretValues } from '../../lib/plan/secrets.ts';
 import type { PlanDocument, PlannedHost } from '../../lib/plan/plan-format.ts';
 import { CONFIG_FILE, writeFixturePlan } from '../fixtures/plan-dir.ts';
+import { objectPath } from '../../lib/plan/plan-dir.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureFixtureFixtureFixtureFixtureFixture';
 const ADDRESSES = { stage1: { address: '127.0.1.1', port: 22, hostKey: KEY }, web1: { address: '127.0.1.2', port: 2222, hostKey: KEY } };
@@ -96,7 +97,7 @@ describe('a reviewed plan directory', () => {
     const bundle = hostBundle(dir, web1, { baseDir: work }, new SecretValues());
     expect(bundle.units).toEqual(web1.units);
     expect(Buffer.from(bundle.files.find((f) => f.path === CONFIG_FILE)?.content as Uint8Array).toString()).toBe('host=web1\n');
-    writeFileSync(join(work, 'p', 'hosts', 'web1', CONFIG_FILE), 'host=tampered\n');
+    writeFileSync(join(work, 'p', objectPath(web1.files.find((f) => f.path === CONFIG_FILE)!.sha256!)), 'host=tampered\n');
     expect(() => hostBundle(dir, web1, { baseDir: work }, new SecretValues())).toThrow(PlanDirError);
   });
 
