@@ -1,12 +1,13 @@
 // A plan directory as the applier reads it, and the bundle each host's agent takes. The applier
 // installs exactly what was reviewed: plan.json must still hash to its plan_id (optionally the id a
 // reviewer approved), terraform/ must hold exactly the stack files plan.json names with their
-// sha256, and every host file's content on disk must still hash to the sha256 the plan recorded.
+// sha256, and every host file's content on disk (objects/, stored once per distinct content) must
+// still hash to the sha256 the plan recorded for that host's file.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PlanDocument, PlannedHost } from '../plan/plan-format.ts';
-import { readPlanDir } from '../plan/plan-dir.ts';
+import { objectPath, readPlanDir } from '../plan/plan-dir.ts';
 import { planIdOf } from '../plan/build-plan.ts';
 import { sha256 } from '../compile/generation.ts';
 import type { BundleFile, HostBundle } from '../hosts/host-agent.ts';
@@ -93,7 +94,7 @@ export async function loadReviewedPlan(dir: string, approvedId?: string): Promis
   return { dir: absolute, plan };
 }
 
-/** A path that becomes a location under DIR/hosts/<host>/ here and an absolute path on the host. */
+/** A path that becomes an absolute path on the host: plain, no "." or ".." parts. */
 function checkPlainPath(host: PlannedHost, path: string): void {
   if (!path.startsWith('/') || path.split('/').some((part) => part === '..' || part === '.')) {
     throw new PlanDirError(`${host.name}: ${JSON.stringify(path)} is not a plain absolute path`);
@@ -101,7 +102,7 @@ function checkPlainPath(host: PlannedHost, path: string): void {
 }
 
 /**
- * The bundle the host's agent installs: file contents from DIR/hosts/<host>/, each checked against
+ * The bundle the host's agent installs: file contents from DIR/objects/, each checked against
  * the plan's hash, and secrets resolved now. Resolved values are added to `secrets` for redaction.
  */
 export function hostBundle(planDir: PlanDir, host: PlannedHost, source: SecretSource, secrets: SecretValues): HostBundle {
@@ -117,17 +118,18 @@ export function hostBundle(planDir: PlanDir, host: PlannedHost, source: SecretSo
   return { files, units: host.units, packages: host.packages };
 }
 
-/** The content of a planned (non-secret) file from DIR/hosts/<host>/, checked against the plan's sha256. */
+/** The content of a planned (non-secret) file from DIR/objects/, checked against the plan's sha256. */
 export function reviewedHostFile(planDir: PlanDir, host: PlannedHost, path: string): Buffer {
   checkPlainPath(host, path);
   const file = host.files.find((f) => f.path === path);
   if (file === undefined || file.secret !== undefined) throw new PlanDirError(`${host.name}: ${path} is not a planned file with reviewed content`);
-  const onDisk = join(planDir.dir, 'hosts', host.name, path);
+  if (typeof file.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(file.sha256)) throw new PlanDirError(`${host.name}: ${path}: plan.json names no sha256 for its content`);
+  const onDisk = join(planDir.dir, objectPath(file.sha256));
   let content: Buffer;
   try {
     content = readFileSync(onDisk);
   } catch (error) {
-    throw new PlanDirError(`${host.name}: ${path}: the plan directory has no content for it (${(error as NodeJS.ErrnoException).code})`);
+    throw new PlanDirError(`${host.name}: ${path}: the plan directory has no content for it (${objectPath(file.sha256)}: ${(error as NodeJS.ErrnoException).code})`);
   }
   if (sha256(content) !== file.sha256) {
     throw new PlanDirError(`${host.name}: ${path}: content in the plan directory differs from the reviewed plan (sha256 ${sha256(content).slice(0, 12)}, plan says ${String(file.sha256).slice(0, 12)})`);

@@ -16,7 +16,10 @@ import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
 import { readLiveBase, renderDriftSection } from '../hosts/live-base.ts';
-import { renderMitigationSection, renderPlanMarkdown } from '../plan/markdown.ts';
+import { renderMitigationSection, renderPlanMarkdown, stickyMarker, summaryLine } from '../plan/markdown.ts';
+import { diffContracts } from '../plan/contract-diff.ts';
+import { planAtGitRef } from '../plan/git-base.ts';
+import { mdCode } from '../plan/markdown-text.ts';
 import { planJsonText, readPlanCalendar, readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
 import { renderWindowCalendar } from '../plan/window-calendar.ts';
 import { UPKEEP_VERSION } from '../version.ts';
@@ -25,12 +28,18 @@ import { exitWith, isMain } from './run-command.ts';
 const HELP = `Usage: bin/plan [POLICY] [options]
 
 Loads a maintenance policy (.ts or .yaml), validates the whole fleet, compiles every host and
-writes a reviewable plan directory: plan.json, plan.md, hosts/<host>/..., terraform/ and
-calendar.ics (every host's maintenance windows, for customers' calendars).
+writes a reviewable plan directory: plan.json, plan.md, objects/ (every file content once),
+terraform/ and calendar.ics (every host's maintenance windows, for customers' calendars). plan.md is
+the pull-request comment: it starts with a hidden marker naming the fleet
+(<!-- upkeep-plan fleet=NAME -->) for a bot to find and update its one comment, and it fits
+GitHub's 65,536-character limit with the summary, the contract changes and every warning kept.
 
 POLICY             policy file (default: upkeep.ts or upkeep.yaml in the current directory)
   --out DIR        where to write the plan (default: out/plan)
   --base DIR       an earlier plan directory to compare against (default: nothing applied)
+  --base git:REF   the policy as it was at a git ref (branch, tag, commit), compiled in a
+                   temporary worktree, as the base: a pull request against main shows its diff
+                   and its maintenance-contract changes with --base git:origin/main
   --live           compare against the live hosts over ssh (one round trip each) and show drift
   --identity FILE  with --live: ssh private key
   --known-hosts FILE
@@ -80,40 +89,53 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
 `);
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.
-  const compiled = compileFleet(fleet, { projectDir: relative(resolve(values.out, 'terraform'), process.cwd()) || '.' });
+  const projectDir = relative(resolve(values.out, 'terraform'), process.cwd()) || '.';
+  const compiled = compileFleet(fleet, { projectDir });
 
-  const base = values.base ? await readPlanDir(values.base) : undefined;
+  const base = values.base?.startsWith('git:') ? await planAtGitRef(policyFile, values.base.slice('git:'.length), projectDir) : values.base ? await readPlanDir(values.base) : undefined;
   const metadata = { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION };
   const policy = relative(process.cwd(), resolve(policyFile));
   let baseHosts = new Map<string, BaseHost>(
     Object.values(base?.document.hosts ?? {}).map((h) => [h.name, { generation: h.generation, files: h.files, units: h.units, packages: h.packages }]),
   );
-  let driftSection: string | undefined;
+  let live: Awaited<ReturnType<typeof readLiveBase>> | undefined;
   let rebootPending: ReadonlyMap<string, boolean> | undefined;
   if (values.live) {
     // The hosts to read and their pinned keys come from the plan itself.
     const { document: hostsOnly } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, metadata });
-    const live = await readLiveBase(hostsOnly, {
+    live = await readLiveBase(hostsOnly, {
       ...(values.identity && { identity: values.identity }),
       ...(values['known-hosts'] && { knownHosts: values['known-hosts'] }),
       ...(values['terraform-outputs'] && { terraformOutputs: values['terraform-outputs'] }),
     });
     baseHosts = live.base;
-    driftSection = renderDriftSection(live.drift);
     rebootPending = live.rebootPending;
   }
   let infra = compiled.terraform || base?.terraform ? diffInfra(base?.terraform, compiled.terraform) : undefined;
-  const offlineSource = values.base ? 'offline diff against --base' : 'offline diff against an empty base (no --base given)';
+  const offlineSource = values.base?.startsWith('git:')
+    ? `offline diff against --base ${mdCode(values.base)}`
+    : values.base
+      ? 'offline diff against --base'
+      : 'offline diff against an empty base (no --base given)';
   // The stack and the diff shown for it are part of what plan_id names: bin/apply checks both.
   const infrastructure = compiled.terraform && infra && { files: compiled.terraform, diff: infra, source: offlineSource };
-  let { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, ...(infrastructure && { infrastructure }), metadata });
+  let { document, objects } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, ...(infrastructure && { infrastructure }), metadata });
+  // Against a stored plan or a git ref, plan.md says first what the change does to the promise.
+  const contract = base ? diffContracts(base.document.hosts, document.hosts) : undefined;
   const render = (plan: typeof document, diff: InfraDiff | undefined, source: string) =>
-    renderPlanMarkdown(plan, [diff && renderInfraSection(diff, source), renderMitigationSection(fleet), driftSection].filter((x): x is string => x !== undefined));
+    renderPlanMarkdown(plan, {
+      ...(contract && { contract }),
+      sections: [
+        (compact: boolean) => diff && renderInfraSection(diff, source, compact),
+        (compact: boolean) => renderMitigationSection(fleet, compact),
+        (compact: boolean) => live && renderDriftSection(live.drift, compact),
+      ],
+    });
   let markdown = render(document, infra, offlineSource);
   // SEQUENCE counts changes since the feed customers subscribed to: the base plan's, else the one replaced.
   const previous = values.base ? readPlanCalendar(values.base) : readPlanCalendar(values.out);
   const calendar = renderWindowCalendar({ fleet, ...(previous !== undefined && { previous }), ...(rebootPending && { rebootPending }) });
-  await writePlanDir(values.out, { document, markdown, hostFiles, calendar, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  await writePlanDir(values.out, { document, markdown, objects, calendar, ...(compiled.terraform && { terraform: compiled.terraform }) });
   // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.
   const fromEngine = compiled.terraform && (await planWithEngine(values.out, document, { warn: (line) => process.stderr.write(`bin/plan: warning: ${line}\n`) }));
   if (fromEngine) {
@@ -127,9 +149,13 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   const infraChanges = infra ? infra.add.length + infra.change.length + infra.replace.length + infra.destroy.length : 0;
   const s = document.summary;
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ plan_id: document.plan_id, out: values.out, summary: s, infrastructure: infra ?? null })}\n`);
+    const weakens = (contract ?? []).filter((c) => c.weakens);
+    process.stdout.write(
+      `${JSON.stringify({ plan_id: document.plan_id, out: values.out, summary: s, infrastructure: infra ?? null, comment_marker: stickyMarker(document.fleet), contract_weakened: contract ? weakens.length > 0 : null })}\n`,
+    );
   } else {
-    process.stdout.write(`${markdown.split('\n')[2].replace(/\*\*/g, '')}\n`);
+    process.stdout.write(`${summaryLine(document)}\n`);
+    if (contract?.some((c) => c.weakens)) process.stdout.write(`WARNING: this change weakens the maintenance contract (see ${values.out}/plan.md)\n`);
     if (infra) process.stdout.write(`Infrastructure: ${infra.add.length} to add, ${infra.change.length} to change, ${infra.replace.length} to replace, ${infra.destroy.length} to destroy\n`);
     process.stdout.write(`Plan written to ${values.out}/ (review ${values.out}/plan.md)\n`);
   }

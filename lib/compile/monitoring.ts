@@ -154,11 +154,30 @@ export function checkUnitName(check: Pick<ResolvedCheck, 'subject' | 'name'>): s
 }
 
 /** Checks that run on `host`, with the monitoring policy of the host each is about. */
-function checksRunOn(fleet: ResolvedFleet, host: ResolvedHost): { check: ResolvedCheck; policy: ResolvedMonitoring }[] {
-  return fleet.hosts
-    .flatMap((subject) => (subject.monitoring ? subject.monitoring.checks.map((check) => ({ check, policy: subject.monitoring! })) : []))
-    .filter(({ check }) => check.runsOn === host.name)
-    .sort((a, b) => checkUnitName(a.check).localeCompare(checkUnitName(b.check)));
+type PlacedCheck = { check: ResolvedCheck; policy: ResolvedMonitoring };
+
+/**
+ * Every check of the fleet by the host it runs on, built once per fleet: looking through the whole
+ * fleet for each host made compiling quadratic in the number of hosts.
+ */
+const checksByHost = new WeakMap<ResolvedFleet, ReadonlyMap<string, readonly PlacedCheck[]>>();
+
+function checksRunOn(fleet: ResolvedFleet, host: ResolvedHost): readonly PlacedCheck[] {
+  let index = checksByHost.get(fleet);
+  if (index === undefined) {
+    const byHost = new Map<string, PlacedCheck[]>();
+    for (const subject of fleet.hosts) {
+      for (const check of subject.monitoring?.checks ?? []) {
+        const placed = byHost.get(check.runsOn) ?? [];
+        placed.push({ check, policy: subject.monitoring! });
+        byHost.set(check.runsOn, placed);
+      }
+    }
+    for (const placed of byHost.values()) placed.sort((a, b) => checkUnitName(a.check).localeCompare(checkUnitName(b.check)));
+    index = byHost;
+    checksByHost.set(fleet, index);
+  }
+  return index.get(host.name) ?? [];
 }
 
 /** Monitoring timers for every check that runs on `host`; undefined when none does. */

@@ -9,6 +9,7 @@ import { readLiveState } from './live-state.ts';
 import type { BaseHost } from '../plan/build-plan.ts';
 import type { PlanDocument, PlannedFile } from '../plan/plan-format.ts';
 import { mdCode, mdText } from '../plan/markdown-text.ts';
+import { cappedLines } from '../plan/markdown-list.ts';
 
 export interface LiveBase {
   readonly base: Map<string, BaseHost>;
@@ -67,11 +68,13 @@ export async function readLiveBase(plan: PlanDocument, options: ConnectionOption
 }
 
 /** The plan.md section that lists drift, or undefined when there is none. */
-export function renderDriftSection(drift: ReadonlyMap<string, readonly FileDrift[]>): string | undefined {
+export function renderDriftSection(drift: ReadonlyMap<string, readonly FileDrift[]>, compact = false): string | undefined {
   if (drift.size === 0) return undefined;
   const lines = ['## Drift', '', `**${drift.size} host(s) differ from what upkeep last applied**; this plan puts the files back:`, ''];
+  const items: string[] = [];
   for (const [host, files] of [...drift].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const f of files) lines.push(`- ${mdText(host)}: ${mdCode(f.path)} (${f.fields.map(mdText).join(', ')})`);
+    for (const f of files) items.push(`- ${mdText(host)}: ${mdCode(f.path)} (${f.fields.map(mdText).join(', ')})`);
   }
+  lines.push(...cappedLines(items, compact, 'drifted file(s)'));
   return `${lines.join('\n')}\n`;
 }

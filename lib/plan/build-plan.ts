@@ -6,6 +6,7 @@ import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
 import { canonicalJson } from '../compile/canonical-json.ts';
 import { generationOf, plannedFile, sha256 } from '../compile/generation.ts';
 import type { InfraDiff } from './infra-diff.ts';
+import { contractOf } from './contract.ts';
 import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost, type PlannedInfrastructure } from './plan-format.ts';
 
 /** What a host has now, as far as the plan knows. */
@@ -31,8 +32,8 @@ export interface PlanInput {
 
 export interface BuiltPlan {
   readonly document: PlanDocument;
-  /** Plan-directory files other than plan.json and plan.md: hosts/<host>/<path> -> content. */
-  readonly hostFiles: ReadonlyMap<string, string>;
+  /** The content of every non-secret host file, once per distinct content: sha256 -> content. */
+  readonly objects: ReadonlyMap<string, string>;
 }
 
 const EMPTY_BASE: BaseHost = { generation: null, files: [], units: [], packages: [] };
@@ -68,8 +69,7 @@ function plannedInfrastructure(input: NonNullable<PlanInput['infrastructure']>):
   return { stack, diff: input.diff, source: input.source };
 }
 
-function plannedHost(host: ResolvedHost, state: HostDesiredState, base: BaseHost): PlannedHost {
-  const files = state.files.map(plannedFile);
+function plannedHost(host: ResolvedHost, state: HostDesiredState, files: readonly PlannedFile[], base: BaseHost): PlannedHost {
   const generation = generationOf(files, state.units, state.packages);
   const unitsBefore = new Set(base.units);
   const unitsAfter = new Set(state.units);
@@ -83,6 +83,7 @@ function plannedHost(host: ResolvedHost, state: HostDesiredState, base: BaseHost
     files,
     units: state.units,
     packages: state.packages,
+    contract: contractOf(host),
     generation,
     baseGeneration: base.generation,
     changes: {
@@ -119,12 +120,16 @@ export function withInfraDiff(plan: PlanDocument, diff: InfraDiff, source: strin
 
 /** The plan of `input`; `plan_id` names everything but the metadata. */
 export function buildPlan(input: PlanInput): BuiltPlan {
-  const hostFiles = new Map<string, string>();
+  const objects = new Map<string, string>();
   const hosts: Record<string, PlannedHost> = {};
   input.fleet.hosts.forEach((host, i) => {
     const state = input.hosts[i];
-    hosts[host.name] = plannedHost(host, state, input.base.get(host.name) ?? EMPTY_BASE);
-    for (const file of state.files) if (file.content !== undefined) hostFiles.set(`hosts/${host.name}${file.path}`, file.content);
+    const files = state.files.map((file) => {
+      const planned = plannedFile(file);
+      if (file.content !== undefined) objects.set(planned.sha256!, file.content);
+      return planned;
+    });
+    hosts[host.name] = plannedHost(host, state, files, input.base.get(host.name) ?? EMPTY_BASE);
   });
   const all = Object.values(hosts);
   const changed = all.filter(hasChanges);
@@ -145,5 +150,5 @@ export function buildPlan(input: PlanInput): BuiltPlan {
       filesDeleted: count('delete'),
     },
   };
-  return { document: sealed(body, input.metadata), hostFiles };
+  return { document: sealed(body, input.metadata), objects };
 }

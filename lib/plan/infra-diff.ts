@@ -5,6 +5,7 @@
 
 import { canonicalJson } from '../compile/canonical-json.ts';
 import { mdCode } from './markdown-text.ts';
+import { cappedLines, cappedNames, COMPACT_LIST_ITEMS } from './markdown-list.ts';
 
 /** Resource addresses ("hcloud_server.web1"), each list sorted. */
 export interface InfraDiff {
@@ -161,7 +162,7 @@ function resourceType(address: string): string {
  * saved plan or the offline diff), so a reviewer knows how much to trust it: markdown written by
  * upkeep itself, never a value of the policy. Addresses are escaped, as the engine reports them.
  */
-export function renderInfraSection(diff: InfraDiff, source?: string): string {
+export function renderInfraSection(diff: InfraDiff, source?: string, compact = false): string {
   const counts = `${diff.add.length} to add, ${diff.change.length} to change, ${diff.replace.length} to replace, ${diff.destroy.length} to destroy`;
   const lines = ['## Infrastructure', ''];
   if (source !== undefined) lines.push(`Source: ${source}.`, '');
@@ -170,7 +171,7 @@ export function renderInfraSection(diff: InfraDiff, source?: string): string {
     .map(([address, action]) => `${mdCode(address)} (${action})`);
   if (loud.length > 0) {
     lines.push(
-      `> **WARNING: ${loud.length} server(s), volume(s) or address(es) will be DESTROYED or REPLACED.** Their disks, data or public IP addresses are lost: ${loud.join(', ')}. Make sure the data is backed up and restorable before this plan is applied.`,
+      `> **WARNING: ${loud.length} server(s), volume(s) or address(es) will be DESTROYED or REPLACED.** Their disks, data or public IP addresses are lost: ${cappedNames(loud, compact ? COMPACT_LIST_ITEMS : Infinity)}. Make sure the data is backed up and restorable before this plan is applied.`,
       '',
     );
   }
@@ -186,7 +187,7 @@ export function renderInfraSection(diff: InfraDiff, source?: string): string {
     ['To destroy', diff.destroy],
   ] as const) {
     if (addresses.length === 0) continue;
-    lines.push(`${title}:`, '', ...addresses.map((a) => `- ${mdCode(a)}`), '');
+    lines.push(`${title}:`, '', ...cappedLines(addresses.map((a) => `- ${mdCode(a)}`), compact, 'resource(s)'), '');
   }
   return lines.join('\n');
 }

@@ -1,42 +1,110 @@
-// plan.md: the review text for a pull request. The summary comes first and always survives;
-// per-host details sit in <details> folds, cut (and said so) when the text would not fit a
-// GitHub comment.
+// plan.md: the review text for a pull request, posted as its comment. A hidden marker naming the
+// fleet comes first (a bot finds and updates its one comment by it), then the summary, the
+// contract diff and every warning, which always survive; the per-host details sit in <details>
+// folds, one fold per set of identical changes (the same files changing on 9,998 hosts is one fold,
+// the exceptions have their own), cut (and said so) when the text would not fit the comment.
 
 import { mitigationWrites } from '../compile/mitigations.ts';
 import { formatDuration } from '../policy/duration.ts';
 import type { ResolvedFleet } from '../policy/resolved.ts';
 import type { PlanDocument, PlannedHost } from './plan-format.ts';
 import { hasChanges } from './build-plan.ts';
+import { canonicalJson } from '../compile/canonical-json.ts';
+import { renderContractSection, type ContractChange } from './contract-diff.ts';
+import { cappedLines, cappedNames, COMPACT_LIST_ITEMS } from './markdown-list.ts';
 import { mdCode, mdText } from './markdown-text.ts';
 
 /** GitHub comments hold at most 65,536 characters; leave room for a wrapper around ours. */
 export const MARKDOWN_LIMIT = 60_000;
 
+/**
+ * A part of plan.md between the rollout order and the hosts (infrastructure, mitigations, drift):
+ * its text, or a function that gives it in full or, when the plan would not fit a comment,
+ * `compact` (every headline, warning and count, long lists cut short).
+ */
+export type MarkdownSection = string | ((compact: boolean) => string | undefined);
+
+export interface PlanMarkdownOptions {
+  /** How the plan changes the maintenance promise against its base (diffContracts); shown first. */
+  readonly contract?: readonly ContractChange[];
+  readonly sections?: readonly MarkdownSection[];
+}
+
+/**
+ * The first line of plan.md: an HTML comment GitHub does not show, the same for every plan of the
+ * fleet, so a pipeline finds the one comment it posted on a pull request and updates it.
+ */
+export function stickyMarker(fleet: string): string {
+  // mdText leaves no "<", ">" or "&": the name cannot end the comment.
+  return `<!-- upkeep-plan fleet=${mdText(fleet)} -->`;
+}
+
+/** The one-line summary: plan.md shows it in bold, bin/plan prints it. */
+export function summaryLine(plan: PlanDocument): string {
+  const s = plan.summary;
+  return `${s.hostsChanged} host(s) to change, ${s.hostsUnchanged} unchanged · ${s.filesCreated} file(s) to create, ${s.filesUpdated} to update, ${s.filesDeleted} to delete · plan ${mdCode(plan.plan_id.slice(0, 12))}`;
+}
+
 function secretLabel(ref: NonNullable<PlannedHost['files'][number]['secret']>): string {
   return 'env' in ref ? `secret from env ${mdCode(ref.env, true)}` : `secret from file ${mdCode(ref.file, true)}`;
 }
 
-function hostDetails(host: PlannedHost): string {
+/** What a host's changes look like apart from its name and its contents' hashes: equal for hosts that change alike. */
+function changeShape(host: PlannedHost): string {
+  const files = new Map(host.files.map((f) => [f.path, f]));
+  return canonicalJson({
+    files: host.changes.files.map((ch) => {
+      const f = files.get(ch.path);
+      return { ...ch, mode: f?.mode ?? '', owner: f?.owner ?? '', secret: f?.secret ?? null };
+    }),
+    unitsEnabled: host.changes.unitsEnabled,
+    unitsDisabled: host.changes.unitsDisabled,
+    packagesAdded: host.changes.packagesAdded,
+  });
+}
+
+/** Hosts with changes, those that change alike together: the largest set first, single hosts (the exceptions) last. */
+function alikeHosts(changed: readonly PlannedHost[]): PlannedHost[][] {
+  const sets = new Map<string, PlannedHost[]>();
+  for (const host of changed) {
+    const shape = changeShape(host);
+    const set = sets.get(shape) ?? [];
+    set.push(host);
+    sets.set(shape, set);
+  }
+  return [...sets.values()].sort((a, b) => b.length - a.length || (a[0]!.name < b[0]!.name ? -1 : 1));
+}
+
+function hostDetails(hosts: readonly PlannedHost[]): string {
+  const host = hosts[0]!;
   const c = host.changes;
   const byAction = (a: string) => c.files.filter((f) => f.action === a).length;
-  const title = `${mdText(host.name)} (${mdText(host.group)}): ${byAction('create')} to create, ${byAction('update')} to update, ${byAction('delete')} to delete`;
-  const files = new Map(host.files.map((f) => [f.path, f]));
+  const counts = `${byAction('create')} to create, ${byAction('update')} to update, ${byAction('delete')} to delete`;
+  const title =
+    hosts.length === 1
+      ? `${mdText(host.name)} (${mdText(host.group)}): ${counts}`
+      : `The same changes on ${hosts.length} hosts (${cappedNames(hosts.map((h) => mdText(h.name)), 10)}): ${counts}`;
   const rows = c.files.map((ch) => {
-    const f = files.get(ch.path);
-    const what = f?.secret ? secretLabel(f.secret) : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
+    const content = new Set(hosts.map((h) => h.files.find((f) => f.path === ch.path)?.sha256 ?? ''));
+    const f = host.files.find((x) => x.path === ch.path);
+    const what = f?.secret ? secretLabel(f.secret) : content.size > 1 ? 'differs per host' : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
     const fields = ch.fields ? ` (${ch.fields.join(', ')})` : '';
     return `| ${ch.action}${fields} | ${mdCode(ch.path, true)} | ${mdText(f?.mode ?? '')} | ${mdText(f?.owner ?? '')} | ${what} |`;
   });
   const lines = [`<details><summary>${title}</summary>`, ''];
+  if (hosts.length > 1) lines.push(`Hosts: ${cappedNames(hosts.map((h) => mdText(h.name)), 200)}`, '');
   if (rows.length > 0) lines.push('| action | path | mode | owner | content |', '|---|---|---|---|---|', ...rows, '');
   if (c.unitsEnabled.length > 0) lines.push(`Units to enable: ${c.unitsEnabled.map((u) => mdCode(u)).join(', ')}`, '');
   if (c.unitsDisabled.length > 0) lines.push(`Units to disable: ${c.unitsDisabled.map((u) => mdCode(u)).join(', ')}`, '');
   if (c.packagesAdded.length > 0) lines.push(`Packages to install: ${c.packagesAdded.map(mdText).join(', ')}`, '');
-  lines.push(`Generation ${mdCode(host.generation.slice(0, 12))} (from ${host.baseGeneration ? mdCode(host.baseGeneration.slice(0, 12)) : 'nothing applied'})`, '', '</details>', '');
+  if (hosts.length === 1) {
+    lines.push(`Generation ${mdCode(host.generation.slice(0, 12))} (from ${host.baseGeneration ? mdCode(host.baseGeneration.slice(0, 12)) : 'nothing applied'})`, '');
+  }
+  lines.push('</details>', '');
   return lines.join('\n');
 }
 
-function rollout(plan: PlanDocument): string[] {
+function rollout(plan: PlanDocument, compact: boolean): string[] {
   return plan.groups.map((g, i) => {
     const traits = [
       g.staging ? 'staging' : undefined,
@@ -45,7 +113,8 @@ function rollout(plan: PlanDocument): string[] {
       `batches of ${g.batchSize}`,
       `failure budget ${g.failureBudget}`,
     ].filter(Boolean);
-    return `${i + 1}. **${mdText(g.name)}** (${traits.join(', ')}): ${g.hosts.map(mdText).join(', ')}`;
+    const hosts = cappedNames(g.hosts.map(mdText), compact ? COMPACT_LIST_ITEMS : Infinity);
+    return `${i + 1}. **${mdText(g.name)}** (${traits.join(', ')}): ${compact && g.hosts.length > COMPACT_LIST_ITEMS ? `${g.hosts.length} hosts: ` : ''}${hosts}`;
   });
 }
 
@@ -53,7 +122,7 @@ function rollout(plan: PlanDocument): string[] {
  * The plan.md section that lists every declared mitigation and every path it may write on its
  * host (outside upkeep's own files, which the host tables show), or undefined when there is none.
  */
-export function renderMitigationSection(fleet: ResolvedFleet): string | undefined {
+export function renderMitigationSection(fleet: ResolvedFleet, compact = false): string | undefined {
   const lines = fleet.hosts.flatMap((host) =>
     (host.updates?.mitigations ?? []).map((m) => {
       const writes = mitigationWrites(m);
@@ -62,33 +131,51 @@ export function renderMitigationSection(fleet: ResolvedFleet): string | undefine
     }),
   );
   if (lines.length === 0) return undefined;
-  return ['## Mitigations', '', 'Applied while their fix is missing, reverted once it is installed:', '', ...lines, ''].join('\n');
+  return ['## Mitigations', '', 'Applied while their fix is missing, reverted once it is installed:', '', ...cappedLines(lines, compact, 'mitigation(s)'), ''].join('\n');
 }
 
-/** The review text; `sections` (infrastructure, drift) go between the rollout order and the hosts. */
-export function renderPlanMarkdown(plan: PlanDocument, sections: readonly string[] = []): string {
-  const s = plan.summary;
-  const head = [
-    `# upkeep plan: ${mdText(plan.fleet)}`,
-    '',
-    `**${s.hostsChanged} host(s) to change, ${s.hostsUnchanged} unchanged** · ${s.filesCreated} file(s) to create, ${s.filesUpdated} to update, ${s.filesDeleted} to delete · plan ${mdCode(plan.plan_id.slice(0, 12))}`,
-    '',
-    '## Rollout order',
-    '',
-    ...rollout(plan),
-    '',
-    ...sections.flatMap((section) => [section.trimEnd(), '']),
-    '## Hosts',
-    '',
-  ].join('\n');
+/**
+ * The review text, at most MARKDOWN_LIMIT characters: the marker, the summary, the contract diff,
+ * the rollout order, then `sections` (infrastructure, mitigations, drift), then the hosts' changes
+ * as far as they fit. When the text up to the hosts would not fit, it is given compact (lists cut
+ * short, every headline, warning and count kept).
+ */
+export function renderPlanMarkdown(plan: PlanDocument, options: PlanMarkdownOptions = {}): string {
+  const headOf = (compact: boolean) =>
+    [
+      stickyMarker(plan.fleet),
+      `# upkeep plan: ${mdText(plan.fleet)}`,
+      '',
+      `**${summaryLine(plan)}**`,
+      '',
+      ...[options.contract && renderContractSection(options.contract, compact)].filter((x): x is string => x !== undefined).flatMap((x) => [x.trimEnd(), '']),
+      '## Rollout order',
+      '',
+      ...rollout(plan, compact),
+      '',
+      ...(options.sections ?? [])
+        .map((section) => (typeof section === 'string' ? section : section(compact)))
+        .filter((x): x is string => x !== undefined)
+        .flatMap((section) => [section.trimEnd(), '']),
+      '## Hosts',
+      '',
+    ].join('\n');
+  // Room for the hosts' changes and the truncation note below.
+  const room = (head: string) => MARKDOWN_LIMIT - 300 - head.length;
+  let head = headOf(false);
+  if (room(head) < MARKDOWN_LIMIT / 4) head = headOf(true);
+  if (room(head) < 0) {
+    head = `${head.slice(0, MARKDOWN_LIMIT - 400)}\n\n_Cut here: the rest does not fit a pull-request comment; plan.json holds the whole plan._\n\n## Hosts\n\n`;
+  }
   const changed = Object.values(plan.hosts).filter(hasChanges);
+  const sets = alikeHosts(changed);
   let body = '';
   let shown = 0;
-  for (const host of changed) {
-    const details = hostDetails(host);
-    if (head.length + body.length + details.length > MARKDOWN_LIMIT) break;
+  for (const hosts of sets) {
+    const details = hostDetails(hosts);
+    if (details.length > room(head) - body.length) break;
     body += details;
-    shown++;
+    shown += hosts.length;
   }
   if (changed.length === 0) body = 'No host changes.\n';
   if (shown < changed.length) body += `\n_Truncated: ${changed.length - shown} more host(s) with changes are not shown here; plan.json lists every change._\n`;

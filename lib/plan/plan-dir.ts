@@ -3,8 +3,8 @@
 // directory it replaces is deleted, so it must be one that only plans wrote into (see
 // assertReplaceable): `--out .` must not take the project with it.
 
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { readFile, readdir, rename, rm } from 'node:fs/promises';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { canonicalJson } from '../compile/canonical-json.ts';
 import { PLAN_FORMAT_VERSION, type PlanDocument } from './plan-format.ts';
@@ -12,8 +12,8 @@ import { PLAN_FORMAT_VERSION, type PlanDocument } from './plan-format.ts';
 export interface PlanDirContents {
   readonly document: PlanDocument;
   readonly markdown: string;
-  /** hosts/<host>/<path> -> content */
-  readonly hostFiles: ReadonlyMap<string, string>;
+  /** sha256 -> content of every non-secret host file (BuiltPlan.objects). */
+  readonly objects: ReadonlyMap<string, string>;
   /** terraform/<name> contents, when the fleet provisions hosts. */
   readonly terraform?: Readonly<Record<string, string>>;
   /** calendar.ics: the hosts' maintenance windows for customers (lib/plan/window-calendar.ts). */
@@ -27,12 +27,34 @@ export function planJsonText(document: PlanDocument): string {
   return `${canonicalJson(document, 2)}\n`;
 }
 
+/** Where the content named by `sha256` lives in a plan directory: objects/<first two hex>/<sha256>. */
+export function objectPath(sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`${JSON.stringify(sha256)} is not a sha256 in hex`);
+  return `objects/${sha256.slice(0, 2)}/${sha256}`;
+}
+
+/** Files written at once: enough to keep the thread pool busy while JavaScript prepares the next. */
+const WRITE_CONCURRENCY = 64;
+
+async function writeAll(root: string, files: ReadonlyMap<string, string>): Promise<void> {
+  const entries = [...files];
+  let next = 0;
+  const worker = async () => {
+    while (next < entries.length) {
+      const [path, text] = entries[next++]!;
+      await writeFile(join(root, path), text);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, entries.length) }, worker));
+}
+
 /**
  * What a plan directory holds at its top: what writePlanDir writes, and bin/apply's journal
  * (apply-journal.json, with the temp file of a write it was killed in).
  */
 const PLAN_DIR_FILES = new Set(['plan.json', 'plan.md', CALENDAR_FILE, 'apply-journal.json']);
-const PLAN_DIR_DIRS = new Set(['hosts', 'terraform']);
+// hosts/ is format 2's, so that a plan directory of that format can be replaced by a new plan.
+const PLAN_DIR_DIRS = new Set(['objects', 'hosts', 'terraform']);
 const JOURNAL_TEMP = /^apply-journal\.json\.tmp-\d+$/;
 
 /**
@@ -73,15 +95,15 @@ export async function writePlanDir(dir: string, contents: PlanDirContents): Prom
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   try {
-    const files = new Map(contents.hostFiles);
+    const files = new Map<string, string>();
+    for (const [hash, text] of contents.objects) files.set(objectPath(hash), text);
     files.set('plan.json', planJsonText(contents.document));
     files.set('plan.md', contents.markdown);
     if (contents.calendar !== undefined) files.set(CALENDAR_FILE, contents.calendar);
     for (const [name, text] of Object.entries(contents.terraform ?? {})) files.set(`terraform/${name}`, text);
     const dirs = new Set([...files.keys()].map((p) => dirname(join(tmp, p))));
     for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true });
-    // Synchronous writes: for tens of thousands of small files, far faster than a promise each.
-    for (const [p, text] of files) writeFileSync(join(tmp, p), text);
+    await writeAll(tmp, files);
     const old = `${tmp}.old`;
     if (existsSync(dir)) await rename(dir, old);
     await rename(tmp, dir);

@@ -8,18 +8,24 @@
 // A plan directory holds:
 //   plan.json            this document
 //   plan.md              the review text
-//   hosts/<host>/<path>  the content of every non-secret managed file, e.g. hosts/web1/etc/systemd/system/x.timer
-//   terraform/           the synthesized stack (when the fleet provisions hosts)
-//   calendar.ics         every host's maintenance windows for customers (not applied, not in plan_id)
+//   objects/<ab>/<sha256>  every distinct non-secret file content once, named by its sha256 (ab: its
+//                          first two hex digits); a host's files name their content by that hash,
+//                          so the runtime programs every host gets are stored once, not per host
+//   terraform/             the synthesized stack (when the fleet provisions hosts)
+//   calendar.ics           every host's maintenance windows for customers (not applied, not in plan_id)
+//
+// Format 3 replaced format 2's hosts/<host>/<path> copies with objects/ and added each host's
+// contract; a plan directory of another format is refused with "re-run bin/plan".
 
 import type { PlannedFile } from '../compile/generation.ts';
 import type { ProvisioningSpec } from '../policy/model.ts';
 import type { ResolvedGroup } from '../policy/resolved.ts';
 import type { InfraDiff } from './infra-diff.ts';
+import type { HostContract } from './contract.ts';
 
 export type { PlannedFile };
 
-export const PLAN_FORMAT_VERSION = 2;
+export const PLAN_FORMAT_VERSION = 3;
 
 export type ChangeAction = 'create' | 'update' | 'delete';
 
@@ -41,6 +47,8 @@ export interface PlannedHost {
   readonly files: readonly PlannedFile[];
   readonly units: readonly string[];
   readonly packages: readonly string[];
+  /** The maintenance promise for this host, compared with the base's in plan.md. */
+  readonly contract: HostContract;
   /** sha256 over files, units and packages: the generation this plan installs. */
   readonly generation: string;
   /** The generation the plan was computed against (null: nothing applied yet). */

@@ -8,13 +8,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupLinks } from '../../lib/apply/backup-keys.ts';
 import type { PlanDocument } from '../../lib/plan/plan-format.ts';
+import { objectPath } from '../../lib/plan/plan-dir.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
 describe('backupLinks', () => {
   let dir: string;
   let plan: PlanDocument;
-  const planned = (host: string, path: string) => readFileSync(join(dir, 'hosts', host, path), 'utf8');
+  const planned = (host: string, path: string) => readFileSync(join(dir, objectPath(plan.hosts[host]!.files.find((f) => f.path === path)!.sha256!)), 'utf8');
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'upkeep-backup-links-'));

@@ -1,7 +1,7 @@
 // What the rollout starts from: the reviewed plan directory, secrets, the inventory and its pinned
 // known_hosts, and the journal it leaves behind.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { useColour } from '../../lib/apply/progress.ts';
 import { resolveSecret, SecretError, SecretValues } from '../../lib/plan/secrets.ts';
 import type { PlanDocument, PlannedHost } from '../../lib/plan/plan-format.ts';
 import { CONFIG_FILE, writeFixturePlan } from '../fixtures/plan-dir.ts';
+import { objectPath } from '../../lib/plan/plan-dir.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureFixtureFixtureFixtureFixtureFixture';
 const ADDRESSES = { stage1: { address: '127.0.1.1', port: 22, hostKey: KEY }, web1: { address: '127.0.1.2', port: 2222, hostKey: KEY } };
@@ -89,6 +90,32 @@ describe('a reviewed plan directory', () => {
     await expect(loadReviewedPlan(join(work, 'p'), '')).rejects.toThrow(PlanDirError);
   });
 
+  it('refuses a plan directory of format 2 (a copy of every file per host) and says to re-plan; a new plan replaces it', async () => {
+    const old = join(work, 'old');
+    const plan = await writeFixturePlan(old, { hosts: ADDRESSES });
+    rmSync(join(old, 'objects'), { recursive: true });
+    mkdirSync(join(old, 'hosts', 'web1', 'etc', 'upkeep'), { recursive: true });
+    writeFileSync(join(old, 'hosts', 'web1', CONFIG_FILE), 'version=1\n');
+    writeFileSync(join(old, 'plan.json'), JSON.stringify({ ...plan, format_version: 2 }));
+    await expect(loadReviewedPlan(old)).rejects.toThrow(/plan\.json: plan format 2 is not supported by this upkeep \(format 3\); re-run bin\/plan/);
+    await writeFixturePlan(old, { hosts: ADDRESSES });
+    expect(existsSync(join(old, 'hosts'))).toBe(false);
+    expect((await loadReviewedPlan(old)).plan.format_version).toBe(3);
+  });
+
+  it('gives every host the one stored copy of a content they share, checked against each host\'s reviewed hash', async () => {
+    const plan = await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES });
+    const dir = await loadReviewedPlan(join(work, 'p'));
+    const unit = '/etc/systemd/system/upkeep-fixture-01.timer';
+    const hash = plan.hosts.web1!.files.find((f) => f.path === unit)!.sha256!;
+    expect(plan.hosts.stage1!.files.find((f) => f.path === unit)!.sha256).toBe(hash);
+    const content = (host: string) => Buffer.from(hostBundle(dir, dir.plan.hosts[host] as PlannedHost, { baseDir: work }, new SecretValues()).files.find((f) => f.path === unit)!.content as Uint8Array).toString();
+    expect(content('web1')).toBe(readFileSync(join(work, 'p', objectPath(hash)), 'utf8'));
+    expect(content('stage1')).toBe(content('web1'));
+    rmSync(join(work, 'p', objectPath(hash)));
+    expect(() => hostBundle(dir, dir.plan.hosts.stage1 as PlannedHost, { baseDir: work }, new SecretValues())).toThrow(/stage1: \/etc\/systemd\/system\/upkeep-fixture-01\.timer: the plan directory has no content for it \(objects\/[0-9a-f]{2}\/[0-9a-f]{64}: ENOENT\)/);
+  });
+
   it('gives each host its reviewed file contents, and refuses content that differs from the plan', async () => {
     await writeFixturePlan(join(work, 'p'), { hosts: ADDRESSES, config: (h) => `host=${h}` });
     const dir = await loadReviewedPlan(join(work, 'p'));
@@ -96,7 +123,7 @@ describe('a reviewed plan directory', () => {
     const bundle = hostBundle(dir, web1, { baseDir: work }, new SecretValues());
     expect(bundle.units).toEqual(web1.units);
     expect(Buffer.from(bundle.files.find((f) => f.path === CONFIG_FILE)?.content as Uint8Array).toString()).toBe('host=web1\n');
-    writeFileSync(join(work, 'p', 'hosts', 'web1', CONFIG_FILE), 'host=tampered\n');
+    writeFileSync(join(work, 'p', objectPath(web1.files.find((f) => f.path === CONFIG_FILE)!.sha256!)), 'host=tampered\n');
     expect(() => hostBundle(dir, web1, { baseDir: work }, new SecretValues())).toThrow(PlanDirError);
   });
 

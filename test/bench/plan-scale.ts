@@ -1,6 +1,8 @@
 // Benchmark: bin/plan's work (load -> resolve -> validate -> compile -> synth -> plan -> write) on
 // generated fleets of 100, 1,000 and 10,000 hosts, beside the floor: a bare cdktf synth of the
-// same Terraform resources plus writing the same number of files and bytes.
+// same Terraform resources plus writing the same files (paths and sizes) the plan directory holds,
+// one synchronous write each. "host files" counts the files the plan delivers to hosts; "written"
+// the files of the plan directory (each distinct content once, in objects/).
 //
 //   npx tsx test/bench/plan-scale.ts                 # all sizes
 //   npx tsx test/bench/plan-scale.ts 100 1000        # some sizes
@@ -8,7 +10,7 @@
 // Each measurement runs in a fresh child process so peak memory (maxRSS) belongs to it alone.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +24,10 @@ interface Measurement {
   seconds: number;
   maxRssMiB: number;
   files: number;
+  /** Host files the plan delivers (every host's, counted per host). */
+  delivered: number;
   bytes: number;
+  markdownChars: number;
   resources: number;
 }
 
@@ -32,27 +37,29 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const { compileFleet } = await import('../../lib/compile/fleet.ts');
   const { buildPlan } = await import('../../lib/plan/build-plan.ts');
   const { renderPlanMarkdown } = await import('../../lib/plan/markdown.ts');
-  const { writePlanDir } = await import('../../lib/plan/plan-dir.ts');
+  const { objectPath, writePlanDir } = await import('../../lib/plan/plan-dir.ts');
   const spec = generatedFleet(size);
   const start = performance.now();
   const fleet = prepareFleet(spec);
   const compiled = compileFleet(fleet);
-  const { document, hostFiles } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
+  const { document, objects } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
   const markdown = renderPlanMarkdown(document);
-  await writePlanDir(out, { document, markdown, hostFiles, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  await writePlanDir(out, { document, markdown, objects, ...(compiled.terraform && { terraform: compiled.terraform }) });
   const seconds = (performance.now() - start) / 1000;
   const terraform = compiled.terraform ?? {};
   const resources = Object.values(terraform).reduce((n, text) => n + countResources(text), 0);
   // Every file of the plan directory and its size: the floor writes the same tree.
   const layout: [string, number][] = [
-    ...[...hostFiles].map(([path, text]): [string, number] => [path, Buffer.byteLength(text)]),
+    ...[...objects].map(([hash, text]): [string, number] => [objectPath(hash), Buffer.byteLength(text)]),
     ...Object.entries(terraform).map(([name, text]): [string, number] => [`terraform/${name}`, Buffer.byteLength(text)]),
     ['plan.md', Buffer.byteLength(markdown)],
-    ['plan.json', Buffer.byteLength(JSON.stringify(document, null, 2))],
+    // Read from disk: serializing the document again here would count in upkeep's peak memory.
+    ['plan.json', statSync(join(out, 'plan.json')).size],
   ];
   writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, layout }));
   const bytes = layout.reduce((n, [, size]) => n + size, 0);
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, bytes, resources };
+  const delivered = compiled.hosts.reduce((n, h) => n + h.files.filter((f) => f.content !== undefined).length, 0);
+  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, delivered, bytes, resources, markdownChars: markdown.length };
 }
 
 function countResources(text: string): number {
@@ -88,7 +95,7 @@ function measureFloor(shapeFile: string, out: string): Measurement {
     bytes += size;
   }
   const seconds = (performance.now() - start) / 1000;
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, bytes, resources };
+  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, delivered: 0, bytes, resources, markdownChars: 0 };
 }
 
 async function child(mode: string, size: number, work: string): Promise<void> {
@@ -105,7 +112,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') return child(args[1], Number(args[2]), args[3]);
   const sizes = args.length > 0 ? args.map(Number) : [100, 1000, 10000];
-  console.log('hosts   upkeep s  hosts/s  peak MiB  files    resources | floor s  peak MiB | ratio');
+  console.log('hosts   upkeep s  hosts/s  peak MiB  host files  written  resources  plan.md | floor s  peak MiB | ratio');
   for (const size of sizes) {
     const work = mkdtempSync(join(tmpdir(), 'upkeep-bench-'));
     try {
@@ -113,7 +120,7 @@ async function main(): Promise<void> {
       const f = run('floor', size, work);
       const ratio = u.seconds / f.seconds;
       console.log(
-        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.files).padStart(7)} ${String(u.resources).padStart(10)} | ${f.seconds.toFixed(2).padStart(7)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x`,
+        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.delivered).padStart(11)} ${String(u.files).padStart(8)} ${String(u.resources).padStart(10)} ${String(u.markdownChars).padStart(8)} | ${f.seconds.toFixed(2).padStart(7)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x`,
       );
     } finally {
       rmSync(work, { recursive: true, force: true });

@@ -38,8 +38,9 @@ describe('buildPlan', () => {
     const b = buildPlan({ fleet, hosts: desired([unit, secret]), base: new Map(), policy, metadata: { ...metadata, created_at: '2027-01-01T00:00:00Z' } });
     expect(a.document.summary).toEqual({ hostsChanged: 4, hostsUnchanged: 0, filesCreated: 8, filesUpdated: 0, filesDeleted: 0 });
     expect(a.document.plan_id).toBe(b.document.plan_id);
-    expect(a.hostFiles.get('hosts/web1/etc/systemd/system/upkeep-backup.timer')).toBe(unit.content);
-    expect([...a.hostFiles.keys()].some((k) => k.endsWith('backup.password'))).toBe(false);
+    expect(a.objects.get(sha256(unit.content!))).toBe(unit.content);
+    // One object for the unit all four hosts share; none for the secret, whose value the plan never has.
+    expect([...a.objects.keys()]).toEqual([sha256(unit.content!)]);
   });
 
   it('shows an update with the fields that changed and a deletion, and nothing for an identical host', () => {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { renderDriftSection } from '../../lib/hosts/live-base.ts';
 import { renderInfraSection } from '../../lib/plan/infra-diff.ts';
 import { mdCode, mdText } from '../../lib/plan/markdown-text.ts';
+import { stickyMarker } from '../../lib/plan/markdown.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -65,12 +66,15 @@ function outsideCode(md: string): string {
 }
 
 function expectInert(md: string): void {
-  // The infrastructure section's own warning is a quote.
-  const prose = outsideCode(md).replace(/^> \*\*WARNING/gm, '**WARNING');
+  // The infrastructure and contract sections' own warnings are quotes; the first line is the sticky
+  // comment's marker, an HTML comment (stickyMarker's own test shows a name cannot end it).
+  const marker = md.startsWith('<!--') ? md.split('\n')[0]! : '';
+  if (marker !== '') expect(marker).toMatch(/^<!-- upkeep-plan fleet=[^<>]* -->$/);
+  const prose = outsideCode(md.slice(marker.length)).replace(/^> \*\*WARNING/gm, '**WARNING');
   expect(prose.replace(/<\/?(details|summary)>/g, '')).not.toMatch(/[<>]/);
   expect(prose).not.toMatch(/@(?!&#8203;)/);
   expect(prose).not.toMatch(/\]\(|!\[/);
-  for (const line of md.split('\n')) expect(line).not.toMatch(/^(#{1,6} (?!upkeep plan|Rollout order|Hosts|Infrastructure|Mitigations|Drift)|>(?! \*\*WARNING)|<(?!\/?details|summary))/);
+  for (const line of md.slice(marker.length).split('\n')) expect(line).not.toMatch(/^(#{1,6} (?!upkeep plan|Maintenance contract|Rollout order|Hosts|Infrastructure|Mitigations|Drift)|>(?! \*\*WARNING)|<(?!\/?details|summary))/);
 }
 
 describe('plan.md of a policy with markup in every value that reaches it', () => {
@@ -84,6 +88,13 @@ describe('plan.md of a policy with markup in every value that reaches it', () =>
   it('adds no HTML, link, image, heading or @mention of its own', () => {
     expectInert(hostile);
     expect(hostile).toContain(mdCode(HOSTILE_FILE, true));
+  });
+
+  it('names the fleet in the sticky marker without a way to end the comment early', () => {
+    const marker = stickyMarker(MARKUP + ' --> --!> <!--');
+    expect(marker.startsWith('<!-- upkeep-plan fleet=')).toBe(true);
+    expect(marker.endsWith(' -->')).toBe(true);
+    expect(marker.slice('<!--'.length, -' -->'.length)).not.toMatch(/[<>]/);
   });
 
   it('shows every path a mitigation writes on its host', () => {

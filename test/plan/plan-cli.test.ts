@@ -3,6 +3,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sha256 } from '../../lib/compile/generation.ts';
+import { objectPath } from '../../lib/plan/plan-dir.ts';
+import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'plan');
@@ -59,8 +62,13 @@ describe('bin/plan', () => {
     expect(Object.keys(files)).toContain('plan.json');
     expect(Object.keys(files)).toContain('plan.md');
     expect(files['calendar.ics']).toContain('UID:window-web1@hosting.upkeep');
-    expect(Object.keys(files).filter((f) => f.startsWith('hosts/web1/etc/systemd/system/')).length).toBeGreaterThan(5);
-    expect(JSON.parse(files['plan.json']).format_version).toBe(2);
+    const document = JSON.parse(files['plan.json']) as PlanDocument;
+    expect(document.format_version).toBe(3);
+    // Every planned content is in objects/ once, under its own hash; nothing else is.
+    const contents = new Set(Object.values(document.hosts).flatMap((h) => h.files.flatMap((f) => (f.sha256 ? [f.sha256] : []))));
+    expect(Object.keys(files).filter((f) => f.startsWith('objects/')).sort()).toEqual([...contents].map(objectPath).sort());
+    for (const hash of contents) expect(sha256(files[objectPath(hash)]!)).toBe(hash);
+    expect(contents.size).toBeLessThan(Object.values(document.hosts).reduce((n, h) => n + h.files.filter((f) => f.sha256).length, 0));
   });
 
   it('exits 0 when planned against its own result as the base', () => {
