@@ -13,7 +13,8 @@ import { mdCode, mdText } from './markdown-text.ts';
 export const MARKDOWN_LIMIT = 60_000;
 
 function secretLabel(ref: NonNullable<PlannedHost['files'][number]['secret']>): string {
-  return 'env' in ref ? `secret from env ${mdCode(ref.env, true)}` : `secret from file ${mdCode(ref.file, true)}`;
+  const from = 'env' in ref ? `env ${mdCode(ref.env, true)}` : `file ${mdCode(ref.file, true)}`;
+  return ref.derive === undefined ? `secret from ${from}` : `secret derived for ${mdCode(ref.derive, true)} from ${from}`;
 }
 
 function hostDetails(host: PlannedHost): string {

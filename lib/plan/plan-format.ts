@@ -18,7 +18,7 @@ import type { InfraDiff } from './infra-diff.ts';
 
 export type { PlannedFile };
 
-export const PLAN_FORMAT_VERSION = 2;
+export const PLAN_FORMAT_VERSION = 3;
 
 export type ChangeAction = 'create' | 'update' | 'delete';
 

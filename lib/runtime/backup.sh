@@ -4,6 +4,8 @@
 # Usage: backup.sh backup|forget|check|drill|key|restore PATH...
 #   key prints the client's public ssh key (creating the key pair if needed), for the repository
 #   host's list of authorized clients.
+#   forget applies the retention; only for a repository this host may delete from (a backup host
+#   of the fleet serves its clients append-only and applies their retention itself).
 #   restore puts each absolute PATH (a file or a directory, with everything under it) back where
 #   it was, as the latest snapshot holds it; existing files there are overwritten. A PATH that
 #   another user could redirect (a symlink, or a directory on the way or under it that someone
@@ -11,8 +13,10 @@
 #   safe-path.sh. For those, another snapshot or another target, run restic yourself after
 #   `. /etc/upkeep/restic/backup.env`, into a directory only root can write.
 # Reads /etc/upkeep/restic/backup.env: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, RESTIC_CACHE_DIR,
-# UPKEEP_SFTP_COMMAND (ssh command for sftp repositories, with a pinned known_hosts),
-# UPKEEP_SFTP_KEY (client key, created on first use), UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
+# UPKEEP_RCLONE_PROGRAM (ssh command to the fleet's backup host, which forces its append-only
+# `rclone serve restic --stdio`), UPKEEP_SFTP_COMMAND (ssh command for other sftp repositories),
+# both with a pinned known_hosts, UPKEEP_SSH_KEY (client key, created on first use),
+# UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
 # UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. Writes status lines "<epoch> <result> <detail>" to
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
 set -eu
@@ -28,13 +32,13 @@ config_dir=$(dirname "$config")
 runtime_dir=$(dirname "$0")
 mkdir -p "$status_dir"
 
-if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
-  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SFTP_KEY"
+if [ -n "${UPKEEP_SSH_KEY:-}" ] && [ ! -f "$UPKEEP_SSH_KEY" ]; then
+  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SSH_KEY"
 fi
 # The key is answered before the restic lock: the applier must not wait for a running backup.
 if [ "$job" = key ]; then
-  [ -n "${UPKEEP_SFTP_KEY:-}" ] || { echo "key: this repository is not reached over sftp" >&2; exit 2; }
-  cat "$UPKEEP_SFTP_KEY.pub"
+  [ -n "${UPKEEP_SSH_KEY:-}" ] || { echo "key: this repository is not reached over ssh" >&2; exit 2; }
+  cat "$UPKEEP_SSH_KEY.pub"
   exit 0
 fi
 
@@ -44,7 +48,10 @@ exec 9>"$status_dir/restic.lock"
 flock 9
 
 r() {
-  if [ -n "${UPKEEP_SFTP_COMMAND:-}" ]; then
+  if [ -n "${UPKEEP_RCLONE_PROGRAM:-}" ]; then
+    # No arguments of restic's own: the backup host runs its forced command whatever is sent.
+    restic -o "rclone.program=$UPKEEP_RCLONE_PROGRAM" -o rclone.args= "$@"
+  elif [ -n "${UPKEEP_SFTP_COMMAND:-}" ]; then
     restic -o "sftp.command=$UPKEEP_SFTP_COMMAND" "$@"
   else
     restic "$@"

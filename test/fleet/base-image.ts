@@ -24,6 +24,7 @@ export const BASE_PACKAGES: readonly string[] = [
   'openssh-server',
   'procps',
   'python3',
+  'rclone',
   'restic',
   'systemd',
   'systemd-sysv',

@@ -58,7 +58,7 @@ describe('bin/plan', () => {
     expect(Object.keys(files)).toContain('plan.json');
     expect(Object.keys(files)).toContain('plan.md');
     expect(Object.keys(files).filter((f) => f.startsWith('hosts/web1/etc/systemd/system/')).length).toBeGreaterThan(5);
-    expect(JSON.parse(files['plan.json']).format_version).toBe(2);
+    expect(JSON.parse(files['plan.json']).format_version).toBe(3);
   });
 
   it('exits 0 when planned against its own result as the base', () => {

@@ -91,7 +91,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
 
   it('key creates the client ssh key pair once and prints its public half', () => {
     const t = setup();
-    const keyEnv = readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SFTP_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`;
+    const keyEnv = readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SSH_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`;
     writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, keyEnv);
     const first = runScript('backup.sh', ['key'], t.env);
     expect(first.status).toBe(0);
@@ -101,7 +101,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
 
   it('key answers while a restic job holds the lock, so the applier never waits for a backup', () => {
     const t = setup();
-    writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SFTP_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`);
+    writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SSH_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`);
     mkdirSync(join(t.env.UPKEEP_STATE_DIR, 'backup'), { recursive: true });
     const lock = join(t.env.UPKEEP_STATE_DIR, 'backup', 'restic.lock');
     // flock holds the lock while it runs `backup.sh key`: a key behind the lock would time out.
