@@ -1,9 +1,11 @@
 // Fleet backups end to end on real hosts: bin/plan and bin/apply set up stage1 and web1 to back up
 // with restic over ssh to backup1 (one user per client, allowed only the append-only rclone server
 // on its own repository; the client's own key exchanged by the applier), and a file web1 backed
-// up, then lost, comes back byte for byte. Then root on web1 attacks its backups (delete, overwrite,
-// read another repository or backup1's files) and fails; retention on backup1 removes exactly the
-// snapshots outside the window and none while a forged future snapshot exists.
+// up, then lost, comes back byte for byte, also by date with `upkeep restore` from the operator's
+// machine past a newer snapshot without it. Each host's repository password is its own. Then root
+// on web1 attacks its backups (delete, overwrite, read another repository or backup1's files) and
+// fails; retention on backup1 removes exactly the snapshots outside the window and none while a
+// forged future snapshot exists.
 // The tests build on each other in order.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,7 +14,9 @@ import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runRestore } from '../../lib/cli/restore.ts';
 import { applyPlan, entries } from './apply-helpers.ts';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
@@ -118,6 +122,49 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
     expect(restored.exitCode, restored.stderr).toBe(0);
     const back = await web1.ssh(`base64 -w0 ${PRECIOUS}`);
     expect(Buffer.from(back.stdout, 'base64').equals(content)).toBe(true);
+  }, FLEET_TEST_TIMEOUT_MS);
+
+  it('restores a file deleted by mistake by date with upkeep restore from the operator\'s machine, byte for byte, never from the newer snapshot without it', async () => {
+    const web1 = fleet.host('web1');
+    const file = '/srv/data/report.bin';
+    const first = randomBytes(65536);
+    const second = randomBytes(65536);
+    const backup = async () => {
+      const run = await web1.ssh('systemctl start upkeep-backup.service; echo "exit $?"', { timeoutMs: 300_000 });
+      expect(run.stdout).toBe('exit 0\n');
+    };
+    expect((await web1.ssh(`base64 -d > ${file}`, { input: first.toString('base64') })).exitCode).toBe(0);
+    await backup();
+    const between = (await web1.ssh('sleep 2; date -u "+%Y-%m-%d %H:%M:%S UTC"; sleep 2')).stdout.trim();
+    expect((await web1.ssh(`base64 -d > ${file}`, { input: second.toString('base64') })).exitCode).toBe(0);
+    await backup();
+    expect((await web1.ssh(`rm ${file}`)).exitCode).toBe(0);
+    await backup();
+
+    const upkeepRestore = async (...args: string[]) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const sink = (into: Buffer[]) => new Writable({ write: (chunk: Buffer, _e, done) => { into.push(Buffer.from(chunk)); done(); } });
+      const code = await runRestore(['web1', ...args, '--plan', lastPlan as string, '--identity', fleet.identityFile], { stdout: sink(out), stderr: sink(err) });
+      return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+    };
+    const listed = await upkeepRestore('--list');
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.match(/^[0-9a-f]{8} /gm)?.length).toBeGreaterThanOrEqual(4);
+
+    const byDate = await upkeepRestore(file, '--at', between);
+    expect(byDate.code, byDate.stderr).toBe(0);
+    expect(byDate.stdout).toMatch(/restored from snapshot [0-9a-f]{8} of /);
+    expect(Buffer.from((await web1.ssh(`base64 -w0 ${file}`)).stdout, 'base64').equals(first)).toBe(true);
+
+    const newest = await upkeepRestore(file);
+    expect(newest.code, newest.stderr).toBe(0);
+    expect(newest.stderr).toMatch(/does not hold: \/srv\/data\/report\.bin; looking at older ones/);
+    expect(Buffer.from((await web1.ssh(`base64 -w0 ${file}`)).stdout, 'base64').equals(second)).toBe(true);
+
+    const elsewhere = await upkeepRestore(file, '--at', between, '--to', '/root/restored');
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect(Buffer.from((await web1.ssh(`base64 -w0 /root/restored${file}`)).stdout, 'base64').equals(first)).toBe(true);
   }, FLEET_TEST_TIMEOUT_MS);
 
   it('restores with plain restic and the host\'s own settings too, as an operator without upkeep would', async () => {
