@@ -111,7 +111,7 @@ function transport(fleet: ResolvedFleet, backups: ResolvedBackups): { env: Recor
   }
   const sftp = parseSftp(backups.repository);
   if (sftp) {
-    const ssh = sshTarget(fleet, undefined, sftp.host);
+    const ssh = { ...sshTarget(fleet, undefined, sftp.host), ...(backups.repositoryHostKey !== undefined && { hostKey: backups.repositoryHostKey }) };
     return { env: { UPKEEP_SFTP_COMMAND: [...sshCommand(ssh, sftp.user), '-s', 'sftp'].join(' '), UPKEEP_SSH_KEY: SSH_KEY }, files: knownHosts(ssh), ssh: true };
   }
   return { env: {}, files: [], ssh: false };

@@ -98,8 +98,11 @@ export interface Retention {
 export type BackupRepository<H extends string = string> =
   /** A repository on a host of this fleet, reached over ssh and served append-only; `path` must lie inside the backup root (/srv/restic). */
   | { readonly host: H; readonly path?: string }
-  /** Any restic repository URL (sftp:, s3:, rest:, b2: ...). */
-  | { readonly url: string };
+  /**
+   * Any restic repository URL (sftp:, s3:, rest:, b2: ...). An sftp: repository needs `hostKey`,
+   * its server's ssh host public key ("ssh-ed25519 AAAA..."), which clients pin in known_hosts.
+   */
+  | { readonly url: string; readonly hostKey?: string };
 
 export interface BackupPolicy<H extends string = string> {
   /** systemd OnCalendar expression. @default "*-*-* 01:30:00" (daily) */

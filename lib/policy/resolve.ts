@@ -143,6 +143,7 @@ class Resolver {
     let repositoryHost: string | undefined;
     let repositoryUser: string | undefined;
     let repositoryPath: string | undefined;
+    let repositoryHostKey: string | undefined;
     if ('host' in policy.repository) {
       repositoryHost = policy.repository.host;
       // Own keys only: a name such as "constructor" is on every object's prototype.
@@ -163,6 +164,7 @@ class Resolver {
       repository = `rclone:${repositoryUser}@${repositoryHost}:${path}`;
     } else {
       repository = policy.repository.url;
+      repositoryHostKey = policy.repository.hostKey;
     }
     const r = policy.retention ?? {};
     for (const [field, expr] of [[['schedule'], policy.schedule], [['check', 'schedule'], policy.check?.schedule], [['drill', 'schedule'], policy.drill?.schedule]] as const) {
@@ -178,6 +180,7 @@ class Resolver {
       ...(repositoryHost !== undefined && repositoryUser !== undefined && repositoryPath !== undefined && { repositoryHost, repositoryUser, repositoryPath }),
       password: policy.password,
       sharedPassword: policy.sharedPassword ?? false,
+      ...(repositoryHostKey !== undefined && { repositoryHostKey }),
       checkSchedule: policy.check?.schedule ?? DEFAULTS.checkSchedule,
       checkReadDataSubset: policy.check?.readDataSubset ?? DEFAULTS.checkReadDataSubset,
       drillSchedule: policy.drill?.schedule ?? DEFAULTS.drillSchedule,

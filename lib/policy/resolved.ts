@@ -50,6 +50,8 @@ export interface ResolvedBackups {
   readonly repository: string;
   /** The fleet host holding the repository, when it is one of ours (with the two fields below). */
   readonly repositoryHost?: string;
+  /** An sftp URL repository's pinned ssh host key (policy `repository.hostKey`). */
+  readonly repositoryHostKey?: string;
   /** The user that owns the repository on repositoryHost: "restic-<client>". */
   readonly repositoryUser?: string;
   /** The repository's directory on repositoryHost, inside the backup root. */

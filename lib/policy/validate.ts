@@ -51,6 +51,12 @@ function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<str
   if (b && b.repositoryHost === undefined && b.repository.startsWith('sftp:') && !SFTP_REPOSITORY.test(b.repository)) {
     issues.push({ path: ['hosts', host.name, 'backups', 'repository', 'url'], message: `sftp repository ${JSON.stringify(b.repository)} is not of the form sftp:user@host:/absolute/path` });
   }
+  if (b && b.repositoryHost === undefined && b.repository.startsWith('sftp:') && b.repositoryHostKey === undefined) {
+    issues.push({
+      path: ['hosts', host.name, 'backups', 'repository', 'url'],
+      message: 'an sftp repository needs its server\'s ssh host key pinned (repository.hostKey: "ssh-ed25519 AAAA...", checked with the provider): without it every backup fails, as host keys are never trusted on first use',
+    });
+  }
   if (b?.repositoryHost !== undefined) {
     const target = byName.get(b.repositoryHost);
     const at: PolicyPath = ['hosts', host.name, 'backups', 'repository', 'host'];
