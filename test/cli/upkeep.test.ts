@@ -37,7 +37,7 @@ describe('upkeep', () => {
     const r = run('upkeep', ['deploy']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply (see upkeep --help)\n');
+    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply, restore (see upkeep --help)\n');
   });
 
   it('prints its usage on stderr and exits 1 when no command is given', () => {
