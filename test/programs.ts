@@ -20,7 +20,7 @@ export interface PackageUse {
 export const PACKAGES = {
   // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
   coreutils: {
-    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
+    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'paste', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
@@ -45,6 +45,8 @@ export const PACKAGES = {
   gpgv: { programs: ['gpgv'], on: ['machine'] },
   'openssh-client': { programs: ['ssh', 'ssh-keygen', 'ssh-keyscan'], on: ['machine', 'hosts'] },
   restic: { programs: ['restic'], on: ['machine', 'hosts'] },
+  // The backup host serves each client's repository append-only (rclone serve restic --stdio).
+  rclone: { programs: ['rclone'], on: ['hosts'] },
   curl: { programs: ['curl'], on: ['machine', 'hosts'] },
   openssl: { programs: ['openssl'], on: ['machine'] },
   'bind9-dnsutils': { programs: ['dig'], on: ['machine'] },

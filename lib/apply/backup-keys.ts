@@ -1,4 +1,4 @@
-// Backup key exchange: a client that backs up over sftp to a fleet host makes its own ssh key (on
+// Backup key exchange: a client that backs up over ssh to a fleet host makes its own ssh key (on
 // the client, never shipped); its repository host accepts it only once the key is in
 // RECEIVER_KEYS_DIR/<user>.keys there. That file is host state, so the applier fills it after the
 // rollout: it asks each client for its public key (`backup.sh key`, one round trip, only when the
@@ -26,20 +26,20 @@ export const BACKUP_ENV = `${CONFIG_DIR}/restic/backup.env`;
 const RECEIVER_SYSUSERS = '/etc/sysusers.d/upkeep-restic.conf';
 const RECEIVER_TMPFILES = '/etc/tmpfiles.d/upkeep-restic.conf';
 
-/** A client backing up over sftp to a fleet host, as user `user` there. */
+/** A client backing up over ssh to a fleet host, as user `user` there. */
 export interface BackupLink {
   readonly client: string;
   readonly receiver: string;
   readonly user: string;
 }
 
-const REPOSITORY_LINE = /^RESTIC_REPOSITORY='sftp:([a-z_][a-z0-9_-]*)@([A-Za-z0-9.-]+):\/[^']*'$/m;
+const REPOSITORY_LINE = /^RESTIC_REPOSITORY='(?:rclone|sftp):([a-z_][a-z0-9_-]*)@([A-Za-z0-9.-]+):\/[^']*'$/m;
 const USER = /^[a-z_][a-z0-9_-]*$/;
 /** An OpenSSH public key line as ssh-keygen writes it; anything else never reaches a keys file. */
 const PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=* ?[A-Za-z0-9@._-]*$/;
 
 /**
- * The sftp backup links of a plan: every host whose planned backup.env names an sftp repository on
+ * The backup links of a plan: every host whose planned backup.env names a repository reached over ssh on
  * a host of the plan (by name or address), which must plan to receive it (its sysusers.d file
  * names the user). `plannedFile` reads a planned file's content (the plan directory's copy).
  */

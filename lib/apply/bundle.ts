@@ -11,7 +11,7 @@ import { objectPath, readPlanDir } from '../plan/plan-dir.ts';
 import { planIdOf } from '../plan/build-plan.ts';
 import { sha256 } from '../compile/generation.ts';
 import type { BundleFile, HostBundle } from '../hosts/host-agent.ts';
-import { resolveSecret, type SecretSource, type SecretValues } from '../plan/secrets.ts';
+import { resolveFileSecret, type SecretSource, type SecretValues } from '../plan/secrets.ts';
 
 export class PlanDirError extends Error {
   constructor(message: string) {
@@ -109,7 +109,7 @@ export function hostBundle(planDir: PlanDir, host: PlannedHost, source: SecretSo
   const files: BundleFile[] = host.files.map((file) => {
     checkPlainPath(host, file.path);
     if (file.secret !== undefined) {
-      const content = resolveSecret(file.secret, source);
+      const content = resolveFileSecret(file.secret, source);
       secrets.add(content);
       return { path: file.path, mode: file.mode, owner: file.owner, content };
     }

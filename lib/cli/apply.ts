@@ -20,7 +20,7 @@ import { Connections } from '../hosts/connections.ts';
 import { defaultPinsFile } from '../hosts/host-key-pins.ts';
 import { buildInventory, readTerraformOutputs, type Inventory } from '../hosts/inventory.ts';
 import type { Transport } from '../hosts/transport.ts';
-import { resolveSecret, secretBaseDir, SecretValues } from '../plan/secrets.ts';
+import { resolveFileSecret, resolveSecret, secretBaseDir, SecretValues } from '../plan/secrets.ts';
 import { exitWith, isMain } from './run-command.ts';
 
 const HELP = `Usage: bin/apply PLAN_DIR [options]
@@ -110,7 +110,14 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
   // Every secret is resolved before any host or server changes: a missing one must not stop a rollout half way.
   const secrets = new SecretValues();
   const secretSource = { baseDir: secretBaseDir(plan) };
-  for (const host of Object.values(plan.hosts)) for (const file of host.files) if (file.secret) secrets.add(resolveSecret(file.secret, secretSource));
+  for (const host of Object.values(plan.hosts)) {
+    for (const file of host.files) {
+      if (!file.secret) continue;
+      // The reference's own value is redacted too when hosts get only a value derived from it.
+      secrets.add(resolveSecret(file.secret, secretSource));
+      secrets.add(resolveFileSecret(file.secret, secretSource));
+    }
+  }
 
   const progress = streamProgress(io.stderr);
   const journal = new Journal({ file: resolve(values.journal ?? join(planDir.dir, 'apply-journal.json')), planId: plan.plan_id, fleet: plan.fleet, redact: (t) => secrets.redact(t) });

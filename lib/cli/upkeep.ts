@@ -1,5 +1,6 @@
 // upkeep: one command for the whole flow. `upkeep plan ...` and `upkeep apply ...` run exactly what
 // bin/plan and bin/apply run (same options, output and exit codes); those two stay for pipelines.
+// `upkeep restore` restores a host's files from its backups.
 
 import { UPKEEP_VERSION } from '../version.ts';
 import { exitWith, isMain } from './run-command.ts';
@@ -28,6 +29,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   status: {
     summary: 'read every host of a plan and report whether it keeps the maintenance contract',
     run: async (argv) => (await import('./status.ts')).runStatus(argv),
+  },
+  restore: {
+    summary: "restore a host's files from its backups, by date or snapshot, in one ssh round trip",
+    run: async (argv) => (await import('./restore.ts')).runRestore(argv),
   },
 };
 

@@ -1,18 +1,26 @@
-// Backups with restic: a daily backup, retention (forget --prune), integrity checks and restore
-// drills on every protected host, and on a fleet host that holds repositories, an sftp-only user
-// that owns them.
+// Backups with restic: a daily backup, integrity checks and restore drills on every protected host.
+//
+// A repository on a fleet host (the backup host) is append-only by construction: each client logs
+// in over ssh as its own user there, and sshd forces that user's one command, `rclone serve restic
+// --stdio --append-only DIR` on the client's own repository. restic speaks to it as its "rclone"
+// backend with the ssh command as the rclone program, so a client can add snapshots but never
+// delete or overwrite anything, nor name another path. Retention (forget --prune) therefore runs on
+// the backup host itself, as the client's user, by --keep-within rules relative to the newest
+// snapshot, and refuses while any snapshot claims to be from the future: snapshots a compromised
+// client forges cannot push the real ones out. A repository elsewhere (a URL) is pruned by its
+// client, which is the only one that can.
 
 import type { ResolvedBackups, ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
 import { SFTP_REPOSITORY } from '../policy/validate.ts';
-import { CONFIG_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
+import { CONFIG_DIR, STATE_DIR, type FileSecret, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
 import { execArg, runtimeCommand, unitFile, type UnitSections } from './systemd.ts';
 
 const RESTIC_DIR = `${CONFIG_DIR}/restic`;
 const BACKUP_STATE = `${STATE_DIR}/backup`;
-/** The client's ssh key for sftp repositories; created on the host on first use, never shipped. */
-const SFTP_KEY = `${BACKUP_STATE}/id_ed25519`;
+/** The client's ssh key for its repository host; created on the host on first use, never shipped. */
+const SSH_KEY = `${BACKUP_STATE}/id_ed25519`;
 const KNOWN_HOSTS = `${RESTIC_DIR}/known_hosts`;
 /** Files sampled by each restore drill. */
 const DRILL_FILES = 20;
@@ -72,10 +80,12 @@ function job(name: string, description: string, job: 'backup' | 'forget' | 'chec
   ];
 }
 
-/** Where ssh connects for an sftp repository: the repository host's address when the fleet knows it. */
-function sshTarget(fleet: ResolvedFleet, backups: ResolvedBackups, sftp: SftpRepository): { host: string; port: number; hostKey?: string } {
-  const target = fleet.hosts.find((h) => h.name === backups.repositoryHost);
-  return { host: target?.address ?? sftp.host, port: target?.port ?? 22, hostKey: target?.hostKey };
+/** Where ssh connects for a repository: the repository host's address when the fleet knows it. */
+function sshTarget(fleet: ResolvedFleet, repositoryHost: string | undefined, named: string): { host: string; port: number; hostKey?: string } {
+  const target = fleet.hosts.find((h) => h.name === repositoryHost);
+  const ssh = { host: target?.address ?? named, port: target?.port ?? 22, hostKey: target?.hostKey };
+  if (!/^[A-Za-z0-9.:-]+$/.test(ssh.host)) throw new Error(`backup host address ${JSON.stringify(ssh.host)} cannot be used in an ssh command`);
+  return ssh;
 }
 
 function knownHosts(ssh: { host: string; port: number; hostKey?: string }): ManagedFile[] {
@@ -84,33 +94,51 @@ function knownHosts(ssh: { host: string; port: number; hostKey?: string }): Mana
   return [configFile(KNOWN_HOSTS, `${name} ${ssh.hostKey}\n`)];
 }
 
+/** The ssh command line to a repository host: pinned host key, no prompts, no agent, the client's own key. */
+function sshCommand(ssh: { host: string; port: number }, user: string): string[] {
+  return [
+    'ssh', '-i', SSH_KEY, '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=60', '-p', String(ssh.port), `${user}@${ssh.host}`,
+  ];
+}
+
+/** How the client reaches its repository: restic options for backup.sh, and what ssh must trust. */
+function transport(fleet: ResolvedFleet, backups: ResolvedBackups): { env: Record<string, string>; files: ManagedFile[]; ssh: boolean } {
+  if (backups.repositoryHost !== undefined && backups.repositoryUser !== undefined) {
+    // The backup host forces the rclone command; whatever restic appends is ignored there.
+    const ssh = sshTarget(fleet, backups.repositoryHost, backups.repositoryHost);
+    return { env: { UPKEEP_RCLONE_PROGRAM: sshCommand(ssh, backups.repositoryUser).join(' '), UPKEEP_SSH_KEY: SSH_KEY }, files: knownHosts(ssh), ssh: true };
+  }
+  const sftp = parseSftp(backups.repository);
+  if (sftp) {
+    const ssh = { ...sshTarget(fleet, undefined, sftp.host), ...(backups.repositoryHostKey !== undefined && { hostKey: backups.repositoryHostKey }) };
+    return { env: { UPKEEP_SFTP_COMMAND: [...sshCommand(ssh, sftp.user), '-s', 'sftp'].join(' '), UPKEEP_SSH_KEY: SSH_KEY }, files: knownHosts(ssh), ssh: true };
+  }
+  return { env: {}, files: [], ssh: false };
+}
+
+/** The password of `host`'s repository: derived from the policy's secret and the host's name, unless shared. */
+export function repositoryPassword(backups: ResolvedBackups, host: string): FileSecret {
+  return backups.sharedPassword ? backups.password : { ...backups.password, derive: `upkeep restic repository ${host}` };
+}
+
 /** Backup jobs for a host with a backup policy. */
 export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups: ResolvedBackups): HostPart {
-  const sftp = parseSftp(backups.repository);
-  const ssh = sftp && sshTarget(fleet, backups, sftp);
-  if (ssh && !/^[A-Za-z0-9.:-]+$/.test(ssh.host)) throw new Error(`backup host address ${JSON.stringify(ssh.host)} cannot be used in an ssh command`);
-  // Pinned host key, no prompts, no agent: a changed key stops the backup instead of trusting it.
-  const sftpCommand = sftp && ssh && [
-    'ssh', '-i', SFTP_KEY, '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=60', '-p', String(ssh.port), `${sftp.user}@${ssh.host}`, '-s', 'sftp',
-  ].join(' ');
+  const reach = transport(fleet, backups);
+  // Only the backup host can prune a repository it serves append-only.
+  const prunesItself = backups.repositoryHost === undefined;
   const { retention } = backups;
   const env = renderEnvFile(`restic repository of ${host.name}, for backup.sh.`, {
     RESTIC_REPOSITORY: backups.repository,
     RESTIC_PASSWORD_FILE: `${RESTIC_DIR}/backup.password`,
     RESTIC_CACHE_DIR: '/var/cache/upkeep/restic',
-    ...(sftpCommand ? { UPKEEP_SFTP_COMMAND: sftpCommand, UPKEEP_SFTP_KEY: SFTP_KEY } : {}),
-    UPKEEP_KEEP_DAILY: retention.daily,
-    UPKEEP_KEEP_WEEKLY: retention.weekly,
-    UPKEEP_KEEP_MONTHLY: retention.monthly,
-    UPKEEP_KEEP_YEARLY: retention.yearly,
+    ...reach.env,
+    ...(prunesItself
+      ? { UPKEEP_KEEP_DAILY: retention.daily, UPKEEP_KEEP_WEEKLY: retention.weekly, UPKEEP_KEEP_MONTHLY: retention.monthly, UPKEEP_KEEP_YEARLY: retention.yearly }
+      : {}),
     UPKEEP_CHECK_SUBSET: backups.checkReadDataSubset,
     UPKEEP_DRILL_FILES: DRILL_FILES,
   });
-  const lines = (items: readonly string[]) => {
-    for (const item of items) if (/[\n\r]/.test(item)) throw new Error(`backup path or pattern spans lines: ${JSON.stringify(item)}`);
-    return `${items.join('\n')}\n`;
-  };
   // A repository on a local path (a mounted disk) is the one place the read-only jobs write to.
   const local = /^(?:local:)?(\/.*)$/.exec(backups.repository)?.[1];
   if (local !== undefined && /\s/.test(local)) throw new Error(`local repository path ${JSON.stringify(local)} must not contain spaces`);
@@ -118,68 +146,132 @@ export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups
   const heldRepositories = receivedRepositories(fleet, host).map((r) => r.path);
   const files: ManagedFile[] = [
     configFile(`${RESTIC_DIR}/backup.env`, env),
-    { path: `${RESTIC_DIR}/backup.password`, mode: '0600', owner: 'root:root', secret: backups.password },
+    { path: `${RESTIC_DIR}/backup.password`, mode: '0600', owner: 'root:root', secret: repositoryPassword(backups, host.name) },
     configFile(`${RESTIC_DIR}/backup.paths`, lines(backups.paths)),
     configFile(`${RESTIC_DIR}/backup.excludes`, lines([...new Set([...BUILT_IN_EXCLUDES, ...heldRepositories, ...backups.exclude])])),
-    ...(ssh ? knownHosts(ssh) : []),
+    ...reach.files,
     ...job('upkeep-backup', 'back up files with restic', 'backup', backups.schedule, '30min', local),
-    ...job('upkeep-backup-forget', 'apply backup retention', 'forget', 'Sun *-*-* 03:00:00', '30min', local),
+    ...(prunesItself ? job('upkeep-backup-forget', 'apply backup retention', 'forget', 'Sun *-*-* 03:00:00', '30min', local) : []),
     ...job('upkeep-backup-check', `check the backup repository (read ${backups.checkReadDataSubset})`, 'check', backups.checkSchedule, '30min', local),
     ...job('upkeep-restore-drill', 'restore a sample of files from the latest snapshot and verify them', 'drill', backups.drillSchedule, '30min', local),
   ];
   return {
     files,
-    units: ['upkeep-backup-check.timer', 'upkeep-backup-forget.timer', 'upkeep-backup.timer', 'upkeep-restore-drill.timer'],
-    packages: ['restic', ...(sftp ? ['openssh-client'] : [])],
+    units: ['upkeep-backup-check.timer', ...(prunesItself ? ['upkeep-backup-forget.timer'] : []), 'upkeep-backup.timer', 'upkeep-restore-drill.timer'],
+    packages: ['restic', ...(reach.ssh ? ['openssh-client'] : [])],
     scripts: ['backup.sh'],
   };
 }
 
-/** sftp repositories of other fleet hosts that live on `host`. */
-function receivedRepositories(fleet: ResolvedFleet, host: ResolvedHost): SftpRepository[] {
-  return fleet.hosts
-    .filter((h) => h.name !== host.name && h.backups?.repositoryHost === host.name)
-    .map((h) => parseSftp(h.backups!.repository))
-    .filter((r): r is SftpRepository => r !== undefined)
-    .sort((a, b) => a.path.localeCompare(b.path));
+function lines(items: readonly string[]): string {
+  for (const item of items) if (/[\n\r]/.test(item)) throw new Error(`backup path or pattern spans lines: ${JSON.stringify(item)}`);
+  return `${items.join('\n')}\n`;
+}
+
+/** A client's repository on a fleet host. */
+interface ReceivedRepository {
+  readonly client: string;
+  readonly user: string;
+  readonly path: string;
+  readonly backups: ResolvedBackups;
+}
+
+/** Repositories of other fleet hosts that live on `host`, by client name. */
+function receivedRepositories(fleet: ResolvedFleet, host: ResolvedHost): ReceivedRepository[] {
+  const received: ReceivedRepository[] = [];
+  for (const h of fleet.hosts) {
+    const b = h.backups;
+    if (h.name === host.name || b?.repositoryHost !== host.name || b.repositoryUser === undefined || b.repositoryPath === undefined) continue;
+    received.push({ client: h.name, user: b.repositoryUser, path: b.repositoryPath, backups: b });
+  }
+  return received.sort((a, b) => (a.client < b.client ? -1 : 1));
 }
 
 /** Public keys of the clients allowed to log in as a receiving user, one file per user. */
 export const RECEIVER_KEYS_DIR = `${STATE_DIR}/backup-clients`;
+/** Per client on a backup host: its repository's settings and password, for pruning. */
+const CLIENTS_DIR = `${RESTIC_DIR}/clients`;
+
+/** restic --keep-within* rules for a retention; every one is relative to the newest snapshot. */
+export function keepWithin(retention: ResolvedBackups['retention']): string[] {
+  const rules: string[] = [];
+  // Every snapshot of the daily horizon is kept (not one per day): a forged snapshot later on the
+  // same day must not stand in for the real one.
+  if (retention.daily > 0) rules.push('--keep-within', `${retention.daily}d`);
+  if (retention.weekly > 0) rules.push('--keep-within-weekly', `${retention.weekly * 7}d`);
+  if (retention.monthly > 0) rules.push('--keep-within-monthly', `${retention.monthly}m`);
+  if (retention.yearly > 0) rules.push('--keep-within-yearly', `${retention.yearly}y`);
+  if (rules.length === 0) throw new Error('a retention without any rule would forget every snapshot');
+  return rules;
+}
+
+/** Retention of one client's repository, run on the backup host as the client's user. */
+function pruneJob(r: ReceivedRepository): ManagedFile[] {
+  const name = `upkeep-backup-prune-${r.client}`;
+  const env = renderEnvFile(`retention of ${r.client}'s repository, for backup-prune.sh.`, {
+    RESTIC_REPOSITORY: r.path,
+    UPKEEP_KEEP_WITHIN: keepWithin(r.backups.retention).join(' '),
+  });
+  return [
+    configFile(`${CLIENTS_DIR}/${r.client}.env`, env),
+    // Readable by root only; systemd hands it to the job as a credential.
+    { path: `${CLIENTS_DIR}/${r.client}.password`, mode: '0600', owner: 'root:root', secret: repositoryPassword(r.backups, r.client) },
+    unitFile(`${name}.service`, {
+      Unit: { Description: `upkeep: apply backup retention to ${r.client}'s repository` },
+      Service: {
+        Type: 'oneshot',
+        // The repository's own user, so that everything pruning writes stays the client's server's to read.
+        User: r.user,
+        Group: r.user,
+        EnvironmentFile: `${CLIENTS_DIR}/${r.client}.env`,
+        LoadCredential: `password:${CLIENTS_DIR}/${r.client}.password`,
+        ExecStart: runtimeCommand('backup-prune.sh'),
+        ...HARDENING,
+        StateDirectory: undefined,
+        CacheDirectory: `upkeep/prune-${r.client}`,
+        ProtectHome: true,
+        ReadWritePaths: r.path,
+      },
+    }),
+    unitFile(`${name}.timer`, {
+      Unit: { Description: `upkeep: apply backup retention to ${r.client}'s repository (daily)` },
+      Timer: { OnCalendar: '*-*-* 04:00:00', Persistent: true, RandomizedDelaySec: '30min', AccuracySec: '1min' },
+      Install: { WantedBy: 'timers.target' },
+    }),
+  ];
+}
 
 /**
- * What a repository host needs to receive backups: the sftp users (sysusers.d), their repository
- * directories (tmpfiles.d) and an sshd rule that confines them to sftp. Client keys are created on
+ * What a repository host needs to receive backups: a user per client (sysusers.d) that owns the
+ * client's repository directory (tmpfiles.d), an sshd rule that lets that user run nothing but the
+ * append-only rclone server on that directory, and the retention jobs. Client keys are created on
  * the clients (`backup.sh key` prints one); the applier collects them into
  * RECEIVER_KEYS_DIR/<user>.keys, which is host state rather than a compiled file.
  */
 export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost): HostPart | undefined {
   const repositories = receivedRepositories(fleet, host);
   if (repositories.length === 0) return undefined;
-  const users = [...new Set(repositories.map((r) => r.user))].sort();
-  if (users.includes('root')) throw new Error(`host ${host.name} would receive backups as root; give the sftp repository a user`);
-  const homeOf = (user: string) => {
-    const parents = [...new Set(repositories.filter((r) => r.user === user).map((r) => r.path.replace(/\/[^/]+$/, '') || '/'))];
-    if (parents.length !== 1 || parents[0] === '/') throw new Error(`sftp user ${user} on ${host.name} needs its repositories under one directory`);
-    return parents[0];
-  };
-  const sysusers = users.map((u) => `u ${u} - "upkeep backup receiver" ${homeOf(u)} /usr/sbin/nologin`).join('\n');
+  const parentOf = (path: string) => path.replace(/\/[^/]+$/, '') || '/';
+  // A real shell: sshd runs the forced command through it (nologin would refuse).
+  const sysusers = repositories.map((r) => `u ${r.user} - "upkeep backup receiver for ${r.client}" ${parentOf(r.path)} /bin/sh`).join('\n');
   // Parents belong to root, so that with one user per client no client can touch another's repository.
   const tmpfiles = [
-    ...[...new Set(users.map(homeOf))].sort().map((home) => `d ${home} 0755 root root -`),
+    ...[...new Set(repositories.map((r) => parentOf(r.path)))].sort().map((parent) => `d ${parent} 0755 root root -`),
     ...repositories.map((r) => `d ${r.path} 0700 ${r.user} ${r.user} -`),
   ].join('\n');
-  const sshd = users
-    .map((u) => `Match User ${u}\n  AuthorizedKeysFile ${RECEIVER_KEYS_DIR}/%u.keys\n  ForceCommand internal-sftp\n  AllowTcpForwarding no\n  AllowAgentForwarding no\n  X11Forwarding no\n  PermitTTY no\n`)
+  // As authorized_keys' restrict,command="...": no forwarding, tty, rc file or sftp; one command.
+  const sshd = repositories
+    .map((r) => `Match User ${r.user}\n  AuthorizedKeysFile ${RECEIVER_KEYS_DIR}/%u.keys\n  ForceCommand /usr/bin/rclone --config /dev/null serve restic --stdio --append-only ${r.path}\n  DisableForwarding yes\n  PermitTTY no\n  PermitUserRC no\n  PermitTunnel no\n`)
     .join('');
   return {
     files: [
-      configFile('/etc/sysusers.d/upkeep-restic.conf', `# Managed by upkeep: users that receive restic backups over sftp.\n${sysusers}\n`),
+      configFile('/etc/sysusers.d/upkeep-restic.conf', `# Managed by upkeep: users that receive restic backups, one per client.\n${sysusers}\n`),
       configFile('/etc/tmpfiles.d/upkeep-restic.conf', `# Managed by upkeep: restic repositories of other hosts.\n${tmpfiles}\n`),
-      configFile('/etc/ssh/sshd_config.d/upkeep-restic.conf', `# Managed by upkeep: backup users may only use sftp.\n${sshd}`),
+      configFile('/etc/ssh/sshd_config.d/upkeep-restic.conf', `# Managed by upkeep: backup users may only add to their own repository.\n${sshd}`),
+      ...repositories.flatMap(pruneJob),
     ],
-    units: [],
-    packages: ['openssh-server'],
-    scripts: [],
+    units: repositories.map((r) => `upkeep-backup-prune-${r.client}.timer`),
+    packages: ['openssh-server', 'rclone', 'restic'],
+    scripts: ['backup-prune.sh'],
   };
 }

@@ -3,6 +3,14 @@
 
 import type { SecretRef } from '../policy/model.ts';
 
+/**
+ * A secret file's content: the reference's value, or with `derive`, HMAC-SHA256 keyed with the
+ * value (trailing line breaks removed) over the text `derive`, in hex. One fleet secret thus gives
+ * each host a password of its own that no other host can compute; the operator recomputes any of
+ * them from the secret store (README: "Backup passwords").
+ */
+export type FileSecret = SecretRef & { readonly derive?: string };
+
 export interface ManagedFile {
   /** Absolute path on the host. */
   readonly path: string;
@@ -13,7 +21,7 @@ export interface ManagedFile {
   /** Literal content; exactly one of content and secret. */
   readonly content?: string;
   /** Content resolved at apply time; plans show only a fingerprint of the reference. */
-  readonly secret?: SecretRef;
+  readonly secret?: FileSecret;
 }
 
 /** A disruptive action that only runs inside the host's maintenance window. */

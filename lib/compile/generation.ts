@@ -2,8 +2,7 @@
 // Two plans that would leave a host identical give it the same generation.
 
 import { createHash } from 'node:crypto';
-import type { HostDesiredState, ManagedFile } from './desired-state.ts';
-import type { SecretRef } from '../policy/model.ts';
+import type { FileSecret, HostDesiredState, ManagedFile } from './desired-state.ts';
 import { canonicalJson } from './canonical-json.ts';
 
 /** A managed file as its host's generation hashes it and plan.json records it: content by its hash. */
@@ -14,7 +13,7 @@ export interface PlannedFile {
   /** sha256 hex of the content; absent for secret files, whose content only exists at apply time. */
   readonly sha256?: string;
   /** For secret files: the reference the applier resolves. */
-  readonly secret?: SecretRef;
+  readonly secret?: FileSecret;
 }
 
 export function sha256(data: string | Buffer): string {

@@ -46,7 +46,8 @@ export function summaryLine(plan: PlanDocument): string {
 }
 
 function secretLabel(ref: NonNullable<PlannedHost['files'][number]['secret']>): string {
-  return 'env' in ref ? `secret from env ${mdCode(ref.env, true)}` : `secret from file ${mdCode(ref.file, true)}`;
+  const from = 'env' in ref ? `env ${mdCode(ref.env, true)}` : `file ${mdCode(ref.file, true)}`;
+  return ref.derive === undefined ? `secret from ${from}` : `secret derived for ${mdCode(ref.derive, true)} from ${from}`;
 }
 
 /** What a host's changes look like apart from its name and its contents' hashes: equal for hosts that change alike. */

@@ -4,8 +4,10 @@
 // command cannot reach a log either. Both the engine (the Hetzner token) and the applier resolve the
 // plan's references, so they are resolved here in plan/, below both.
 
+import { createHmac } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import type { FileSecret } from '../compile/desired-state.ts';
 import type { SecretRef } from '../policy/model.ts';
 import type { PlanDocument } from './plan-format.ts';
 
@@ -78,6 +80,15 @@ export function resolveSecret(ref: SecretRef, source: SecretSource): Buffer {
   }
   if (value.length === 0) throw new SecretError(`secret ${describeSecretRef(ref)} is empty`);
   return value;
+}
+
+/** A secret file's content: the reference's value, or the value derived from it (see FileSecret). */
+export function resolveFileSecret(secret: FileSecret, source: SecretSource): Buffer {
+  const value = resolveSecret(secret, source);
+  if (secret.derive === undefined) return value;
+  const key = value.toString('utf8').replace(/[\r\n]+$/, '');
+  if (key.length === 0) throw new SecretError(`secret ${describeSecretRef(secret)} is empty`);
+  return Buffer.from(createHmac('sha256', key).update(secret.derive, 'utf8').digest('hex'), 'utf8');
 }
 
 /** Every secret value resolved during a run, so output can be scrubbed of them. */

@@ -105,10 +105,13 @@ export interface Retention {
 }
 
 export type BackupRepository<H extends string = string> =
-  /** A repository on a host of this fleet, reached over sftp. */
+  /** A repository on a host of this fleet, reached over ssh and served append-only; `path` must lie inside the backup root (/srv/restic). */
   | { readonly host: H; readonly path?: string }
-  /** Any restic repository URL (sftp:, s3:, rest:, b2: ...). */
-  | { readonly url: string };
+  /**
+   * Any restic repository URL (sftp:, s3:, rest:, b2: ...). An sftp: repository needs `hostKey`,
+   * its server's ssh host public key ("ssh-ed25519 AAAA..."), which clients pin in known_hosts.
+   */
+  | { readonly url: string; readonly hostKey?: string };
 
 export interface BackupPolicy<H extends string = string> {
   /** systemd OnCalendar expression. @default "*-*-* 01:30:00" (daily) */
@@ -119,8 +122,16 @@ export interface BackupPolicy<H extends string = string> {
   /** restic exclude patterns, added to the built-in ones. @default [] */
   readonly exclude?: readonly string[];
   readonly repository?: BackupRepository<H>;
-  /** The repository password. */
+  /**
+   * The secret the repository passwords come from: each host's password is derived from it and the
+   * host's name (HMAC-SHA256), so a host can read no other host's backups. @see sharedPassword
+   */
   readonly password?: SecretRef;
+  /**
+   * Use `password` itself as every host's repository password (repositories made before upkeep
+   * derived one per host). @default false
+   */
+  readonly sharedPassword?: boolean;
   /** Repository integrity check. */
   readonly check?: {
     /** @default "Sun *-*-* 05:00:00" (weekly) */

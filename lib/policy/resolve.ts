@@ -56,6 +56,21 @@ export interface ResolveResult {
 type Layers = { readonly host: string; readonly group: string | undefined };
 
 /** Where a field of a host's effective policy was written: the host, else its group, else the defaults. */
+/**
+ * Why a repository path on a backup host cannot be used, or undefined: it must be a plain absolute
+ * path strictly inside the backup root. The backup host creates it for the client's own user, so a
+ * path elsewhere (/etc/ssh, the root itself) would hand that directory to the client.
+ */
+function repositoryPathProblem(path: string, root: string): string | undefined {
+  if (!/^\/[A-Za-z0-9._\/-]+$/.test(path)) return `repository path ${JSON.stringify(path)} must be an absolute path of letters, digits and . _ - /`;
+  if (path.split('/').slice(1).some((part) => part === '' || part === '.' || part === '..')) {
+    return `repository path ${JSON.stringify(path)} must be written plainly: no empty, "." or ".." components, no trailing "/"`;
+  }
+  if (path === root) return `repository path ${path} is the backup root itself, which holds every client's repository: give the client a directory below it`;
+  if (!path.startsWith(`${root}/`)) return `repository path ${JSON.stringify(path)} is outside the backup root ${root}: repositories live in their own directory below it`;
+  return undefined;
+}
+
 function origin(spec: FleetSpec, layers: Layers, field: PolicyPath): PolicyPath {
   const candidates: [PolicyPath, unknown][] = [
     [['hosts', layers.host], spec.hosts[layers.host]],
@@ -129,6 +144,9 @@ class Resolver {
 
     let repository: string;
     let repositoryHost: string | undefined;
+    let repositoryUser: string | undefined;
+    let repositoryPath: string | undefined;
+    let repositoryHostKey: string | undefined;
     if ('host' in policy.repository) {
       repositoryHost = policy.repository.host;
       // Own keys only: a name such as "constructor" is on every object's prototype.
@@ -137,10 +155,19 @@ class Resolver {
         return undefined;
       }
       const path = policy.repository.path ?? `${DEFAULTS.repositoryRoot}/${layers.host}`;
-      // One sftp user per client, so that no client can read or delete another's backups.
-      repository = `sftp:${DEFAULTS.repositoryUser}-${layers.host}@${repositoryHost}:${path}`;
+      const problem = repositoryPathProblem(path, DEFAULTS.repositoryRoot);
+      if (problem) {
+        this.issue(at(['repository', 'path']), problem);
+        return undefined;
+      }
+      // One receiving user per client, so that no client can read or delete another's backups; the
+      // backup host serves each user's repository append-only (lib/compile/backups.ts).
+      repositoryUser = `${DEFAULTS.repositoryUser}-${layers.host}`;
+      repositoryPath = path;
+      repository = `rclone:${repositoryUser}@${repositoryHost}:${path}`;
     } else {
       repository = policy.repository.url;
+      repositoryHostKey = policy.repository.hostKey;
     }
     const r = policy.retention ?? {};
     for (const [field, expr] of [[['schedule'], policy.schedule], [['check', 'schedule'], policy.check?.schedule], [['drill', 'schedule'], policy.drill?.schedule]] as const) {
@@ -153,8 +180,10 @@ class Resolver {
       paths: [...(policy.paths ?? DEFAULTS.backupPaths)],
       exclude: [...(policy.exclude ?? [])],
       repository,
-      ...(repositoryHost !== undefined && { repositoryHost }),
+      ...(repositoryHost !== undefined && repositoryUser !== undefined && repositoryPath !== undefined && { repositoryHost, repositoryUser, repositoryPath }),
       password: policy.password,
+      sharedPassword: policy.sharedPassword ?? false,
+      ...(repositoryHostKey !== undefined && { repositoryHostKey }),
       checkSchedule: policy.check?.schedule ?? DEFAULTS.checkSchedule,
       checkReadDataSubset: policy.check?.readDataSubset ?? DEFAULTS.checkReadDataSubset,
       drillSchedule: policy.drill?.schedule ?? DEFAULTS.drillSchedule,

@@ -44,11 +44,23 @@ export interface ResolvedBackups {
   readonly retention: { readonly daily: number; readonly weekly: number; readonly monthly: number; readonly yearly: number };
   readonly paths: readonly string[];
   readonly exclude: readonly string[];
-  /** The restic repository as restic takes it, e.g. "sftp:backup@backup1:/srv/restic/web1". */
+  /**
+   * The restic repository as restic takes it: "rclone:restic-web1@backup1:/srv/restic/web1" for a
+   * repository on a fleet host (served append-only over ssh), else the policy's URL.
+   */
   readonly repository: string;
-  /** The fleet host holding the repository, when it is one of ours. */
+  /** The fleet host holding the repository, when it is one of ours (with the two fields below). */
   readonly repositoryHost?: string;
+  /** An sftp URL repository's pinned ssh host key (policy `repository.hostKey`). */
+  readonly repositoryHostKey?: string;
+  /** The user that owns the repository on repositoryHost: "restic-<client>". */
+  readonly repositoryUser?: string;
+  /** The repository's directory on repositoryHost, inside the backup root. */
+  readonly repositoryPath?: string;
+  /** The secret the repository password comes from (see sharedPassword). */
   readonly password: SecretRef;
+  /** Whether `password` is the repository password itself rather than the secret it is derived from. */
+  readonly sharedPassword: boolean;
   readonly checkSchedule: string;
   readonly checkReadDataSubset: string;
   readonly drillSchedule: string;

@@ -53,6 +53,12 @@ function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<str
   if (b && b.repositoryHost === undefined && b.repository.startsWith('sftp:') && !SFTP_REPOSITORY.test(b.repository)) {
     issues.push({ path: ['hosts', host.name, 'backups', 'repository', 'url'], message: `sftp repository ${JSON.stringify(b.repository)} is not of the form sftp:user@host:/absolute/path` });
   }
+  if (b && b.repositoryHost === undefined && b.repository.startsWith('sftp:') && b.repositoryHostKey === undefined) {
+    issues.push({
+      path: ['hosts', host.name, 'backups', 'repository', 'url'],
+      message: 'an sftp repository needs its server\'s ssh host key pinned (repository.hostKey: "ssh-ed25519 AAAA...", checked with the provider): without it every backup fails, as host keys are never trusted on first use',
+    });
+  }
   if (b?.repositoryHost !== undefined) {
     const target = byName.get(b.repositoryHost);
     const at: PolicyPath = ['hosts', host.name, 'backups', 'repository', 'host'];
@@ -195,12 +201,31 @@ function addresses(fleet: ResolvedFleet, issues: Issues): void {
   }
 }
 
+/**
+ * Each client's repository on a backup host is a directory of its own: a path equal to, inside or
+ * around another client's would let the backup host hand one client's backups to the other.
+ */
+function repositoryPaths(fleet: ResolvedFleet, issues: Issues): void {
+  const seen: { receiver: string; path: string; client: string }[] = [];
+  for (const host of fleet.hosts) {
+    const b = host.backups;
+    if (b?.repositoryHost === undefined || b.repositoryPath === undefined) continue;
+    const path = b.repositoryPath;
+    const other = seen.find((s) => s.receiver === b.repositoryHost && (s.path === path || s.path.startsWith(`${path}/`) || path.startsWith(`${s.path}/`)));
+    if (other) {
+      const how = other.path === path ? 'is' : path.startsWith(`${other.path}/`) ? 'is inside' : 'contains';
+      issues.push({ path: ['hosts', host.name, 'backups', 'repository', 'path'], message: `repository path ${path} ${how} the repository of "${other.client}" (${other.path}) on ${b.repositoryHost}: each client needs a directory of its own` });
+    } else seen.push({ receiver: b.repositoryHost, path, client: host.name });
+  }
+}
+
 /** Every issue with the fleet as a whole. An empty list means the fleet may be compiled. */
 export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssue[] {
   const issues: Issues = [];
   const byName = new Map(fleet.hosts.map((h) => [h.name, h]));
   stagingFirst(fleet, issues);
   addresses(fleet, issues);
+  repositoryPaths(fleet, issues);
   for (const host of fleet.hosts) {
     coverage(host, issues);
     references(spec, host, byName, issues);

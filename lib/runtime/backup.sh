@@ -1,23 +1,30 @@
 #!/bin/sh
 # restic jobs: backup, forget (retention), check (integrity) and drill (test restore).
 #
-# Usage: backup.sh backup|forget|check|drill|key|restore PATH...
+# Usage: backup.sh backup|forget|check|drill|key|snapshots
+#        backup.sh restore [--at TIME | --snapshot ID] [--to DIR] PATH...
 #   key prints the client's public ssh key (creating the key pair if needed), for the repository
 #   host's list of authorized clients.
+#   forget applies the retention; only for a repository this host may delete from (a backup host
+#   of the fleet serves its clients append-only and applies their retention itself).
 #   restore puts each absolute PATH (a file or a directory, with everything under it) back where
-#   it was, as the latest snapshot holds it; existing files there are overwritten. A PATH that
+#   it was (or under DIR with --to), from the newest snapshot up to TIME (date -d syntax; now by
+#   default) that holds every PATH, or from snapshot ID; newer snapshots without them are skipped
+#   and named. It prints the snapshot used. Existing files there are overwritten. A PATH that
 #   another user could redirect (a symlink, or a directory on the way or under it that someone
 #   other than root owns or can write: restic follows symlinks it finds there) is refused; see
-#   safe-path.sh. For those, another snapshot or another target, run restic yourself after
+#   safe-path.sh. For those, use --to DIR, or run restic yourself after
 #   `. /etc/upkeep/restic/backup.env`, into a directory only root can write.
 # Reads /etc/upkeep/restic/backup.env: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, RESTIC_CACHE_DIR,
-# UPKEEP_SFTP_COMMAND (ssh command for sftp repositories, with a pinned known_hosts),
-# UPKEEP_SFTP_KEY (client key, created on first use), UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
+# UPKEEP_RCLONE_PROGRAM (ssh command to the fleet's backup host, which forces its append-only
+# `rclone serve restic --stdio`), UPKEEP_SFTP_COMMAND (ssh command for other sftp repositories),
+# both with a pinned known_hosts, UPKEEP_SSH_KEY (client key, created on first use),
+# UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
 # UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. Writes status lines "<epoch> <result> <detail>" to
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
 set -eu
 
-job=${1:?usage: backup.sh backup|forget|check|drill|key|restore PATH...}
+job=${1:?usage: backup.sh backup|forget|check|drill|key|snapshots|restore [--at TIME|--snapshot ID] [--to DIR] PATH...}
 config=${UPKEEP_BACKUP_CONFIG:-/etc/upkeep/restic/backup.env}
 status_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}/backup
 set -a
@@ -28,13 +35,13 @@ config_dir=$(dirname "$config")
 runtime_dir=$(dirname "$0")
 mkdir -p "$status_dir"
 
-if [ -n "${UPKEEP_SFTP_KEY:-}" ] && [ ! -f "$UPKEEP_SFTP_KEY" ]; then
-  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SFTP_KEY"
+if [ -n "${UPKEEP_SSH_KEY:-}" ] && [ ! -f "$UPKEEP_SSH_KEY" ]; then
+  ssh-keygen -q -t ed25519 -N '' -C "upkeep-backup@$(hostname)" -f "$UPKEEP_SSH_KEY"
 fi
 # The key is answered before the restic lock: the applier must not wait for a running backup.
 if [ "$job" = key ]; then
-  [ -n "${UPKEEP_SFTP_KEY:-}" ] || { echo "key: this repository is not reached over sftp" >&2; exit 2; }
-  cat "$UPKEEP_SFTP_KEY.pub"
+  [ -n "${UPKEEP_SSH_KEY:-}" ] || { echo "key: this repository is not reached over ssh" >&2; exit 2; }
+  cat "$UPKEEP_SSH_KEY.pub"
   exit 0
 fi
 
@@ -44,7 +51,10 @@ exec 9>"$status_dir/restic.lock"
 flock 9
 
 r() {
-  if [ -n "${UPKEEP_SFTP_COMMAND:-}" ]; then
+  if [ -n "${UPKEEP_RCLONE_PROGRAM:-}" ]; then
+    # No arguments of restic's own: the backup host runs its forced command whatever is sent.
+    restic -o "rclone.program=$UPKEEP_RCLONE_PROGRAM" -o rclone.args= "$@"
+  elif [ -n "${UPKEEP_SFTP_COMMAND:-}" ]; then
     restic -o "sftp.command=$UPKEEP_SFTP_COMMAND" "$@"
   else
     restic "$@"
@@ -59,7 +69,33 @@ status() {
 case $job in
   restore)
     shift
+    at=
+    snapshot=
+    target=/
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --at) at=${2:?restore: --at needs a time}; shift 2 ;;
+        --snapshot) snapshot=${2:?restore: --snapshot needs a snapshot id}; shift 2 ;;
+        --to) target=${2:?restore: --to needs a directory}; shift 2 ;;
+        --) shift; break ;;
+        -*) echo "restore: unknown option $1" >&2; exit 2 ;;
+        *) break ;;
+      esac
+    done
     [ $# -gt 0 ] || { echo "restore: name the absolute paths to restore" >&2; exit 2; }
+    [ -z "$at" ] || [ -z "$snapshot" ] || { echo "restore: give --at or --snapshot, not both" >&2; exit 2; }
+    case $snapshot in *[!0-9a-f]*) echo "restore: $snapshot is not a snapshot id" >&2; exit 2 ;; esac
+    if [ -n "$at" ]; then
+      until=$(date -d "$at" +%s 2>/dev/null) || { echo "restore: --at $at is not a time date(1) understands" >&2; exit 2; }
+    else
+      until=$(date +%s)
+    fi
+    if [ "$target" != / ]; then
+      case $target in /*) ;; *) echo "restore: --to $target is not an absolute path" >&2; exit 2 ;; esac
+      # A directory of root's own: restic follows symlinks it finds under its target.
+      [ -d "$target" ] || mkdir -m 0700 "$target"
+      "$runtime_dir/safe-path.sh" -r "$target" || { echo "restore: --to $target is not a directory only root can write" >&2; exit 1; }
+    fi
     n=$#
     while [ "$n" -gt 0 ]; do
       path=$1
@@ -70,15 +106,54 @@ case $job in
         *) echo "restore: $path is not an absolute path" >&2; exit 2 ;;
       esac
       # restic reads --include as a pattern: a path with pattern characters would restore others.
-      case $path in *'*'* | *'?'* | *'['* | *"\\"*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
-      if ! "$runtime_dir/safe-path.sh" -r "$path"; then
-        echo "restore: $path is not restored in place; restore it with restic into a directory only root can write" >&2
+      case $path in *'*'* | *'?'* | *'['* | *"\\"* | *'"'*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
+      if [ "$target" = / ] && ! "$runtime_dir/safe-path.sh" -r "$path"; then
+        echo "restore: $path is not restored in place; restore it with --to DIR, a directory only root can write" >&2
         exit 1
       fi
-      set -- "$@" --include "$path"
+      set -- "$@" "$path"
     done
-    r restore latest --target / "$@"
-    echo "restore: restored from the latest snapshot"
+    # The snapshot: the one named, else the newest up to --at that holds every path. A newer
+    # snapshot without them (the host's backup after the deletion, or a rebuilt host's empty one)
+    # is skipped, and said so.
+    work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-restore.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    r snapshots --json | grep -o '"time":"[^"]*"\|"short_id":"[^"]*"' | cut -d'"' -f4 | paste -d' ' - - >"$work/all"
+    : >"$work/candidates"
+    while read -r time id; do
+      if [ -n "$snapshot" ]; then
+        case $id in "$snapshot"*) echo "$(date -d "$time" +%s) $id $time" >>"$work/candidates" ;; esac
+      else
+        t=$(date -d "$time" +%s)
+        [ "$t" -gt "$until" ] || echo "$t $id $time" >>"$work/candidates"
+      fi
+    done <"$work/all"
+    chosen=
+    skipped=0
+    for entry in $(sort -rn "$work/candidates" | tr ' ' '@'); do
+      id=$(echo "$entry" | cut -d@ -f2)
+      r ls --json "$id" "$@" >"$work/ls" 2>/dev/null || true
+      missing=
+      for path in "$@"; do grep -qF "\"path\":\"$path\"," "$work/ls" || missing="$missing $path"; done
+      if [ -z "$missing" ]; then chosen=$entry; break; fi
+      [ -n "$snapshot" ] && { echo "restore: snapshot $id does not hold:$missing" >&2; exit 1; }
+      skipped=$((skipped + 1))
+      echo "restore: snapshot $id of $(echo "$entry" | cut -d@ -f3) does not hold:$missing; looking at older ones" >&2
+    done
+    if [ -z "$chosen" ]; then
+      echo "restore: no snapshot${at:+ up to $at} holds every path; see backup.sh snapshots" >&2
+      exit 1
+    fi
+    id=$(echo "$chosen" | cut -d@ -f2)
+    n=$#
+    while [ "$n" -gt 0 ]; do set -- "$@" --include "$1"; shift; n=$((n - 1)); done
+    r restore "$id" --target "$target" "$@"
+    echo "restore: restored from snapshot $id of $(echo "$chosen" | cut -d@ -f3)"
+    [ "$skipped" -eq 0 ] || echo "restore: $skipped newer snapshot(s) did not hold the paths"
+    [ "$target" = / ] || echo "restore: restored under $target"
+    ;;
+  snapshots)
+    r snapshots --compact
     ;;
   backup)
     if ! r cat config >/dev/null 2>&1; then

@@ -368,7 +368,7 @@ prune() {
 
 # Backup keys, so that the applier (lib/apply/backup-keys.ts) sees without another round trip
 # whether a backup client's public key is already accepted by its repository host:
-# "backup-key KEY" (this host's sftp client key, if made) and "backup-accepts USER KEY" (each
+# "backup-key KEY" (this host's backup ssh key, if made) and "backup-accepts USER KEY" (each
 # key a receiving user accepts). No process per line: a no-op apply is mostly read-state.
 backup_keys() {
 	if [ -f "$STATE/backup/id_ed25519.pub" ]; then

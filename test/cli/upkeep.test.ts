@@ -51,7 +51,7 @@ describe('upkeep', () => {
     const r = run('upkeep', ['deploy']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply, update, status (see upkeep --help)\n');
+    expect(r.stderr).toBe('upkeep: unknown command "deploy": expected one of plan, apply, update, status, restore (see upkeep --help)\n');
   });
 
   it('prints its usage on stderr and exits 1 when no command is given', () => {

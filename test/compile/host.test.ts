@@ -217,14 +217,15 @@ describe('compileHost', () => {
   });
 
   describe('backups', () => {
-    it('reaches an sftp repository on the backup host at its address through ssh with its pinned host key', () => {
+    it('reaches the backup host at its address through ssh with its pinned host key, as its own user there', () => {
       const web1 = compiled('web1');
       expect(file(web1, '/etc/upkeep/restic/known_hosts').content).toBe(`203.0.113.10 ${host('backup1').hostKey}\n`);
       const env = file(web1, '/etc/upkeep/restic/backup.env').content!;
-      expect(sourced(env, 'RESTIC_REPOSITORY')).toBe('sftp:restic@backup1:/srv/restic/web1');
-      expect(sourced(env, 'UPKEEP_SFTP_COMMAND')).toBe(
-        'ssh -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=60 -p 22 restic@203.0.113.10 -s sftp',
+      expect(sourced(env, 'RESTIC_REPOSITORY')).toBe('rclone:restic-web1@backup1:/srv/restic/web1');
+      expect(sourced(env, 'UPKEEP_RCLONE_PROGRAM')).toBe(
+        'ssh -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/etc/upkeep/restic/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=60 -p 22 restic-web1@203.0.113.10',
       );
+      expect(sourced(env, 'UPKEEP_SFTP_COMMAND')).toBe('');
     });
 
     it('excludes pseudo file systems and caches, then the policy patterns', () => {
@@ -238,7 +239,9 @@ describe('compileHost', () => {
       const service = file(web1, `${UNIT_DIR}/upkeep-backup.service`).content!;
       for (const line of ['ProtectSystem=strict', 'ProtectHome=read-only', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'IOSchedulingClass=idle', 'Nice=19']) expect(service).toContain(line);
       expect(file(web1, `${UNIT_DIR}/upkeep-backup.timer`).content).toContain('OnCalendar=*-*-* 01:30:00\nPersistent=yes');
-      expect(web1.units).toEqual(expect.arrayContaining(['upkeep-backup.timer', 'upkeep-backup-forget.timer', 'upkeep-backup-check.timer', 'upkeep-restore-drill.timer']));
+      expect(web1.units).toEqual(expect.arrayContaining(['upkeep-backup.timer', 'upkeep-backup-check.timer', 'upkeep-restore-drill.timer']));
+      // The backup host serves it append-only: only the backup host can apply the retention.
+      expect(web1.units).not.toContain('upkeep-backup-forget.timer');
     });
 
     it('lets the jobs write to a repository on a local path, and nowhere else in the system', () => {
@@ -250,18 +253,35 @@ describe('compileHost', () => {
       expect(file(compiled('web1'), `${UNIT_DIR}/upkeep-backup.service`).content).not.toContain('ReadWritePaths');
     });
 
-    it('passes every retention rule to forget', () => {
-      const env = file(compiled('mail1'), '/etc/upkeep/restic/backup.env').content!;
+    it('passes every retention rule to the backup host as --keep-within rules, and to forget for a repository the host prunes itself', () => {
+      const prune = file(compiled('backup1'), '/etc/upkeep/restic/clients/mail1.env').content!;
+      expect(sourced(prune, 'RESTIC_REPOSITORY')).toBe('/srv/restic/mail1');
+      expect(sourced(prune, 'UPKEEP_KEEP_WITHIN')).toBe('--keep-within 30d --keep-within-weekly 56d --keep-within-monthly 12m --keep-within-yearly 2y');
+      expect(sourced(file(compiled('mail1'), '/etc/upkeep/restic/backup.env').content!, 'UPKEEP_KEEP_DAILY')).toBe('');
+      const mail1 = host('mail1');
+      const local: ResolvedHost = { ...mail1, backups: { ...mail1.backups!, repository: '/mnt/backup/mail1', repositoryHost: undefined, repositoryUser: undefined, repositoryPath: undefined } };
+      const state = compileHost(resolvedFleet([local]), local);
+      const env = file(state, '/etc/upkeep/restic/backup.env').content!;
       expect(['DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY'].map((k) => sourced(env, `UPKEEP_KEEP_${k}`))).toEqual(['30', '8', '12', '2']);
+      expect(state.units).toContain('upkeep-backup-forget.timer');
     });
 
-    it('makes the backup host a receiver: an sftp-only user owning one directory per client, kept out of its own backup', () => {
+    it('makes the backup host a receiver: per client a user allowed only the append-only server on its own directory, kept out of its own backup', () => {
       const backup1 = compiled('backup1');
-      expect(file(backup1, '/etc/sysusers.d/upkeep-restic.conf').content).toContain('u restic - "upkeep backup receiver" /srv/restic /usr/sbin/nologin');
-      const tmpfiles = file(backup1, '/etc/tmpfiles.d/upkeep-restic.conf').content!;
-      for (const client of ['mail1', 'monitor1', 'web-staging', 'web1']) expect(tmpfiles).toContain(`d /srv/restic/${client} 0700 restic restic -`);
-      expect(tmpfiles).toContain('d /srv/restic 0755 root root -');
-      expect(file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content).toContain('Match User restic\n  AuthorizedKeysFile /var/lib/upkeep/backup-clients/%u.keys\n  ForceCommand internal-sftp');
+      expect(file(backup1, '/etc/sysusers.d/upkeep-restic.conf').content).toContain('u restic-web1 - "upkeep backup receiver for web1" /srv/restic /bin/sh');
+      const tmpfiles = file(backup1, '/etc/tmpfiles.d/upkeep-restic.conf').content!.split('\n');
+      for (const client of ['mail1', 'monitor1', 'web-staging', 'web1']) expect(tmpfiles).toContain(`d /srv/restic/${client} 0700 restic-${client} restic-${client} -`);
+      expect(tmpfiles.filter((l) => l.startsWith('d /srv/restic '))).toEqual(['d /srv/restic 0755 root root -']);
+      const sshd = file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content!;
+      expect(sshd).toContain(
+        'Match User restic-web1\n  AuthorizedKeysFile /var/lib/upkeep/backup-clients/%u.keys\n  ForceCommand /usr/bin/rclone --config /dev/null serve restic --stdio --append-only /srv/restic/web1\n  DisableForwarding yes\n  PermitTTY no\n',
+      );
+      expect(sshd.match(/^Match User /gm)).toHaveLength(4);
+      expect(backup1.units).toEqual(expect.arrayContaining(['upkeep-backup-prune-web1.timer', 'upkeep-backup-prune-mail1.timer']));
+      const prune = file(backup1, `${UNIT_DIR}/upkeep-backup-prune-web1.service`).content!;
+      for (const line of ['User=restic-web1', 'LoadCredential=password:/etc/upkeep/restic/clients/web1.password', 'ReadWritePaths=/srv/restic/web1', 'ProtectSystem=strict']) expect(prune).toContain(`${line}\n`);
+      expect(file(backup1, '/etc/upkeep/restic/clients/web1.password')).toMatchObject({ mode: '0600', owner: 'root:root' });
+      expect(backup1.packages).toEqual(expect.arrayContaining(['rclone', 'restic']));
       expect(file(backup1, '/etc/upkeep/restic/backup.excludes').content).toContain('/srv/restic/web1\n');
       expect(paths(compiled('web1'))).not.toContain('/etc/sysusers.d/upkeep-restic.conf');
     });
@@ -273,15 +293,15 @@ describe('compileHost', () => {
     });
   });
 
-  it('gives each client its own receiving user when the repositories name one per client', () => {
-    const perClient = fleet.hosts.map((h) =>
-      h.backups?.repositoryHost === 'backup1' ? { ...h, backups: { ...h.backups, repository: `sftp:restic-${h.name}@backup1:/srv/restic/${h.name}` } } : h,
-    );
-    const backup1 = compileHost(resolvedFleet(perClient), perClient.find((h) => h.name === 'backup1')!);
-    const tmpfiles = file(backup1, '/etc/tmpfiles.d/upkeep-restic.conf').content!.split('\n');
-    expect(tmpfiles.filter((l) => l.startsWith('d /srv/restic '))).toEqual(['d /srv/restic 0755 root root -']);
-    expect(tmpfiles).toContain('d /srv/restic/web1 0700 restic-web1 restic-web1 -');
-    expect(file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content!.match(/^Match User /gm)).toHaveLength(4);
+  it('derives each host\'s repository password from the policy\'s secret and its name, on the host and on the backup host alike', () => {
+    const perHost = fleet.hosts.map((h) => (h.backups ? { ...h, backups: { ...h.backups, password: { env: 'RESTIC_FLEET_SECRET' }, sharedPassword: false } } : h));
+    const state = (name: string) => compileHost(resolvedFleet(perHost), perHost.find((h) => h.name === name)!);
+    const derived = { env: 'RESTIC_FLEET_SECRET', derive: 'upkeep restic repository web1' };
+    expect(file(state('web1'), '/etc/upkeep/restic/backup.password').secret).toEqual(derived);
+    expect(file(state('backup1'), '/etc/upkeep/restic/clients/web1.password').secret).toEqual(derived);
+    expect(file(state('mail1'), '/etc/upkeep/restic/backup.password').secret).toEqual({ ...derived, derive: 'upkeep restic repository mail1' });
+    // sharedPassword: the reference itself, as repositories made before per-host passwords need.
+    expect(file(compiled('web1'), '/etc/upkeep/restic/backup.password').secret).toEqual({ env: 'RESTIC_PASSWORD_WEB1' });
   });
 
   describe('monitoring', () => {

@@ -30,6 +30,7 @@ export const BASE_PACKAGES: readonly string[] = [
   'postfix',
   'procps',
   'python3',
+  'rclone',
   'restic',
   'systemd',
   'systemd-sysv',

@@ -31,7 +31,7 @@ describe('resolveFleet', () => {
     const web1 = fleet.hosts.find((h) => h.name === 'web1')!;
     expect(web1.updates!.securityDeadlineSeconds).toBe(86400);
     expect(web1.backups!.retention).toEqual({ daily: 90, weekly: 0, monthly: 0, yearly: 0 });
-    expect(web1.backups!.repository).toBe('sftp:restic-web1@backup1:/srv/restic/web1');
+    expect(web1.backups!.repository).toBe('rclone:restic-web1@backup1:/srv/restic/web1');
     expect(web1.monitoring!.slaSeconds).toBe(900);
     expect(web1.monitoring!.checks.map((c) => `${c.name}@${c.runsOn}/${c.intervalSeconds}`)).toEqual(['disk-usage@web1/60', 'failed-units@web1/60']);
   });

@@ -23,6 +23,21 @@ describe('validateFleet', () => {
     expect(issues).toContainEqual('hosts.backup1.exempt.backups: an exemption needs a written reason (at least a sentence), got "no"');
   });
 
+  it('refuses an sftp repository URL whose server key is not pinned: every backup would fail on it', () => {
+    const spec = editable();
+    delete spec.hosts.backup1.backups.repository.hostKey;
+    expect(issuesOf(spec)).toContainEqual(expect.stringMatching(/^hosts\.backup1\.backups\.repository\.url: an sftp repository needs its server's ssh host key pinned \(repository\.hostKey/));
+  });
+
+  it('refuses a repository path outside the backup root or in another client\'s directory', () => {
+    const outside = editable();
+    outside.hosts.web1.backups = { repository: { host: 'backup1', path: '/etc/ssh' } };
+    expect(issuesOf(outside)).toContainEqual(expect.stringMatching(/^hosts\.web1\.backups\.repository\.path: repository path "\/etc\/ssh" is outside the backup root \/srv\/restic/));
+    const taken = editable();
+    taken.hosts.web2.backups = { repository: { host: 'backup1', path: '/srv/restic/web1/inner' } };
+    expect(issuesOf(taken)).toContainEqual('hosts.web2.backups.repository.path: repository path /srv/restic/web1/inner is inside the repository of "web1" (/srv/restic/web1) on backup1: each client needs a directory of its own');
+  });
+
   it('refuses a host that backs up to itself', () => {
     const spec = editable();
     delete spec.hosts.backup1.backups;

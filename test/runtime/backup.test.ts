@@ -91,7 +91,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
 
   it('key creates the client ssh key pair once and prints its public half', () => {
     const t = setup();
-    const keyEnv = readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SFTP_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`;
+    const keyEnv = readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SSH_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`;
     writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, keyEnv);
     const first = runScript('backup.sh', ['key'], t.env);
     expect(first.status).toBe(0);
@@ -101,7 +101,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
 
   it('key answers while a restic job holds the lock, so the applier never waits for a backup', () => {
     const t = setup();
-    writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SFTP_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`);
+    writeFileSync(t.env.UPKEEP_BACKUP_CONFIG, readFileSync(t.env.UPKEEP_BACKUP_CONFIG, 'utf8') + `UPKEEP_SSH_KEY='${t.env.UPKEEP_STATE_DIR}/backup/id_ed25519'\n`);
     mkdirSync(join(t.env.UPKEEP_STATE_DIR, 'backup'), { recursive: true });
     const lock = join(t.env.UPKEEP_STATE_DIR, 'backup', 'restic.lock');
     // flock holds the lock while it runs `backup.sh key`: a key behind the lock would time out.
@@ -119,6 +119,44 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     const run = runScript('backup.sh', ['restore', file], t.env);
     expect(run.status, run.stderr).toBe(0);
     expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('restore --at takes the newest snapshot up to that time that holds the path, and never a newer one without it', () => {
+    const t = setup();
+    const file = join(t.data, 'etc', 'file-7.conf');
+    const at = (hoursAgo: number) => new Date(Date.now() - hoursAgo * 3_600_000).toISOString().replace('T', ' ').slice(0, 19);
+    const snapshotOf = (out: string) => (JSON.parse(out.trim().split('\n').pop()!) as { snapshot_id: string }).snapshot_id.slice(0, 8);
+    expect(t.restic('init').status).toBe(0);
+    writeFileSync(file, 'version 1\n');
+    const first = snapshotOf(t.restic('backup', '--json', '--time', at(48), t.data).stdout);
+    writeFileSync(file, 'version 2\n');
+    const second = snapshotOf(t.restic('backup', '--json', '--time', at(24), t.data).stdout);
+    // Deleted by mistake, and the nightly backup ran since: the newest snapshot lacks the file.
+    rmSync(file);
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+
+    const byDate = runScript('backup.sh', ['restore', '--at', at(36), file], t.env);
+    expect(byDate.status, byDate.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('version 1\n');
+    expect(byDate.stdout).toContain(`restored from snapshot ${first} of `);
+
+    rmSync(file);
+    const newest = runScript('backup.sh', ['restore', file], t.env);
+    expect(newest.status, newest.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('version 2\n');
+    expect(newest.stdout).toContain(`restored from snapshot ${second} of `);
+    expect(newest.stderr).toMatch(/does not hold: .*file-7\.conf; looking at older ones/);
+    expect(newest.stdout).toContain('1 newer snapshot(s) did not hold the paths');
+
+    const elsewhere = join(tempDir(), 'restored');
+    const to = runScript('backup.sh', ['restore', '--snapshot', first, '--to', elsewhere, file], t.env);
+    expect(to.status, to.stderr).toBe(0);
+    expect(readFileSync(join(elsewhere, file), 'utf8')).toBe('version 1\n');
+    expect(readFileSync(file, 'utf8')).toBe('version 2\n');
+
+    const none = runScript('backup.sh', ['restore', '--at', at(72), file], t.env);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain('no snapshot up to');
   });
 
   it('restore refuses a path that is now a symlink another user planted: restic would write through it as root', () => {
