@@ -50,16 +50,22 @@ function secretLabel(ref: NonNullable<PlannedHost['files'][number]['secret']>): 
   return ref.derive === undefined ? `secret from ${from}` : `secret derived for ${mdCode(ref.derive, true)} from ${from}`;
 }
 
+// Files and units named after their host (a check's timer, its env file) change alike on every
+// host: the host's own name is replaced by a marker no path or unit name can hold.
+const OWN_NAME = '\u0000host\u0000';
+const generic = (text: string, host: PlannedHost) => text.split(host.name).join(OWN_NAME);
+const own = (text: string, host: PlannedHost) => text.split(OWN_NAME).join(host.name);
+
 /** What a host's changes look like apart from its name and its contents' hashes: equal for hosts that change alike. */
 function changeShape(host: PlannedHost): string {
   const files = new Map(host.files.map((f) => [f.path, f]));
   return canonicalJson({
     files: host.changes.files.map((ch) => {
       const f = files.get(ch.path);
-      return { ...ch, mode: f?.mode ?? '', owner: f?.owner ?? '', secret: f?.secret ?? null };
+      return { ...ch, path: generic(ch.path, host), mode: f?.mode ?? '', owner: f?.owner ?? '', secret: f?.secret ?? null };
     }),
-    unitsEnabled: host.changes.unitsEnabled,
-    unitsDisabled: host.changes.unitsDisabled,
+    unitsEnabled: host.changes.unitsEnabled.map((u) => generic(u, host)),
+    unitsDisabled: host.changes.unitsDisabled.map((u) => generic(u, host)),
     packagesAdded: host.changes.packagesAdded,
   });
 }
@@ -86,17 +92,21 @@ function hostDetails(hosts: readonly PlannedHost[]): string {
       ? `${mdText(host.name)} (${mdText(host.group)}): ${counts}`
       : `The same changes on ${hosts.length} hosts (${cappedNames(hosts.map((h) => mdText(h.name)), 10)}): ${counts}`;
   const rows = c.files.map((ch) => {
-    const content = new Set(hosts.map((h) => h.files.find((f) => f.path === ch.path)?.sha256 ?? ''));
+    const path = generic(ch.path, host);
+    const content = new Set(hosts.map((h) => h.files.find((f) => f.path === own(path, h))?.sha256 ?? ''));
     const f = host.files.find((x) => x.path === ch.path);
     const what = f?.secret ? secretLabel(f.secret) : content.size > 1 ? 'differs per host' : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
     const fields = ch.fields ? ` (${ch.fields.join(', ')})` : '';
-    return `| ${ch.action}${fields} | ${mdCode(ch.path, true)} | ${mdText(f?.mode ?? '')} | ${mdText(f?.owner ?? '')} | ${what} |`;
+    // A group shows the name-dependent part of a path as {host}.
+    const shown = hosts.length > 1 ? path.split(OWN_NAME).join('{host}') : ch.path;
+    return `| ${ch.action}${fields} | ${mdCode(shown, true)} | ${mdText(f?.mode ?? '')} | ${mdText(f?.owner ?? '')} | ${what} |`;
   });
   const lines = [`<details><summary>${title}</summary>`, ''];
   if (hosts.length > 1) lines.push(`Hosts: ${cappedNames(hosts.map((h) => mdText(h.name)), 200)}`, '');
   if (rows.length > 0) lines.push('| action | path | mode | owner | content |', '|---|---|---|---|---|', ...rows, '');
-  if (c.unitsEnabled.length > 0) lines.push(`Units to enable: ${c.unitsEnabled.map((u) => mdCode(u)).join(', ')}`, '');
-  if (c.unitsDisabled.length > 0) lines.push(`Units to disable: ${c.unitsDisabled.map((u) => mdCode(u)).join(', ')}`, '');
+  const unit = (u: string) => mdCode(hosts.length > 1 ? generic(u, host).split(OWN_NAME).join('{host}') : u);
+  if (c.unitsEnabled.length > 0) lines.push(`Units to enable: ${c.unitsEnabled.map(unit).join(', ')}`, '');
+  if (c.unitsDisabled.length > 0) lines.push(`Units to disable: ${c.unitsDisabled.map(unit).join(', ')}`, '');
   if (c.packagesAdded.length > 0) lines.push(`Packages to install: ${c.packagesAdded.map(mdText).join(', ')}`, '');
   if (hosts.length === 1) {
     lines.push(`Generation ${mdCode(host.generation.slice(0, 12))} (from ${host.baseGeneration ? mdCode(host.baseGeneration.slice(0, 12)) : 'nothing applied'})`, '');

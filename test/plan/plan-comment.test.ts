@@ -29,7 +29,9 @@ describe('plan.md of a 1,000-host fleet, as a pull-request comment', { timeout: 
   const before = generatedFleet(1000);
   const base = planOf(before);
   const after = structuredClone(before) as { -readonly [K in keyof FleetSpec]: any };
-  after.defaults.backups.retention = { daily: 30 };
+  // A weakening every host shares. (Retention is no longer it: it runs on the backup hosts.) The
+  // files it changes are named after each host: they still change alike.
+  after.defaults.monitoring.checks['disk-usage'] = { kind: 'disk-usage', interval: '2m' };
   // Two exceptions: hosts with changes of their own.
   after.hosts.web00500.monitoring.checks.ping = { kind: 'failed-units', interval: '5m' };
   after.hosts.web00501.backups.exclude = ['/var/cache/app'];
@@ -52,8 +54,8 @@ describe('plan.md of a 1,000-host fleet, as a pull-request comment', { timeout: 
   it('keeps the contract warning with every distinct change, and the destroy/replace banner with its count', () => {
     expect(md).toContain('> **WARNING: this change WEAKENS the maintenance promise on 1000 host(s).**');
     const weakenings = new Set(contract.filter((c) => c.weakens).map((c) => c.what));
-    expect(weakenings).toEqual(new Set(['backup retention shortened']));
-    expect(md).toMatch(/- \*\*backup retention shortened\*\* on 1000 hosts \(backup00000, backup00001, .* and 990 more\): 90 daily, 0 weekly, 0 monthly, 0 yearly → 30 daily/);
+    expect(weakenings).toEqual(new Set(['check disk-usage runs less often']));
+    expect(md).toMatch(/- \*\*check disk-usage runs less often\*\* on 1000 hosts \(backup00000, backup00001, .* and 990 more\): every 1m → every 2m/);
     expect(md).toContain('- **check ping added** on web00500');
     expect(md).toContain('> **WARNING: 1000 server(s), volume(s) or address(es) will be DESTROYED or REPLACED.**');
     expect(md).toContain('**0 to add, 0 to change, 1000 to replace, 0 to destroy**');
@@ -63,9 +65,12 @@ describe('plan.md of a 1,000-host fleet, as a pull-request comment', { timeout: 
   it('shows the hosts that change alike as one fold and the exceptions as their own', () => {
     const folds = md.split('\n').filter((l) => l.startsWith('<details><summary>'));
     expect(folds[0]).toBe(
-      '<details><summary>The same changes on 998 hosts (backup00000, backup00001, backup00002, backup00003, backup00004, monitor00000, web00000, web00001, web00002, web00003 and 988 more): 0 to create, 1 to update, 0 to delete</summary>',
+      '<details><summary>The same changes on 998 hosts (backup00000, backup00001, backup00002, backup00003, backup00004, monitor00000, web00000, web00001, web00002, web00003 and 988 more): 0 to create, 2 to update, 0 to delete</summary>',
     );
     expect(folds).toHaveLength(3);
+    // The group's table names the files each host has under its own name.
+    // The group's table names the files each host has under its own name as {host}.
+    expect(md).toContain('| update (content) | `/etc/upkeep/checks/{host}-disk-usage.env` | 0644 | root:root | differs per host |');
     expect(folds.some((f) => f.startsWith('<details><summary>web00500 (production): '))).toBe(true);
     expect(folds.some((f) => f.startsWith('<details><summary>web00501 (production): '))).toBe(true);
     expect(md).not.toContain('_Truncated:');
