@@ -29,7 +29,7 @@ fi
 now=${UPKEEP_NOW:-$(date +%s)}
 deadline=${UPKEEP_SECURITY_DEADLINE:?}
 # "package version first-seen kind" -> "count oldest-age oldest-package"
-summary=$(awk -v now="$now" '$4 == "security" { n++; age = now - $3; if (age > max) { max = age; pkg = $1 " " $2 } }
+summary=$(awk -v now="$now" 'BEGIN { max = -1 } $4 == "security" { n++; age = now - $3; if (age > max) { max = age; pkg = $1 " " $2 } }
   END { if (n) print n, max, pkg; else print 0 }' "$record")
 # shellcheck disable=SC2086 # split into its fields
 set -- $summary

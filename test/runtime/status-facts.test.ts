@@ -134,6 +134,9 @@ describe('the records status reads are kept by the runtime programs', () => {
     writeFileSync(pending, 'libssl3 3.0.2 1700000000 security\nvim 9.1 1690000000 routine\n');
     expect(runScript('check-security-updates.sh', [], env).status).toBe(0);
     expect(readFileSync(record, 'utf8')).toBe('1700000000 1\n');
+    // Seen this very second (age 0): still a pending fix within the deadline, not a broken check.
+    const justSeen = runScript('check-security-updates.sh', [], { ...env, UPKEEP_NOW: '1700000000' });
+    expect(justSeen.stdout).toMatch(/^OK: 1 security fix\(es\) pending, oldest libssl3 3\.0\.2 for 0m/);
     writeFileSync(pending, 'libssl3 3.0.2 1700000000 security\nopenssl 3.0.2 1700040000 security\n');
     expect(runScript('check-security-updates.sh', [], env).status).toBe(0);
     expect(readFileSync(record, 'utf8')).toBe('1700000000 2\n');
