@@ -1,5 +1,7 @@
 // Servers that already exist: upkeep maintains them, it does not create them. Each host is named
 // by its address and pinned by its ssh host key, so the applier never trusts a key blindly.
+// They are virtual machines at another provider (machine: 'virtual'): no disk SMART data or CPU
+// sensor to check. A bare-metal server says machine: 'bare-metal' and gets those checks.
 
 import { defineFleet } from 'upkeep';
 import { standardContract, stagingLayer } from 'upkeep/policies/standard';
@@ -17,18 +19,21 @@ export default defineFleet({
   },
   hosts: {
     stage1: {
+      machine: 'virtual',
       group: 'staging',
       roles: ['app'],
       address: '192.0.2.10',
       hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEx9Tn3bG5Rk2yJ1cQkT1mY4sLq8VnP0aZc7dFhW2uE3 stage1',
     },
     app1: {
+      machine: 'virtual',
       group: 'production',
       roles: ['app'],
       address: '192.0.2.11',
       hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq2mWv5Xo8Lr3sTz1bN7yK4cPd9Ue6fGh0jAi2kRl5S app1',
     },
     backup1: {
+      machine: 'virtual',
       group: 'production',
       roles: ['backup'],
       address: '192.0.2.20',

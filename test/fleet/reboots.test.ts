@@ -6,6 +6,8 @@
 // one by one against the host's own window gate (in-window.sh). bin/plan and bin/apply run for real.
 // The tests build on each other in order.
 
+import { objectPath } from '../../lib/plan/plan-dir.ts';
+import type { PlanDocument } from '../../lib/plan/plan-format.ts';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -177,7 +179,9 @@ describe.skipIf(!fleetAvailable('the reboot tests (test/fleet/reboots.test.ts)')
     // A window with daylight saving time and a blackout date; only its plan directory is used.
     const out = await plan({ every: 'week', days: ['sun'], start: '03:30', duration: '90m', timeZone: 'Europe/Berlin', blackouts: ['2026-12-20'] });
     const feed = readFileSync(join(out, 'calendar.ics'), 'utf8');
-    const windowEnv = readFileSync(join(out, 'hosts/ns1/etc/upkeep/window.env'), 'utf8');
+    // The plan stores each file's content once, under its sha256 (plan format 3).
+    const planned = (JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as PlanDocument).hosts.ns1!.files.find((f) => f.path === '/etc/upkeep/window.env')!;
+    const windowEnv = readFileSync(join(out, objectPath(planned.sha256!)), 'utf8');
     expect((await host.ssh('cat > /root/calendar.ics', { input: feed })).exitCode).toBe(0);
     expect((await host.ssh('cat > /root/window.env', { input: windowEnv })).exitCode).toBe(0);
     expect((await host.ssh('cat > /root/expand.py', { input: EXPAND })).exitCode).toBe(0);

@@ -197,14 +197,20 @@ describe.skipIf(!fleetAvailable('the status tests (test/fleet/status.test.ts)') 
     await sh('secfix1', `echo "deb [trusted=yes] ${base}/ ./" > /etc/apt/sources.list.d/upkeep-test.list && apt-get -q update -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/upkeep-test.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0`);
     expect(await sh('secfix1', 'apt-get -s -o Debug::NoLocking=1 dist-upgrade | grep "^Inst "')).toMatch(new RegExp(`^Inst ${FIX} \\[1\\.0\\] \\(1\\.1 .*security`));
 
+    // secfix1's security run (a production host: it installs only promoted versions) records the
+    // fix as pending and when it first saw it.
+    await sh('secfix1', 'systemctl start upkeep-security-updates.service');
+
     // Every host's own checks run now, as their timers would.
     for (const host of ['ok1', 'stale1', 'secfix1', 'failing1', 'oldgen1']) {
       const checks = ['failed-units', 'security-updates', ...(host === 'ok1' || host === 'stale1' ? ['backup-freshness'] : [])];
       await sh(host, checks.map((c) => `systemctl start upkeep-check-${host}-${c}.service`).join(' && '));
     }
     expect(await sh('secfix1', 'cat /var/lib/upkeep/checks/security-pending')).toMatch(/^\d+ 1\n$/);
-    // The fix was first seen 30 h ago, past the 24 h deadline.
-    await sh('secfix1', 'read -r since count < /var/lib/upkeep/checks/security-pending && echo "$((since - 108000)) $count" > /var/lib/upkeep/checks/security-pending');
+    // The fix was first seen 30 h ago, past the 24 h deadline: the host's record says so, and its
+    // check runs again.
+    await sh('secfix1', "awk '{ $3 = $3 - 108000; print }' /var/lib/upkeep/updates/pending > /var/lib/upkeep/updates/pending.new && mv /var/lib/upkeep/updates/pending.new /var/lib/upkeep/updates/pending");
+    await sh('secfix1', 'systemctl start upkeep-check-secfix1-security-updates.service');
     // stale1's freshness check sees the stale backup too (its timer would within a minute).
     await sh('stale1', 'systemctl start upkeep-check-stale1-backup-freshness.service');
     // A tampered host: what it records as the window its routine updates ran in is markup meant
