@@ -7,7 +7,8 @@
 // key that can read, let alone delete, is created for the restore), and nothing secret crosses the
 // operator's machine. The snapshot travels as a tar stream (restic dump) from the backup host
 // through the operator's ssh to the new machine, which unpacks it into / while keeping what is its
-// own: machine-id, hostname, fstab, ssh host keys, network configuration, backup client key.
+// own: machine-id, hostname, hosts, fstab, ssh host keys, network configuration (with
+// resolv.conf), backup client key.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +28,8 @@ export const KEPT_ON_NEW_HOST: readonly string[] = [
   'etc/hosts',
   'etc/fstab',
   'etc/ssh/ssh_host_*',
+  // The new machine's resolver (often a mount or symlink its network manager or container owns).
+  'etc/resolv.conf',
   'etc/network/interfaces',
   'etc/network/interfaces.d',
   'etc/systemd/network',
@@ -62,7 +65,7 @@ export function dumpCommand(host: string, snapshot?: string): string {
       : `id=$(r snapshots --tag upkeep --latest 1 --json | grep -o '"short_id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)`,
     `[ -n "$id" ] || { echo "restore: ${host} has no snapshot made by its backup job" >&2; exit 1; }`,
     'echo "restore: snapshot $id" >&2',
-    'exec r dump --archive tar "$id" /',
+    'r dump --archive tar "$id" /',
   ].join('\n');
 }
 
@@ -75,8 +78,13 @@ export function unpackCommand(): string {
     'set -eu',
     `tar -x -p --numeric-owner --same-owner --anchored --wildcards ${excludes} -C / -f -`,
     'systemctl daemon-reload',
-    // Starting the default target again starts what the restored host had enabled.
-    'systemctl start --no-block default.target',
+    // What the lost host had enabled for boot starts now, as a boot would (starting the already
+    // active default target again does not start its new wants).
+    'for dir in "/etc/systemd/system/$(systemctl get-default).wants" /etc/systemd/system/multi-user.target.wants; do',
+    '  [ -d "$dir" ] || continue',
+    '  for unit in "$dir"/*; do [ -e "$unit" ] && systemctl start --no-block -- "${unit##*/}"; done',
+    'done',
+    'true',
   ].join('\n');
 }
 

@@ -24,7 +24,8 @@ silently: it is skipped and named. Files are put back in place (existing ones ov
 
 With --whole, HOST was lost: the newest snapshot its backup job made (or snapshot ID) is read on
 its backup host, as root there, and unpacked into / of the freshly installed machine at ADDRESS,
-which keeps its own machine-id, hostname, hosts, fstab, ssh host keys and network configuration;
+which keeps its own machine-id, hostname, hosts, fstab, ssh host keys and network configuration
+(resolv.conf too);
 then the plan is applied (bin/apply PLAN_DIR APPLY_OPTION...). The plan must already name ADDRESS
 and the new machine's host key for HOST (edit the policy, run bin/plan). The new machine gets no
 login on the backup host and no repository password.
