@@ -82,7 +82,8 @@ export function unpackCommand(): string {
     // active default target again does not start its new wants).
     'for dir in "/etc/systemd/system/$(systemctl get-default).wants" /etc/systemd/system/multi-user.target.wants; do',
     '  [ -d "$dir" ] || continue',
-    '  for unit in "$dir"/*; do [ -e "$unit" ] && systemctl start --no-block -- "${unit##*/}"; done',
+    // A unit that cannot start is the health gate's to report: the re-apply still runs.
+    '  for unit in "$dir"/*; do [ -e "$unit" ] || continue; systemctl start --no-block -- "${unit##*/}" || echo "restore: could not start ${unit##*/}" >&2; done',
     'done',
     'true',
   ].join('\n');
