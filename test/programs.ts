@@ -29,6 +29,7 @@ export const PACKAGES = {
   findutils: { programs: ['find'], on: ['machine', 'hosts'] },
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
   'util-linux': { programs: ['flock', 'setsid'], on: ['machine', 'hosts'] },
+  tar: { programs: ['tar'], on: ['machine', 'hosts'] },
   mount: { programs: ['mount', 'umount'], on: ['machine'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },

@@ -8,10 +8,12 @@ import { shellQuote } from '../compile/env-file.ts';
 import { Connections } from '../hosts/connections.ts';
 import { buildInventory } from '../hosts/inventory.ts';
 import { readPlanDir } from '../plan/plan-dir.ts';
+import { runWholeRestore } from './restore-whole.ts';
 import { exitWith, isMain } from './run-command.ts';
 
 const HELP = `Usage: upkeep restore HOST PATH... --plan DIR [--at TIME | --snapshot ID] [--to DIR]
        upkeep restore HOST --list --plan DIR
+       upkeep restore HOST --whole --onto ADDRESS --plan DIR [--snapshot ID] [-- APPLY_OPTION...]
 
 Restores files and folders of HOST from its backups, on HOST: each absolute PATH (with everything
 under it) from the newest snapshot up to TIME that holds every PATH (TIME in date(1) syntax, e.g.
@@ -20,12 +22,22 @@ that lacks a PATH (the backup after the deletion, a rebuilt host's first one) is
 silently: it is skipped and named. Files are put back in place (existing ones overwritten) unless
 --to DIR names a directory on HOST to restore under (DIR/PATH). Prints the snapshot used.
 
+With --whole, HOST was lost: the newest snapshot its backup job made (or snapshot ID) is read on
+its backup host, as root there, and unpacked into / of the freshly installed machine at ADDRESS,
+which keeps its own machine-id, hostname, hosts, fstab, ssh host keys and network configuration
+(resolv.conf too);
+then the plan is applied (bin/apply PLAN_DIR APPLY_OPTION...). The plan must already name ADDRESS
+and the new machine's host key for HOST (edit the policy, run bin/plan). The new machine gets no
+login on the backup host and no repository password.
+
 Options:
   --plan DIR          the plan directory last applied (where HOST is and its pinned host key)
   --at TIME           the newest snapshot up to this time
   --snapshot ID       this snapshot (an id or its prefix, as --list shows)
   --to DIR            restore under DIR on HOST instead of in place
   --list              list HOST's snapshots
+  --whole             restore all of a lost HOST onto a new machine (with --onto)
+  --onto ADDRESS      the new machine: HOST's address in the plan
   --identity KEY      ssh private key for root on HOST
   --known-hosts FILE  pin host keys from this file instead of the plan's
   -h, --help          this text
@@ -66,6 +78,8 @@ export async function runRestore(argv: readonly string[], io: RestoreIo = proces
       snapshot: { type: 'string' },
       to: { type: 'string' },
       list: { type: 'boolean', default: false },
+      whole: { type: 'boolean', default: false },
+      onto: { type: 'string' },
       identity: { type: 'string' },
       'known-hosts': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -78,6 +92,11 @@ export async function runRestore(argv: readonly string[], io: RestoreIo = proces
   const [host, ...paths] = positionals;
   if (host === undefined) throw new Error('name the host to restore (see upkeep restore --help)');
   if (values.plan === undefined) throw new Error('--plan DIR is required: the plan directory last applied says where the host is and pins its key');
+  if (values.whole || values.onto !== undefined) {
+    if (!values.whole || values.onto === undefined) throw new Error('--whole and --onto ADDRESS go together');
+    if (values.at !== undefined || values.to !== undefined || values.list) throw new Error('--whole takes --snapshot only, not --at, --to or --list');
+    return runWholeRestore({ host, onto: values.onto, plan: values.plan, applyArgs: paths, ...(values.snapshot !== undefined && { snapshot: values.snapshot }), ...(values.identity !== undefined && { identity: values.identity }) }, io);
+  }
   const command = restoreCommand({ paths, list: values.list, ...(values.at !== undefined && { at: values.at }), ...(values.snapshot !== undefined && { snapshot: values.snapshot }), ...(values.to !== undefined && { to: values.to }) });
   const { document } = await readPlanDir(values.plan);
   if (!Object.hasOwn(document.hosts, host)) throw new Error(`${host} is not a host of the plan in ${values.plan}`);
