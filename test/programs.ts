@@ -24,6 +24,7 @@ export const PACKAGES = {
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
+  bash: { programs: ['bash'], on: ['machine', 'hosts'] },
   sed: { programs: ['sed'], on: ['machine', 'hosts'] },
   grep: { programs: ['grep'], on: ['machine', 'hosts'] },
   findutils: { programs: ['find'], on: ['machine', 'hosts'] },

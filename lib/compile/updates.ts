@@ -12,6 +12,7 @@ import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
 import { checked, PACKAGE_NAME } from './host-word.ts';
 import { compileMitigations } from './mitigations.ts';
+import { rebootSetEnv } from './reboot-set.ts';
 import { runtimeCommand, seconds, unitFile } from './systemd.ts';
 
 const WINDOW_ENV = `${CONFIG_DIR}/window.env`;
@@ -121,6 +122,7 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, sta
       // Only when set: stable hosts' files stay as they were.
       ...(updates.channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: 'rolling' } : {}),
     })),
+    ...(updates.rebootSet ? [configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, updates.rebootSet))] : []),
     ...(apt ? aptFiles(updates) : dnfFiles(updates)),
     ...mitigations.files,
     unitFile('upkeep-security-updates.service', {
@@ -180,9 +182,11 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, sta
       }),
       // Every quarter hour, so a reboot that became pending before the window happens early in
       // it; reboot.sh itself refuses outside the window and reboots at most once per opening.
+      // A member of a reboot set looks every five minutes: the first half of its slot, the only
+      // time it may begin a reboot, is at least ten minutes long (lib/policy/reboot-slot.ts).
       unitFile('upkeep-reboot.timer', {
         Unit: { Description: 'upkeep: look for a pending reboot while the maintenance window is open' },
-        Timer: { OnCalendar: '*-*-* *:00/15:00', AccuracySec: '1min' },
+        Timer: { OnCalendar: updates.rebootSet ? '*-*-* *:00/5:00' : '*-*-* *:00/15:00', AccuracySec: '1min' },
         Install: { WantedBy: 'timers.target' },
       }),
     );

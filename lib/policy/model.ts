@@ -363,6 +363,18 @@ export interface ProvisioningSpec {
   readonly stateBackend?: StateBackend;
 }
 
+/**
+ * Hosts that must never reboot at the same time (both nameservers, say). Each member reboots only
+ * in its own slot of the window (the window split evenly, in the order listed), and only while
+ * every other member answers on `port`; a member whose peer does not answer carries its reboot over.
+ */
+export interface RebootSet<H extends string = string> {
+  /** At least two hosts, all with the same maintenance window; the order is the order of their slots. */
+  readonly hosts: readonly H[];
+  /** A TCP port every member serves; a peer that does not answer on it counts as down. @default each member's ssh port */
+  readonly port?: number;
+}
+
 export interface FleetSpec<G extends string = string, H extends string = string> {
   /** Fleet name; used in labels and resource names. */
   readonly name: string;
@@ -372,6 +384,11 @@ export interface FleetSpec<G extends string = string, H extends string = string>
   // reference that must match one of them.
   readonly groups: { readonly [K in G]: GroupSpec<NoInfer<G>, NoInfer<H>> };
   readonly hosts: { readonly [K in H]: HostSpec<NoInfer<G>, NoInfer<H>> };
+  /**
+   * Redundant sets by name: their members never reboot together. Hosts with the role "dns" that
+   * are in no set named here form the set "dns" (probed on port 53) by themselves.
+   */
+  readonly rebootSets?: { readonly [name: string]: RebootSet<NoInfer<H>> };
   readonly provisioning?: ProvisioningSpec;
 }
 

@@ -17,6 +17,7 @@ import type {
   ResolvedMonitoring,
   ResolvedUpdates,
 } from './resolved.ts';
+import { resolveRebootSets } from './reboot-sets.ts';
 import { rolloutOrder } from './rollout-order.ts';
 import { resolveWindow } from './window.ts';
 
@@ -315,9 +316,9 @@ function resolveMitigation(m: Mitigation): ResolvedMitigation {
 export function resolveFleet(spec: FleetSpec): ResolveResult {
   const r = new Resolver(spec);
   const groups = r.groups();
-  const hosts = Object.keys(spec.hosts).sort().map((name) => r.host(name, spec.hosts[name]));
+  const sets = resolveRebootSets(spec, Object.keys(spec.hosts).sort().map((name) => r.host(name, spec.hosts[name])));
   return {
-    fleet: { name: spec.name, groups, hosts, ...(spec.provisioning && { provisioning: spec.provisioning }) },
-    issues: r.issues,
+    fleet: { name: spec.name, groups, hosts: sets.hosts, ...(spec.provisioning && { provisioning: spec.provisioning }) },
+    issues: [...r.issues, ...sets.issues],
   };
 }

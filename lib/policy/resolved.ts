@@ -37,6 +37,17 @@ export interface ResolvedUpdates {
   readonly channel: 'stable' | 'rolling';
   readonly hold: readonly string[];
   readonly mitigations: readonly ResolvedMitigation[];
+  /** The host's place in its reboot set (lib/policy/reboot-sets.ts), when it is in one. */
+  readonly rebootSet?: ResolvedRebootSetMember;
+}
+
+export interface ResolvedRebootSetMember {
+  readonly set: string;
+  /** 0-based position in the set: which slot of the window is the host's. */
+  readonly index: number;
+  readonly count: number;
+  /** The other members, each with the address and TCP port at which it must answer before this host reboots. */
+  readonly peers: readonly { readonly host: string; readonly address: string; readonly port: number }[];
 }
 
 export interface ResolvedBackups {

@@ -5,6 +5,16 @@
 # A reboot that becomes pending outside the window waits for the next opening.
 #
 # Reads /etc/upkeep/updates.env (UPKEEP_PACKAGE_FAMILY, UPKEEP_REBOOT: never|when-needed|always).
+#
+# A member of a reboot set (/etc/upkeep/reboot-set.env: a redundant set such as both nameservers)
+# also waits for its own slot of the window and begins a reboot only in the slot's first half; and
+# only while every other member answers on its port. A peer that does not answer (down, still
+# booting, or not serving) makes it carry the reboot over to its next slot. Why slots and a probe
+# rather than a lock held on another host: the hosts reboot from their own timers when no pipeline
+# runs, and a lock would need ssh keys from host to host and a lock holder that can itself be down;
+# here each host decides alone from its clock and what its peers serve. Disjoint slots keep two
+# members from deciding at the same moment; the half-slot margin lets the member before have gone
+# down (so the probe fails) or come back serving before the next one probes.
 set -eu
 
 runtime_dir=$(dirname "$0")
@@ -50,6 +60,31 @@ case $UPKEEP_REBOOT in
   when-needed) reboot_required || { echo "reboot: no reboot required"; exit 0; } ;;
   *) echo "reboot: unknown reboot policy: $UPKEEP_REBOOT" >&2; exit 2 ;;
 esac
+
+if [ -r "$config_dir/reboot-set.env" ]; then
+  # shellcheck source=/dev/null
+  . "$config_dir/reboot-set.env"
+  now=${UPKEEP_NOW:-$(date +%s)}
+  # Inside the slot when the window (of the same opening) was already open at the slot's start and
+  # not yet at its begin-by mark; in-window.sh answers both on the window's own wall clock.
+  started=$(UPKEEP_NOW=$((now - UPKEEP_REBOOT_SLOT_START)) "$runtime_dir/in-window.sh" "$config_dir/window.env" 2>/dev/null) || started=
+  late=$(UPKEEP_NOW=$((now - UPKEEP_REBOOT_SLOT_BEGIN_BY)) "$runtime_dir/in-window.sh" "$config_dir/window.env" 2>/dev/null) || late=
+  if [ "$started" != "$opening" ] || [ "$late" = "$opening" ]; then
+    echo "reboot: outside this host's slot in reboot set $UPKEEP_REBOOT_SET (it begins reboots from $UPKEEP_REBOOT_SLOT_START s to $UPKEEP_REBOOT_SLOT_BEGIN_BY s into the window)"
+    exit 0
+  fi
+  for peer in $UPKEEP_REBOOT_PEERS; do
+    name=${peer%%,*}
+    rest=${peer#*,}
+    address=${rest%,*}
+    port=${rest##*,}
+    # shellcheck disable=SC2016 # $1 and $2 are bash's, not ours.
+    if ! timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe "$address" "$port" 2>/dev/null; then
+      echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET does not answer on $address port $port; the reboot carries over"
+      exit 0
+    fi
+  done
+fi
 
 mkdir -p "$state_dir"
 echo "$opening" >"$last"
