@@ -5,9 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { PlanDocument } from '../plan/plan-format.ts';
-import { Connections, type ConnectionOptions } from './connections.ts';
-import { defaultPinsFile, pinInventory, readHostKeyPins } from './host-key-pins.ts';
-import { buildInventory, readTerraformOutputs } from './inventory.ts';
+import { planConnections, type PlanConnectionOptions } from './plan-connections.ts';
 import { firstLine, lastLines, pMap, type Transport } from './transport.ts';
 
 const FACTS_SCRIPT = readFileSync(new URL('../runtime/status-facts.sh', import.meta.url), 'utf8');
@@ -180,13 +178,8 @@ export async function readFleetFacts(hosts: readonly string[], transport: (host:
  * Reads the facts of every host of `plan` over ssh, pinned as bin/apply and `plan --live` pin
  * them (policy keys, Terraform outputs, upkeep-host-keys.json beside the policy).
  */
-export async function readPlanFacts(plan: PlanDocument, options: ConnectionOptions & { readonly terraformOutputs?: string }): Promise<Record<string, HostFactsResult>> {
-  const built = buildInventory(plan, {
-    ...(options.terraformOutputs && { terraformOutputs: readTerraformOutputs(options.terraformOutputs) }),
-    externalKnownHosts: options.knownHosts !== undefined,
-  });
-  const inventory = options.knownHosts !== undefined ? built : pinInventory(plan, built, readHostKeyPins(defaultPinsFile(plan), plan.fleet)).inventory;
-  const connections = new Connections(inventory, options);
+export async function readPlanFacts(plan: PlanDocument, options: PlanConnectionOptions): Promise<Record<string, HostFactsResult>> {
+  const connections = planConnections(plan, options);
   try {
     // A host without an address yet (not provisioned) is reported as unreachable by connect().
     return await readFleetFacts(Object.keys(plan.hosts), (host) => connections.connect(host));

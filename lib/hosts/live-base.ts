@@ -1,10 +1,8 @@
 // The live hosts as the base of a plan (bin/plan --live): each host's committed generation and
 // managed files, and drift — managed files changed on the host behind upkeep's back.
 
-import { Connections, type ConnectionOptions } from './connections.ts';
 import type { FileDrift } from './host-agent.ts';
-import { defaultPinsFile, pinInventory, readHostKeyPins } from './host-key-pins.ts';
-import { buildInventory, readTerraformOutputs } from './inventory.ts';
+import { planConnections, type PlanConnectionOptions } from './plan-connections.ts';
 import { readLiveState } from './live-state.ts';
 import type { BaseHost } from '../plan/build-plan.ts';
 import type { PlanDocument, PlannedFile } from '../plan/plan-format.ts';
@@ -37,14 +35,8 @@ function asOnDisk(files: readonly PlannedFile[], drift: readonly FileDrift[]): P
 }
 
 /** Reads every host of `plan` (one round trip each); throws naming every host that could not be read. */
-export async function readLiveBase(plan: PlanDocument, options: ConnectionOptions & { readonly terraformOutputs?: string }): Promise<LiveBase> {
-  const built = buildInventory(plan, {
-    ...(options.terraformOutputs && { terraformOutputs: readTerraformOutputs(options.terraformOutputs) }),
-    externalKnownHosts: options.knownHosts !== undefined,
-  });
-  // Provisioned hosts that bin/apply rotated present only their rotated key (host-key-pins.ts).
-  const inventory = options.knownHosts !== undefined ? built : pinInventory(plan, built, readHostKeyPins(defaultPinsFile(plan), plan.fleet)).inventory;
-  const connections = new Connections(inventory, options);
+export async function readLiveBase(plan: PlanDocument, options: PlanConnectionOptions): Promise<LiveBase> {
+  const connections = planConnections(plan, options);
   try {
     const live = await readLiveState(plan, (host) => connections.connect(host));
     const base = new Map<string, BaseHost>();
