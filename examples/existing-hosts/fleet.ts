@@ -1,7 +1,8 @@
 // Servers that already exist: upkeep maintains them, it does not create them. Each host is named
 // by its address and pinned by its ssh host key, so the applier never trusts a key blindly.
 // They are virtual machines at another provider (machine: 'virtual'): no disk SMART data or CPU
-// sensor to check. A bare-metal server says machine: 'bare-metal' and gets those checks.
+// sensor to check (hardwareChecks: false). A bare-metal server says machine: 'bare-metal', and the
+// contract's hardware checks are asked for.
 
 import { defineFleet } from 'upkeep';
 import { standardContract, stagingLayer } from 'upkeep/policies/standard';
@@ -12,6 +13,7 @@ export default defineFleet({
     routes: [{ name: 'ops', webhook: 'https://alerts.example.com/hooks/upkeep', token: { env: 'ALERT_TOKEN' } }],
     backupRepository: { host: 'backup1' },
     backupPassword: { file: 'secrets/restic-password' },
+    hardwareChecks: false,
   }),
   groups: {
     staging: stagingLayer(),
