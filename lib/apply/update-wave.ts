@@ -16,10 +16,8 @@ import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-forma
 import { CONFIG_DIR, RUNTIME_DIR } from '../compile/desired-state.ts';
 import { healthGate } from '../hosts/host-agent.ts';
 import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
-import type { FleetLock } from './fleet-lock.ts';
-import { FLEET, type Journal } from './journal.ts';
-import type { Progress } from './progress.ts';
-import { checkUnitsOf, wavesOf } from './rollout.ts';
+import { FLEET } from './journal.ts';
+import { checkUnitsOf, wavesOf, type RolloutOptions } from './rollout.ts';
 
 export type UpdateKind = 'security' | 'routine';
 
@@ -60,22 +58,15 @@ export interface UpdateWaveResult {
   readonly stoppedBecause?: string;
 }
 
-export interface UpdateWaveOptions {
-  readonly plan: PlanDocument;
+/** The rollout's own options that mean the same in an update wave (rollout.ts documents them). */
+type SharedRolloutOptions = Pick<RolloutOptions, 'plan' | 'journal' | 'progress' | 'fleetLock' | 'parallel' | 'skipSoak' | 'sleep'>;
+
+export interface UpdateWaveOptions extends SharedRolloutOptions {
   readonly kind: UpdateKind;
   /** The host's working connection, reused for every step. */
   readonly transport: (host: string) => Transport;
-  readonly journal: Journal;
-  readonly progress: Progress;
-  readonly fleetLock?: FleetLock;
   /** Take over a fleet lock held by another (dead) run. @default false */
   readonly breakLock?: boolean;
-  /** @default 8 */
-  readonly parallel?: number;
-  /** Skip the soak time between groups (journalled). @default false */
-  readonly skipSoak?: boolean;
-  /** @default setTimeout-based sleep */
-  readonly sleep?: (ms: number) => Promise<void>;
   /** Called with the promoted versions before production starts (the CLI writes them to a file). */
   readonly onPromote?: (packages: readonly StagedPackage[]) => void;
 }
