@@ -8,7 +8,7 @@
 # The route file sets UPKEEP_ROUTE_KIND (webhook, alertmanager, email) and that kind's settings.
 # The check's identity and incident come from the environment run-check.sh exported:
 # UPKEEP_CHECK_ID, _SUBJECT, _NAME, _KIND, _INTERVAL, UPKEEP_FAILING_SINCE (epoch of the first
-# failure), UPKEEP_ALERTED_SEVERITY (the severity last alerted), UPKEEP_RUN_STARTED (epoch).
+# failure), UPKEEP_ALERTED_SEVERITY (the severity last alerted), UPKEEP_OBSERVED_AT (epoch of the check's answer).
 set -eu
 
 route=${1:?} status=${2:?} severity=${3:?} message=${4?} failures=${5:?} successes=${6:?}
@@ -19,7 +19,7 @@ set -a
 . "$route"
 set +a
 : "${UPKEEP_ROUTE_KIND:?}" "${UPKEEP_CHECK_ID:?}"
-now=${UPKEEP_RUN_STARTED:-$(date +%s)}
+now=${UPKEEP_OBSERVED_AT:-$(date +%s)}
 sent_file="${UPKEEP_STATE_DIR:-/var/lib/upkeep}/checks/$UPKEEP_CHECK_ID.$(basename "$route" .env).sent"
 
 if [ "$status" = repeat ]; then

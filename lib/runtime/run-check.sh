@@ -30,7 +30,6 @@ state="$state_dir/$UPKEEP_CHECK_ID"
 # Loaded before the check runs: the file also records the previous severity and since when it
 # holds (since), and when the current incident started (failing_since).
 failures=0 successes=0 alerted=0 severity='' since='' failing_since=0 alerted_severity=
-now=$(date +%s)
 if [ -f "$state" ]; then
   # shellcheck source=/dev/null
   . "$state"
@@ -39,6 +38,9 @@ fi
 previous=$severity
 rc=0
 output=$("$runtime_dir/check-$UPKEEP_CHECK_KIND.sh" 2>&1) || rc=$?
+# The time the check gave its answer: a failure is dated when it was observed, never before the
+# fault (a run that began just before the fault and saw it is not dated earlier than the fault).
+now=$(date +%s)
 message=$(printf '%s\n' "$output" | head -n 1)
 case $rc in
   0) severity=ok ;;
@@ -65,7 +67,7 @@ fi
 
 send() {
   sent=0
-  export UPKEEP_FAILING_SINCE="$failing_since" UPKEEP_ALERTED_SEVERITY="$alerted_severity" UPKEEP_RUN_STARTED="$now"
+  export UPKEEP_FAILING_SINCE="$failing_since" UPKEEP_ALERTED_SEVERITY="$alerted_severity" UPKEEP_OBSERVED_AT="$now"
   for route in ${UPKEEP_ROUTES:-}; do
     if "$runtime_dir/alert.sh" "${UPKEEP_ALERT_DIR:-/etc/upkeep/alert}/$route.env" "$1" "$severity" "$message" "$failures" "$successes"; then
       sent=1
