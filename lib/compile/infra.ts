@@ -128,6 +128,13 @@ function infraIssues(fleet: ResolvedFleet, hosts: readonly ResolvedHost[], provi
       }
     }
   }
+  for (const [monitor, watchers] of heartbeatWatchers(fleet, hosts)) {
+    for (const watcher of watchers) {
+      if (!watcher.provision && !ipLiteral(watcher.address)) {
+        issues.push({ path: ['hosts', watcher.name, 'address'], message: `watches ${monitor.name}'s heartbeat, whose firewall admits watchers by IP address: give an IP address, not a host name` });
+      }
+    }
+  }
   return issues;
 }
 
@@ -325,17 +332,42 @@ function addFirewalls(
       applyTo: [{ labelSelector: selector(`upkeep-role-${role}`) }],
     });
   }
-  for (const [backupHost, clients] of backupClients(fleet, hosts)) {
-    const sources = clients.flatMap((client) => {
-      const provisioned = servers.get(client.name);
+  // A host's addresses as firewall sources: a provisioned one's IPv4 and IPv6 network, another's
+  // policy address (validation requires an IP literal there).
+  const sourcesOf = (peers: readonly ResolvedHost[]): string[] =>
+    peers.flatMap((peer) => {
+      const provisioned = servers.get(peer.name);
       if (provisioned) return [`${provisioned.address.ipAddress}/32`, provisioned.server.ipv6Network];
-      return [ipLiteral(client.address) === '4' ? `${client.address}/32` : `${client.address}/128`];
+      return [ipLiteral(peer.address) === '4' ? `${peer.address}/32` : `${peer.address}/128`];
     });
+  for (const [backupHost, clients] of backupClients(fleet, hosts)) {
     new Firewall(stack, `firewall:backup-${backupHost.name}`, {
       name: `${fleet.name}-backup-${backupHost.name}`,
       labels,
-      rule: [{ direction: 'in', protocol: 'tcp', port: String(backupHost.port), sourceIps: sources, description: `ssh (sftp) from the hosts that back up to ${backupHost.name}` }],
+      rule: [{ direction: 'in', protocol: 'tcp', port: String(backupHost.port), sourceIps: sourcesOf(clients), description: `ssh (sftp) from the hosts that back up to ${backupHost.name}` }],
       applyTo: [{ labelSelector: selector(`upkeep-host=${backupHost.name}`) }],
     });
   }
+  for (const [monitor, watchers] of heartbeatWatchers(fleet, hosts)) {
+    new Firewall(stack, `firewall:heartbeat-${monitor.name}`, {
+      name: `${fleet.name}-heartbeat-${monitor.name}`,
+      labels,
+      rule: [{ direction: 'in', protocol: 'tcp', port: String(monitor.monitoring!.heartbeat!.port), sourceIps: sourcesOf(watchers), description: `the liveness time, read by the hosts that watch ${monitor.name}` }],
+      applyTo: [{ labelSelector: selector(`upkeep-host=${monitor.name}`) }],
+    });
+  }
+}
+
+/** Provisioned monitors with a heartbeat, each with the hosts whose monitor-heartbeat checks read it. */
+function heartbeatWatchers(fleet: ResolvedFleet, provisioned: readonly ResolvedHost[]): Map<ResolvedHost, ResolvedHost[]> {
+  const result = new Map<ResolvedHost, ResolvedHost[]>();
+  for (const monitor of provisioned) {
+    if (!monitor.monitoring?.heartbeat) continue;
+    const watching = new Set(
+      fleet.hosts.flatMap((h) => h.monitoring?.checks ?? []).filter((c) => c.spec.kind === 'monitor-heartbeat' && c.spec.monitor === monitor.name && c.runsOn !== monitor.name).map((c) => c.runsOn),
+    );
+    const watchers = fleet.hosts.filter((h) => watching.has(h.name));
+    if (watchers.length > 0) result.set(monitor, watchers);
+  }
+  return result;
 }

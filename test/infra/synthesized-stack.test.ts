@@ -98,6 +98,34 @@ describe('the synthesized stack of a provisioned fleet', () => {
     expect(sources).toHaveLength(1 + 2 * 7);
   });
 
+  it('lets only the hosts that watch a monitor read its liveness time, and none without a heartbeat', () => {
+    expect(resources(stack, 'hcloud_firewall')['heartbeat-monitor1']).toBeUndefined();
+    const watched = stackOf(
+      infraFleet((s) => {
+        s.hosts.monitor1.monitoring = { heartbeat: { url: { env: 'HB_URL' }, port: 9500 } };
+        for (const name of ['web1', 'legacy1']) s.hosts[name].monitoring = { checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'monitor1' } } };
+      }),
+    );
+    const firewall = resources(watched, 'hcloud_firewall')['heartbeat-monitor1'];
+    expect(firewall.apply_to).toEqual([{ label_selector: 'upkeep-fleet=acme,upkeep-host=monitor1' }]);
+    expect(firewall.rule).toHaveLength(1);
+    expect(firewall.rule[0]).toMatchObject({ direction: 'in', protocol: 'tcp', port: '9500' });
+    expect([...firewall.rule[0].source_ips].sort()).toEqual(['${hcloud_primary_ip.web1.ip_address}/32', '${hcloud_server.web1.ipv6_network}', '198.51.100.20/32'].sort());
+    expect(providerFactProblems(watched)).toEqual([]);
+  });
+
+  it('refuses a watcher of a provisioned monitor that has a host name for an address', () => {
+    const fleet = infraFleet((s) => {
+      s.hosts.monitor1.monitoring = { heartbeat: { url: { env: 'HB_URL' } } };
+      s.hosts.legacy1.address = 'legacy1.example.com';
+      s.hosts.legacy1.exempt = { backups: 'kept by the customer' };
+      s.hosts.legacy1.monitoring = { checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'monitor1' } } };
+    });
+    expect(() => synthesizeInfra(fleet, generationsOf(fleet), {})).toThrow(
+      "hosts.legacy1.address: watches monitor1's heartbeat, whose firewall admits watchers by IP address: give an IP address, not a host name",
+    );
+  });
+
   it('gives every server a primary IPv4 that outlives it', () => {
     expect(resources(stack, 'hcloud_primary_ip').mail1).toMatchObject({ type: 'ipv4', assignee_type: 'server', auto_delete: false, location: 'nbg1' });
     expect(resources(stack, 'hcloud_server').mail1.public_net).toEqual([{ ipv4: '${hcloud_primary_ip.mail1.id}', ipv4_enabled: true, ipv6_enabled: true }]);
