@@ -65,6 +65,16 @@ else
   failures=$((failures + 1)) successes=0
 fi
 
+# One line per firing or resolved notice. Bounded: status reads only the newest 200 lines, so once
+# the log passes 2,000 lines it keeps the newest 1,000.
+log_alert() {
+  log="$state_dir/alerts.log"
+  echo "$now $UPKEEP_CHECK_ID $1" >>"$log"
+  if [ "$(wc -l <"$log")" -gt 2000 ]; then
+    tail -n 1000 "$log" >"$log.new" && mv "$log.new" "$log"
+  fi
+}
+
 send() {
   sent=0
   export UPKEEP_FAILING_SINCE="$failing_since" UPKEEP_ALERTED_SEVERITY="$alerted_severity" UPKEEP_OBSERVED_AT="$now"
@@ -75,7 +85,7 @@ send() {
   done
   # Alerts a route took, for `upkeep status` (alerts sent, time to alert).
   # Reminders are not logged: while firing, Alertmanager is offered the alert on every run.
-  if [ "$sent" = 1 ] && [ "$1" != repeat ]; then echo "$now $UPKEEP_CHECK_ID $1" >>"$state_dir/alerts.log"; fi
+  if [ "$sent" = 1 ] && [ "$1" != repeat ]; then log_alert "$1"; fi
   [ "$sent" = 1 ]
 }
 

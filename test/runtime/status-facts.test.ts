@@ -124,6 +124,21 @@ describe('the records status reads are kept by the runtime programs', () => {
     expect(Number(stateOf().since)).toBeGreaterThan(failingSince);
   });
 
+  it('run-check.sh keeps the alert log bounded: past 2,000 lines it keeps the newest 1,000', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'ops.env'), renderEnvFile('route', { UPKEEP_ROUTE_KIND: 'webhook', UPKEEP_WEBHOOK: `${base}/hook` }));
+    writeFileSync(join(dir, 'full.env'), renderEnvFile('check', { UPKEEP_CHECK_ID: 'web1-disk', UPKEEP_CHECK_KIND: 'disk-usage', UPKEEP_CHECK_SUBJECT: 'web1', UPKEEP_CHECK_NAME: 'disk', UPKEEP_FAILURE_THRESHOLD: 1, UPKEEP_RECOVERY_THRESHOLD: 1, UPKEEP_ROUTES: 'ops', UPKEEP_DISK_MAX_PERCENT: 0, UPKEEP_DISK_MOUNTS: '/' }));
+    const log = join(dir, 'state', 'checks', 'alerts.log');
+    mkdirSync(join(dir, 'state', 'checks'), { recursive: true });
+    writeFileSync(log, Array.from({ length: 2000 }, (_, i) => `${1700000000 + i} web1-disk ${i % 2 ? 'resolved' : 'firing'}\n`).join(''));
+    await runScriptAsync('run-check.sh', [join(dir, 'full.env')], { UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_ALERT_DIR: dir });
+    const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+    expect(lines).toHaveLength(1000);
+    expect(lines[0]).toBe(`${1700000000 + 1001} web1-disk resolved`);
+    expect(lines.at(-1)).toMatch(/^\d+ web1-disk firing$/);
+    expect(Number(lines.at(-1)!.split(' ')[0])).toBeGreaterThan(1700002000);
+  });
+
   it('check-security-updates.sh keeps when the oldest pending fix was first seen, and forgets it when none are left', () => {
     const dir = tempDir();
     // updates.sh records every pending update as "package version first-seen kind".
