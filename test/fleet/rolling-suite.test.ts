@@ -270,4 +270,29 @@ describe.skipIf(!available)('the rolling channel on Debian testing hosts, with a
     while (!alerts.some((a) => a.host === 'web1' && a.severity === 'critical') && Date.now() < lateAlert) await new Promise((r) => setTimeout(r, 500));
     expect(alerts.find((a) => a.host === 'web1' && a.severity === 'critical')?.message).toContain('past the 86400s deadline');
   }, 900_000);
+  it('takes an update that needs a new package (a library transition) through staging too: the clock sees it, and production gets the new package at the version staging ran', async () => {
+    const web1 = fleet.host('web1');
+    await repo.publish({ name: 'upkeep-lib', version: '1.0-1', suite: ROLLING_SUITE });
+    await repo.publish({ name: 'upkeep-demo', version: '1.3-1', suite: ROLLING_SUITE, depends: 'upkeep-lib (>= 1.0-1)' });
+    // Production's own run still counts the update as pending, though a plain upgrade holds it back.
+    const firstSeen = /^upkeep-demo 1\.2-1 (\d+) security$/m.exec((await web1.ssh('cat /var/lib/upkeep/updates/pending')).stdout)?.[1];
+    expect(firstSeen).toBeDefined();
+    expect(await fireTimer(web1, 'upkeep-security-updates')).toBe('success');
+    expect((await web1.ssh('cat /var/lib/upkeep/updates/pending')).stdout).toMatch(new RegExp(`^upkeep-demo 1\\.3-1 ${firstSeen} security$`, 'm'));
+
+    const run = await update('security', async (progress) => {
+      // While staging soaks, the library moves on: 1.1-1 is published.
+      const deadline = Date.now() + 600_000;
+      while (!progress().includes('soak: watching staging') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      await repo.publish({ name: 'upkeep-lib', version: '1.1-1', suite: ROLLING_SUITE });
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.promoted?.packages.map((p) => `${p.name} ${p.version}`)).toEqual(['upkeep-demo 1.3-1', 'upkeep-lib 1.0-1']);
+    expect(await versions('upkeep-demo')).toEqual({ stage1: '1.3-1', web1: '1.3-1' });
+    expect(await versions('upkeep-lib')).toEqual({ stage1: '1.0-1', web1: '1.0-1' });
+    // Installed as the dependency it is (apt may remove it once nothing needs it), as on staging.
+    expect((await web1.ssh('apt-mark showauto upkeep-lib')).stdout.trim()).toBe('upkeep-lib');
+    // Nothing is pending any more but the newer library staging has not run through a wave.
+    expect((await web1.ssh('cat /var/lib/upkeep/updates/pending')).stdout).not.toMatch(/^upkeep-demo /m);
+  }, 900_000);
 });
