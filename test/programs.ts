@@ -35,7 +35,7 @@ export const PACKAGES = {
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
   dpkg: { programs: ['dpkg', 'dpkg-deb', 'dpkg-query'], on: ['machine', 'hosts'] },
-  apt: { programs: ['apt-config', 'apt-get'], on: ['machine', 'hosts'] },
+  apt: { programs: ['apt-config', 'apt-get', 'apt-mark'], on: ['machine', 'hosts'] },
   // The toolchain every machine of this kind comes with.
   nodejs: { programs: ['node', 'npm'], on: ['machine'] },
   python3: { programs: ['python3'], on: ['machine', 'hosts'] },

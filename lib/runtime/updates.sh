@@ -69,8 +69,11 @@ record_pending() {
   now=${UPKEEP_NOW:-$(date +%s)}
   touch "$updates_dir/pending"
   # Inst NAME [OLD] (NEW LABEL:SUITE[, ...] [ARCH]): the suites of the new version say its kind.
-  apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null |
-    awk -v channel="$channel" '/^Inst / {
+  # An upgrade that needs a package the host lacks (a library transition on a rolling release, a
+  # new kernel ABI package) is held back by a plain upgrade: with new packages allowed it is seen
+  # and its clock runs. The new packages themselves ("Inst NAME (NEW ...)") are not updates.
+  apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade 2>/dev/null |
+    awk -v channel="$channel" '/^Inst [^ ]+ \[/ {
       new = $0; sub(/^[^(]*\(/, "", new); origins = new; sub(/ .*/, "", new)
       kind = (channel == "rolling" || origins ~ /-security/) ? "security" : "routine"
       print $2, new, kind
@@ -156,10 +159,39 @@ install_promoted() {
   [ -n "$targets" ] || return 0
   # shellcheck disable=SC2086 # one word per package=version
   case $UPKEEP_PACKAGE_FAMILY in
-    apt) apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold $targets >&2 ;;
+    apt)
+      new_packages "$targets" || return 1
+      if [ -n "$new_names" ]; then
+        # Named to pin their versions; named packages count as installed by hand, which a
+        # dependency is not (apt may remove it once nothing needs it, as on staging).
+        apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold $targets $new_pins >&2
+        apt-mark auto $new_names >&2
+      else
+        apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold $targets >&2
+      fi
+      ;;
     dnf) dnf -y upgrade $targets >&2 ;;
   esac
   printf '%s' "$report"
+}
+
+# The packages the host lacks that installing $1 ("name=version" words) would add as
+# dependencies, pinned to the versions staging ran: new_names ("name ...") and new_pins
+# ("name=version ..."). Left to itself apt would take the newest version in the archive, which
+# staging may never have run. Fails, installing nothing, when staging ran no version of one.
+new_packages() {
+  new_names=
+  new_pins=
+  # shellcheck disable=SC2086 # one word per package=version
+  for name in $(apt-get -s -o Debug::NoLocking=1 install --only-upgrade --no-install-recommends $1 2>/dev/null | awk '/^Inst [^ ]+ \(/ { print $2 }'); do
+    version=$(awk -v p="$name" '$1 == p { print $2 }' "$updates_dir/promoted")
+    if [ -z "$version" ]; then
+      echo "updates: ${1# } needs $name, which this host lacks and staging did not install in a promoted wave; installing nothing" >&2
+      return 1
+    fi
+    new_names="$new_names $name"
+    new_pins="$new_pins $name=$version"
+  done
 }
 
 in_window() {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { debianArchive, machineAptSources } from './apt-mirror.ts';
-import { BASE_PACKAGES, ensureBaseImage, imageKey } from './base-image.ts';
+import { BASE_PACKAGES, ensureBaseImage, imageKey, imageSystemdVersion, UPDATE_HOST_PACKAGES, type ImageSuite } from './base-image.ts';
 import { removeTree } from './remove-tree.ts';
 
 const FAKE_DEBOOTSTRAP = `#!/bin/sh
@@ -100,6 +100,32 @@ describe('the base image cache', () => {
     const withDefaultMirror = imageKey([]);
     process.env.UPKEEP_TESTBED_MIRROR = 'http://mirror.example/debian';
     expect(imageKey([])).not.toBe(withDefaultMirror);
+  });
+
+  it('builds another suite into an image of its own, with its own packages and debootstrap script, keyed by its codename', async () => {
+    const testing: ImageSuite = { codename: 'forky', packages: UPDATE_HOST_PACKAGES, script: 'sid' };
+    const bookworm = await ensureBaseImage();
+    const forky = await ensureBaseImage([], testing);
+
+    expect(forky).not.toBe(bookworm);
+    expect(forky).toBe(join(cache, imageKey([], testing)));
+    expect(debootstrapRuns()[1]).toBe(
+      `--variant=minbase --include=${[...UPDATE_HOST_PACKAGES].sort().join(',')} forky ${join(cache, `${imageKey([], testing)}.building-${process.pid}`)} ${debianArchive(machineAptSources())} /usr/share/debootstrap/scripts/sid`,
+    );
+    expect(imageKey([], { ...testing, codename: 'duke' })).not.toBe(imageKey([], testing));
+    expect(() => imageKey([], { ...testing, codename: 'forky main' })).toThrow('invalid Debian suite or debootstrap script name: "forky main"');
+    expect(() => imageKey([], { ...testing, script: '../../../tmp/x' })).toThrow('invalid Debian suite or debootstrap script name');
+  });
+
+  it('reads the systemd version an image has from its dpkg database', () => {
+    const image = join(scratch, 'image');
+    mkdirSync(join(image, 'var/lib/dpkg'), { recursive: true });
+    expect(imageSystemdVersion(image)).toBeUndefined();
+    writeFileSync(
+      join(image, 'var/lib/dpkg/status'),
+      'Package: systemd-sysv\nStatus: install ok installed\nVersion: 999-1\n\nPackage: systemd\nStatus: install ok installed\nVersion: 262-1\n\nPackage: udev\nStatus: install ok installed\nVersion: 1:300\n',
+    );
+    expect(imageSystemdVersion(image)).toBe(262);
   });
 
   it('refuses package names Debian would not accept', () => {

@@ -3,7 +3,7 @@
 // it, so a second run skips the build. The build happens in a temporary directory that is renamed
 // into place only when complete: a killed build never leaves a half-made image behind.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +38,32 @@ export const BASE_PACKAGES: readonly string[] = [
 ];
 
 /**
+ * What a host needs for upkeep's update runs and checks and nothing more: ssh and systemd for the
+ * applier and its health gate, apt and unattended-upgrades for updates.sh, curl for alerts (the
+ * plan's own packages for an apt host). For images of other suites (Debian testing for the
+ * rolling channel), which CI builds from scratch on every run: this set takes about a minute,
+ * BASE_PACKAGES several.
+ */
+export const UPDATE_HOST_PACKAGES: readonly string[] = ['curl', 'dbus', 'openssh-server', 'systemd', 'systemd-sysv', 'unattended-upgrades'];
+
+/** A Debian suite a test image is made from, with the packages its hosts get. */
+export interface ImageSuite {
+  /** The codename debootstrap installs and the hosts' apt sources name, e.g. "bookworm" or "forky". */
+  readonly codename: string;
+  /** The packages the image is made with, before a test's extra ones. */
+  readonly packages: readonly string[];
+  /**
+   * debootstrap's script for the suite, when the machine's debootstrap may not know the codename
+   * (testing's is newer than the machine's release): "sid" serves testing and unstable.
+   * @default the codename's own script
+   */
+  readonly script?: string;
+}
+
+/** The suite every fleet test runs on unless it asks for another. */
+export const BASE_IMAGE_SUITE: ImageSuite = { codename: BASE_SUITE, packages: BASE_PACKAGES };
+
+/**
  * Services of BASE_PACKAGES that stand in for the customer's own software on the contract fleet
  * (test/contract). They are not started at boot: the hosts share the machine's network, so every
  * host would fight for the same ports; a test enables them on the hosts that play their role.
@@ -46,6 +72,8 @@ export const CUSTOMER_SERVICES: readonly string[] = ['dovecot', 'nginx', 'nsd', 
 
 /** Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, starting alphanumeric. */
 const DEBIAN_PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+/** Codenames and debootstrap's script names: "bookworm", "forky", "sid". */
+const DEBIAN_SUITE_NAME = /^[a-z][a-z0-9-]*$/;
 
 /** Bump when the way the image is made changes, so cached images from older recipes are not reused. */
 const RECIPE_VERSION = 2;
@@ -54,17 +82,36 @@ export function imageCacheRoot(): string {
   return process.env.UPKEEP_TESTBED_CACHE ?? '/var/cache/upkeep-testbed';
 }
 
-/** The packages an image is made with: the base ones plus extras, each once, sorted. */
-export function imagePackages(extraPackages: readonly string[]): string[] {
-  const invalid = extraPackages.filter((name) => !DEBIAN_PACKAGE_NAME.test(name));
+/** The packages an image is made with: the suite's plus extras, each once, sorted. */
+export function imagePackages(extraPackages: readonly string[], suite: ImageSuite = BASE_IMAGE_SUITE): string[] {
+  const invalid = [...suite.packages, ...extraPackages].filter((name) => !DEBIAN_PACKAGE_NAME.test(name));
   if (invalid.length > 0) throw new Error(`invalid Debian package names: ${invalid.join(', ')}`);
-  return [...new Set([...BASE_PACKAGES, ...extraPackages])].sort();
+  return [...new Set([...suite.packages, ...extraPackages])].sort();
 }
 
-export function imageKey(extraPackages: readonly string[]): string {
-  const packages = imagePackages(extraPackages);
-  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: BASE_SUITE, mirror: testbedMirror(), variant: 'minbase', packages });
+function checkedSuite(suite: ImageSuite): ImageSuite {
+  for (const name of [suite.codename, ...(suite.script === undefined ? [] : [suite.script])]) {
+    if (!DEBIAN_SUITE_NAME.test(name)) throw new Error(`invalid Debian suite or debootstrap script name: ${JSON.stringify(name)}`);
+  }
+  return suite;
+}
+
+/** The cache key: everything that goes into the image (the suite's codename among it). */
+export function imageKey(extraPackages: readonly string[], suite: ImageSuite = BASE_IMAGE_SUITE): string {
+  const packages = imagePackages(extraPackages, suite);
+  const { codename, script } = checkedSuite(suite);
+  // The script joins the recipe only when given, so the bookworm image keeps its key (and its cache).
+  const recipe = JSON.stringify({ recipe: RECIPE_VERSION, suite: codename, ...(script === undefined ? {} : { script }), mirror: testbedMirror(), variant: 'minbase', packages });
   return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
+}
+
+/** The major version of systemd installed in an image, from its dpkg database; undefined when it has none. */
+export function imageSystemdVersion(image: string): number | undefined {
+  const status = join(image, 'var/lib/dpkg/status');
+  if (!existsSync(status)) return undefined;
+  const stanza = readFileSync(status, 'utf8').split(/\n\n+/).find((s) => /^Package: systemd$/m.test(s) && /^Status: install ok installed$/m.test(s));
+  const version = stanza === undefined ? undefined : /^Version: (?:\d+:)?(\d+)/m.exec(stanza)?.[1];
+  return version === undefined ? undefined : Number(version);
 }
 
 /** Makes the debootstrapped tree fit for sharing between hosts: nothing host-specific may stay in it. */
@@ -87,8 +134,11 @@ function prepareForSharing(root: string): void {
   }
 }
 
-async function build(target: string, extraPackages: readonly string[]): Promise<void> {
-  await runChecked('debootstrap', ['--variant=minbase', `--include=${imagePackages(extraPackages).join(',')}`, BASE_SUITE, target, testbedMirror()], {
+async function build(target: string, extraPackages: readonly string[], suite: ImageSuite): Promise<void> {
+  const { codename, script } = checkedSuite(suite);
+  // debootstrap SUITE TARGET MIRROR [SCRIPT]: a script path, as debootstrap(8) takes it.
+  const scriptArgs = script === undefined ? [] : [`/usr/share/debootstrap/scripts/${script}`];
+  await runChecked('debootstrap', ['--variant=minbase', `--include=${imagePackages(extraPackages, suite).join(',')}`, codename, target, testbedMirror(), ...scriptArgs], {
     timeoutMs: 30 * 60_000,
   });
   prepareForSharing(target);
@@ -103,12 +153,12 @@ function removeDeadBuilds(cacheRoot: string, key: string): void {
 }
 
 /**
- * The path of the base image for this package list, building it first when it is not cached.
- * Concurrent callers (several test processes) wait for one build instead of each building.
+ * The path of the base image for this suite and package list, building it first when it is not
+ * cached. Concurrent callers (several test processes) wait for one build instead of each building.
  */
-export async function ensureBaseImage(extraPackages: readonly string[] = []): Promise<string> {
+export async function ensureBaseImage(extraPackages: readonly string[] = [], suite: ImageSuite = BASE_IMAGE_SUITE): Promise<string> {
   const cacheRoot = imageCacheRoot();
-  const key = imageKey(extraPackages);
+  const key = imageKey(extraPackages, suite);
   const image = join(cacheRoot, key);
   if (existsSync(image)) return image;
   const lock = join(cacheRoot, `${key}.lock`);
@@ -121,7 +171,7 @@ export async function ensureBaseImage(extraPackages: readonly string[] = []): Pr
     const building = join(cacheRoot, `${key}.building-${process.pid}`);
     removeTree(building);
     try {
-      await build(building, extraPackages);
+      await build(building, extraPackages, suite);
       renameSync(building, image);
     } finally {
       removeTree(building);

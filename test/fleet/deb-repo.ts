@@ -33,8 +33,10 @@ import { runChecked } from './run-command.ts';
 import type { TestHost } from './testbed.ts';
 
 export interface DebSuite {
-  /** The suite and codename, e.g. "bookworm" or "bookworm-security". */
+  /** The suite (its directory under dists/), e.g. "bookworm", "bookworm-security" or "testing". */
   readonly name: string;
+  /** The Codename field, when it differs from the suite's name (Debian testing: "forky"). @default name */
+  readonly codename?: string;
   /** Release fields that make unattended-upgrades see it as Debian's security archive. */
   readonly security: boolean;
 }
@@ -90,7 +92,7 @@ export function releaseFields(suite: DebSuite, architecture: string): Record<str
     Origin: 'Debian',
     Label: suite.security ? 'Debian-Security' : 'Debian',
     Suite: suite.name,
-    Codename: suite.name,
+    Codename: suite.codename ?? suite.name,
     Architectures: architecture,
     Components: 'main',
     Description: `upkeep test repository: ${suite.security ? 'security fixes' : 'regular release'}`,
@@ -173,7 +175,9 @@ function serve(root: string): Promise<Server> {
 /** Creates an empty repository with its suites and starts serving it on 127.0.0.1 (a free port). */
 export async function startDebRepo(options: DebRepoOptions = {}): Promise<DebRepo> {
   const suites = options.suites ?? DEFAULT_SUITES;
-  for (const suite of suites) if (!SUITE_NAME.test(suite.name)) throw new Error(`invalid suite name: ${suite.name}`);
+  for (const suite of suites) {
+    for (const name of [suite.name, suite.codename ?? suite.name]) if (!SUITE_NAME.test(name)) throw new Error(`invalid suite name: ${name}`);
+  }
   const architecture = (await runChecked('dpkg', ['--print-architecture'])).stdout.trim();
   const workDir = mkdtempSync(join(tmpdir(), 'upkeep-deb-repo-'));
   const root = join(workDir, 'www');

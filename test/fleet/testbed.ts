@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { missingPrograms, SETUP_COMMAND, type MachineProgram } from '../programs.ts';
-import { ensureBaseImage } from './base-image.ts';
+import { BASE_IMAGE_SUITE, ensureBaseImage, imageSystemdVersion, type ImageSuite } from './base-image.ts';
 import { createHostCgroups, removeHostCgroups } from './host-cgroup.ts';
 import { isAlive, readOwner, release, tryClaim, writeOwner, type OwnerRecord } from './owner-lock.ts';
 import { removeTree } from './remove-tree.ts';
@@ -84,6 +84,12 @@ export interface StartFleetOptions {
    */
   readonly extraPackages?: readonly string[];
   /**
+   * The Debian suite the hosts run and the packages its image is made with (a separate cached
+   * image per suite), e.g. Debian testing for the rolling channel (test/fleet/testing-suite.ts).
+   * @default BASE_IMAGE_SUITE (bookworm with BASE_PACKAGES)
+   */
+  readonly suite?: ImageSuite;
+  /**
    * How long one host may take to boot to `running`/`degraded`.
    * @default 120_000
    */
@@ -102,6 +108,13 @@ const KILL_TIMEOUT_MS = 15_000;
 /** systemd-nspawn's exit status when its container rebooted (systemd-nspawn(1)). */
 const REBOOT_EXIT = 133;
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * systemd 256 and later refuse to boot on a cgroup v1 or hybrid hierarchy, which systemd-nspawn
+ * gives a container on a machine that mounts the hybrid one (as machines of this kind do); asked
+ * with SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 it gives the unified (v2) hierarchy instead.
+ */
+const FIRST_SYSTEMD_WITHOUT_CGROUP_V1 = 256;
 
 const REQUIRED_PROGRAMS: readonly MachineProgram[] = ['systemd-nspawn', 'debootstrap', 'ssh', 'ssh-keygen'];
 
@@ -270,6 +283,8 @@ function exitsWithin(exited: Promise<void>, timeoutMs: number): Promise<boolean>
 
 interface HostSetup {
   readonly image: string;
+  /** Boot with the unified cgroup hierarchy (the image's systemd needs it). */
+  readonly unifiedCgroups: boolean;
   readonly sshOptions: readonly string[];
   readonly bootTimeoutMs: number;
   readonly logFile: string;
@@ -340,7 +355,10 @@ class NspawnHost implements TestHost {
         // The console goes to the log file; nothing reads from it.
         '--console=read-only',
       ],
-      { stdio: ['ignore', log, log], env: { ...process.env, UPKEEP_TESTBED_CGROUPS: cgroups.join('\n') } },
+      {
+        stdio: ['ignore', log, log],
+        env: { ...process.env, UPKEEP_TESTBED_CGROUPS: cgroups.join('\n'), ...(this.setup.unifiedCgroups ? { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' } : {}) },
+      },
     );
     closeSync(log);
     this.#nspawn = nspawn;
@@ -513,7 +531,8 @@ export async function startFleet(names: readonly string[], options: StartFleetOp
   if (duplicates.length > 0) throw new Error(`duplicate test host names: ${duplicates.join(', ')}`);
 
   reapAbandonedFleets();
-  const image = await ensureBaseImage(options.extraPackages ?? []);
+  const image = await ensureBaseImage(options.extraPackages ?? [], options.suite ?? BASE_IMAGE_SUITE);
+  const unifiedCgroups = (imageSystemdVersion(image) ?? 0) >= FIRST_SYSTEMD_WITHOUT_CGROUP_V1;
   const workDir = mkdtempSync(join(tmpdir(), 'upkeep-fleet-'));
   const claims: string[] = [];
   try {
@@ -543,6 +562,7 @@ export async function startFleet(names: readonly string[], options: StartFleetOp
       const hostKey = await prepareUpper(upper, name, address, operatorKey);
       hosts.push(new NspawnHost(name, address, hostKey, upper, {
         image,
+        unifiedCgroups,
         sshOptions,
         bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
         logFile: join(hostDir, 'console.log'),

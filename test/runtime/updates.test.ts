@@ -203,6 +203,7 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
       chmodSync(join(dir, 'bin', name), 0o755);
     };
     fake('apt-get', `echo "apt-get $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\ncase "$*" in -s*) cat '${dir}/offered' ;; esac`);
+    fake('apt-mark', `echo "apt-mark $*" >> '${dir}/calls'`);
     fake('dpkg-query', `awk '{ print "ii ", $1, $2 }' '${dir}/installed'`);
     fake('unattended-upgrade', `echo "unattended-upgrade $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\nif [ -f '${dir}/upgrade' ]; then awk 'NR == FNR { v[$1] = $2; next } { print $1, ($1 in v ? v[$1] : $2) }' '${dir}/upgrade' '${dir}/installed' > '${dir}/installed.new' && mv '${dir}/installed.new' '${dir}/installed'; fi`);
     const run = (args: string[], options: { utc?: string; input?: string } = {}) =>
@@ -232,9 +233,9 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(run.status).toBe(0);
     expect(h.calls()).toBe(
       'apt-get -q update APT_CONFIG=\n' +
-        'apt-get -s -o Debug::NoLocking=1 upgrade APT_CONFIG=\n' +
+        'apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade APT_CONFIG=\n' +
         `unattended-upgrade -v APT_CONFIG=${h.dir}/etc/apt/security.conf\n` +
-        'apt-get -s -o Debug::NoLocking=1 upgrade APT_CONFIG=\n',
+        'apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade APT_CONFIG=\n',
     );
     const now = Date.parse('2026-11-08T01:30:00Z') / 1000;
     expect(h.state('updates/staged')).toBe(`demo 1.1 security small ${now}\n`);
@@ -295,6 +296,32 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(inside.status).toBe(0);
     expect(inside.stdout).toContain('installed kernel 2.0');
     expect(h.calls()).toContain('demo=1.1 kernel=2.0 APT_CONFIG=');
+  });
+
+  it('counts an update that needs a package the host lacks (held back by a plain upgrade) as pending, not the new package itself', () => {
+    const h = host('production', 'demo 1.0\n', 'rolling');
+    h.offer('Inst libdemo2 (2.0 Debian:testing [amd64])\nInst demo [1.0] (1.1 Debian:testing [all])\n');
+    expect(h.run(['security']).status).toBe(0);
+    expect(h.calls()).toContain('apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade');
+    expect(h.state('updates/pending')).toBe(`demo 1.1 ${Date.parse('2026-11-08T01:30:00Z') / 1000} security\n`);
+  });
+
+  it('production: installs the packages a promoted update needs at the versions staging ran, as dependencies; installs nothing when staging ran none', () => {
+    const h = host('production', 'demo 1.0\n', 'rolling');
+    // What apt would do for demo=1.1: add libdemo2, whose newest version in the archive is 2.1.
+    h.offer('Inst libdemo2 (2.1 Debian:testing [amd64])\nInst demo [1.0] (1.1 Debian:testing [all])\n');
+    const promoted = h.run(['promote', 'security'], { input: 'demo 1.1 security small\nlibdemo2 2.0 security small\n' });
+    expect(promoted.stderr).not.toContain('updates:');
+    expect(promoted.status).toBe(0);
+    expect(promoted.stdout).toBe('installed demo 1.1\n');
+    expect(h.calls()).toContain('apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold demo=1.1 libdemo2=2.0 APT_CONFIG=\napt-mark auto libdemo2\n');
+
+    const lacking = host('production', 'demo 1.0\n', 'rolling');
+    lacking.offer('Inst libdemo2 (2.1 Debian:testing [amd64])\nInst demo [1.0] (1.1 Debian:testing [all])\n');
+    const refused = lacking.run(['promote', 'security'], { input: 'demo 1.1 security small\n' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('updates: demo=1.1 needs libdemo2, which this host lacks and staging did not install in a promoted wave; installing nothing');
+    expect(lacking.calls()).not.toContain('apt-get install -y');
   });
 
   it('refuses an unknown mode or kind, and promote on a staging host', () => {
