@@ -88,6 +88,10 @@ describe.skipIf(!fleetAvailable('the contract fleet (test/contract/hosting-fleet
     const servicesStart = Date.now();
     await installCustomerServices(fleet, { ca, storageBox: STORAGE_BOX, probePassword: SECRETS.PROBE_MAIL_PASSWORD });
     measurements.push(`customer services: ${seconds(Date.now() - servicesStart)}s`);
+    // A STAND-IN for backup1's Hetzner volume (a container has none to attach), mounted at the
+    // backup root as upkeep-backup-volume.service would: a directory of the host's own, bound there.
+    const volume = await fleet.host('backup1').ssh('mkdir -p /var/lib/volume-stand-in /srv/restic && mount --bind /var/lib/volume-stand-in /srv/restic');
+    expect(volume.exitCode, volume.stderr).toBe(0);
     receiver = await startAlertReceiver(fleet.host(STORAGE_BOX).address, ca.issue('alerts', [ALERTS_NAME]));
     const fake = fakeHetzner(join(work, 'hetzner'), SERVERS.map((h) => fleet.host(h)));
     Object.assign(process.env, SECRETS, fake.env, { NO_COLOR: '1' });
