@@ -80,8 +80,12 @@ diagnose() {
   said=$(mktemp "${TMPDIR:-/tmp}/upkeep-ssh.XXXXXX")
   set -f
   # shellcheck disable=SC2086 # the compiled command line: plain words, split as restic splits them
-  $command </dev/null >/dev/null 2>"$said" || true
+  set -- $command
   set +f
+  # -T: no terminal asked for (ssh would, without a remote command).
+  program=$1
+  shift
+  "$program" -T "$@" </dev/null >/dev/null 2>"$said" || true
   cat "$said" >&2
   if grep -q 'Host key verification failed\|REMOTE HOST IDENTIFICATION HAS CHANGED\|host key is known' "$said"; then
     rm -f "$said"
