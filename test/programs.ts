@@ -29,9 +29,10 @@ export const PACKAGES = {
   grep: { programs: ['grep'], on: ['machine', 'hosts'] },
   findutils: { programs: ['find'], on: ['machine', 'hosts'] },
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
-  'util-linux': { programs: ['flock', 'setsid'], on: ['machine', 'hosts'] },
+  'util-linux': { programs: ['findmnt', 'flock', 'mountpoint', 'setsid'], on: ['machine', 'hosts'] },
   tar: { programs: ['tar'], on: ['machine', 'hosts'] },
-  mount: { programs: ['mount', 'umount'], on: ['machine'] },
+  // A backup host mounts its volume (backup-volume.sh); the volume's stand-in is mounted on a test host.
+  mount: { programs: ['mount', 'umount'], on: ['machine', 'hosts'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },
   dpkg: { programs: ['dpkg', 'dpkg-deb', 'dpkg-query'], on: ['machine', 'hosts'] },

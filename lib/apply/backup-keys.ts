@@ -5,17 +5,25 @@
 // up-front read-state did not already show it) and writes each receiver's files atomically in one
 // round trip for all its clients. A fleet where every key is already in place costs nothing more.
 //
-// The same round trip creates the receiving users and their repository directories
-// (systemd-sysusers, systemd-tmpfiles) and reloads sshd, since the agent only writes those files.
+// The same round trip mounts a backup host's volume (upkeep-backup-volume.service), creates the
+// receiving users and their repository directories (systemd-sysusers, systemd-tmpfiles) and reloads
+// sshd, since the agent only writes those files and enables the unit.
 // It runs at the end of the rollout, after every group went through its waves and gates: a
 // receiver is often in a later group than its clients, its users must exist before their keys are
 // useful, and once at the end means one round trip per receiver however many groups there are.
+//
+// A provisioned backup host's address and host key are only known here, from the Terraform outputs
+// and the rotated key bin/apply pinned (lib/hosts/host-key-pins.ts): the same step writes them to
+// each of its clients (BACKUP_HOST_PIN_DIR: ssh_config and known_hosts), in one round trip per
+// client and only when they differ from what read-state showed. Until then the client connects to
+// nothing (backup.sh refuses), and a backup host rebuilt with a new key is re-pinned on the next run.
 
-import { RECEIVER_KEYS_DIR } from '../compile/backups.ts';
+import { BACKUP_HOST_PIN_DIR, RECEIVER_KEYS_DIR, VOLUME_UNIT } from '../compile/backups.ts';
 import { CONFIG_DIR, RUNTIME_DIR, STATE_DIR } from '../compile/desired-state.ts';
 import { shellQuote } from '../compile/env-file.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
 import type { HostState } from '../hosts/host-agent.ts';
+import type { Inventory } from '../hosts/inventory.ts';
 import type { Journal } from './journal.ts';
 import type { Progress } from './progress.ts';
 import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
@@ -31,8 +39,24 @@ export interface BackupLink {
   readonly client: string;
   readonly receiver: string;
   readonly user: string;
+  /**
+   * For a provisioned receiver: where the client must find it, as bin/apply's pinned inventory has
+   * it (absent when that inventory has no key for it: the link is then reported, not pinned).
+   */
+  readonly pin?: BackupHostPin;
+  /** The client's backup.env asks for an apply-time pin (BACKUP_HOST_PIN_DIR). */
+  readonly pinned?: boolean;
 }
 
+/** The address, port and host key a client pins for its provisioned backup host. */
+export interface BackupHostPin {
+  readonly address: string;
+  readonly port: number;
+  /** "ssh-ed25519 AAAA...": the key the rollout itself connected with (rotated, for a provisioned host). */
+  readonly hostKey: string;
+}
+
+const PIN_LINE = /^UPKEEP_BACKUP_HOST_PIN='([^']*)'$/m;
 const REPOSITORY_LINE = /^RESTIC_REPOSITORY='(?:rclone|sftp):([a-z_][a-z0-9_-]*)@([A-Za-z0-9.-]+):\/[^']*'$/m;
 const USER = /^[a-z_][a-z0-9_-]*$/;
 /** An OpenSSH public key line as ssh-keygen writes it; anything else never reaches a keys file. */
@@ -41,21 +65,31 @@ const PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z
 /**
  * The backup links of a plan: every host whose planned backup.env names a repository reached over ssh on
  * a host of the plan (by name or address), which must plan to receive it (its sysusers.d file
- * names the user). `plannedFile` reads a planned file's content (the plan directory's copy).
+ * names the user). `plannedFile` reads a planned file's content (the plan directory's copy);
+ * `inventory` (what the rollout connects with) gives a provisioned receiver's pin to its clients.
  */
-export function backupLinks(plan: PlanDocument, plannedFile: (host: string, path: string) => string): BackupLink[] {
+export function backupLinks(plan: PlanDocument, plannedFile: (host: string, path: string) => string, inventory?: Inventory): BackupLink[] {
   const has = (host: string, path: string) => plan.hosts[host]?.files.some((f) => f.path === path) ?? false;
   const links: BackupLink[] = [];
   for (const client of Object.keys(plan.hosts).sort()) {
     if (!has(client, BACKUP_ENV)) continue;
-    const m = REPOSITORY_LINE.exec(plannedFile(client, BACKUP_ENV));
+    const env = plannedFile(client, BACKUP_ENV);
+    const m = REPOSITORY_LINE.exec(env);
     if (!m) continue;
     const [, user = '', target = ''] = m;
     const receiver = plan.hosts[target] ? target : Object.values(plan.hosts).find((h) => h.address === target)?.name;
     if (receiver === undefined) continue; // a repository outside the fleet: its keys are the operator's
     const receives = has(receiver, RECEIVER_SYSUSERS) && plannedFile(receiver, RECEIVER_SYSUSERS).split('\n').some((l) => l.startsWith(`u ${user} `));
     if (!receives) throw new Error(`${client} backs up to ${receiver} as ${user}, but ${receiver}'s plan does not create that user`);
-    links.push({ client, receiver, user });
+    const pinDir = PIN_LINE.exec(env)?.[1];
+    if (pinDir === undefined) {
+      links.push({ client, receiver, user });
+      continue;
+    }
+    if (pinDir !== BACKUP_HOST_PIN_DIR) throw new Error(`${client}: its backup.env pins the backup host in ${pinDir}, not ${BACKUP_HOST_PIN_DIR}; run bin/plan again`);
+    const at = inventory?.[receiver];
+    const pin = at?.hostKey === undefined ? undefined : { address: at.address, port: at.port, hostKey: at.hostKey };
+    links.push({ client, receiver, user, pinned: true, ...(pin && { pin }) });
   }
   return links;
 }
@@ -129,7 +163,70 @@ export async function exchangeBackupKeys(options: BackupKeysOptions): Promise<Ma
       progress(`  ${receiver}  backup receiver: ${firstLine(error)}`, 'fail');
     }
   });
+
+  // 3. Each client of a provisioned receiver: that receiver's address and key, written when they changed.
+  const pinned = links.filter((l) => l.pinned);
+  await pMap(pinned, Math.min(parallel, Math.max(1, pinned.length)), async (l) => {
+    if (l.pin === undefined) {
+      const why = `no pinned host key for its backup host ${l.receiver} (with --known-hosts, bin/apply has no key to give the clients)`;
+      problems.set(l.client, why);
+      journal.record({ host: l.client, step: 'backup-host-pin' }, 'failed', new Date(), why);
+      progress(`  ${l.client}  backup host pin: ${why}`, 'fail');
+      return;
+    }
+    const files = backupHostPinFiles(l.receiver, l.pin);
+    const current = states.get(l.client)?.backupHostPin ?? [];
+    if (current.join('\n') === pinLines(files).join('\n')) {
+      journal.record({ host: l.client, step: 'backup-host-pin' }, 'unchanged', new Date(), `${l.receiver} pinned at ${l.pin.address}`);
+      return;
+    }
+    try {
+      await journal.step({ host: l.client, step: 'backup-host-pin' }, () => installPin(options.transport(l.client), files), () => ({ result: 'changed', detail: `${l.receiver} pinned at ${l.pin!.address}` }));
+      progress(`  ${l.client}  backup host ${l.receiver} pinned: ${l.pin.address} port ${l.pin.port}`, 'ok');
+    } catch (error) {
+      problems.set(l.client, firstLine(error));
+      progress(`  ${l.client}  backup host pin: ${firstLine(error)}`, 'fail');
+    }
+  });
   return problems;
+}
+
+interface PinFiles {
+  readonly sshConfig: string;
+  readonly knownHosts: string;
+}
+
+/** What a client of `receiver` pins: ssh_config sends every connection to the address, known_hosts holds the one key. */
+export function backupHostPinFiles(receiver: string, pin: BackupHostPin): PinFiles {
+  if (!/^[A-Za-z0-9][A-Za-z0-9.:-]*$/.test(pin.address)) throw new Error(`${receiver}: address ${JSON.stringify(pin.address)} cannot be pinned`);
+  if (!/^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,3}$/.test(pin.hostKey)) throw new Error(`${receiver}: host key is not "type base64"`);
+  if (!Number.isInteger(pin.port) || pin.port < 1 || pin.port > 65535) throw new Error(`${receiver}: invalid ssh port ${pin.port}`);
+  return {
+    sshConfig: `# Managed by upkeep (bin/apply): the backup host ${receiver}, at its provisioned address.\nHost *\n  HostName ${pin.address}\n  Port ${pin.port}\n`,
+    knownHosts: `${pin.port === 22 ? pin.address : `[${pin.address}]:${pin.port}`} ${pin.hostKey}\n`,
+  };
+}
+
+/** The pin as the agent's read-state reports it: "<file> <line>" for each non-empty line. */
+function pinLines(files: PinFiles): string[] {
+  const lines = (name: string, text: string) => text.split('\n').filter((line) => line !== '').map((line) => `${name} ${line}`);
+  return [...lines('known_hosts', files.knownHosts), ...lines('ssh_config', files.sshConfig)];
+}
+
+/** One round trip on a client: both pin files replaced atomically (known_hosts last: ssh needs both). */
+async function installPin(t: Transport, files: PinFiles): Promise<void> {
+  const dir = BACKUP_HOST_PIN_DIR;
+  const script = [
+    'set -eu',
+    'umask 022',
+    `mkdir -p ${dir}`,
+    `printf '%s' ${shellQuote(files.sshConfig)} >${dir}/ssh_config.new`,
+    `printf '%s' ${shellQuote(files.knownHosts)} >${dir}/known_hosts.new`,
+    `mv -f ${dir}/ssh_config.new ${dir}/ssh_config`,
+    `mv -f ${dir}/known_hosts.new ${dir}/known_hosts`,
+  ].join('\n');
+  const result = await t.run(script);
+  if (result.exitCode !== 0) throw new Error(`${t.host}: pinning the backup host failed (exit ${result.exitCode}): ${lastLines(result.stderr, 3)}`);
 }
 
 /** One round trip: the client's public key, made on first use by backup.sh. */
@@ -151,6 +248,8 @@ async function installKeys(t: Transport, wanted: ReadonlyMap<string, readonly st
   const lines = [
     'set -eu',
     'umask 022',
+    // A backup host with a volume: mounted before any repository directory is made (on it, not under it).
+    `if systemctl cat ${VOLUME_UNIT} >/dev/null 2>&1; then systemctl start ${VOLUME_UNIT}; fi`,
     `systemd-sysusers ${RECEIVER_SYSUSERS}`,
     `systemd-tmpfiles --create ${RECEIVER_TMPFILES}`,
     `chmod 0711 ${STATE_DIR}`,

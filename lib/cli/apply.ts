@@ -169,8 +169,9 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       skipSoak: values['skip-soak'],
       confirmTimeoutSeconds,
       holder: `${holder} run ${runId}`,
-      // Planned backup.env files say which hosts back up over sftp to which fleet host.
-      backupLinks: backupLinks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8')),
+      // Planned backup.env files say which hosts back up over ssh to which fleet host; clients of a
+      // provisioned one pin it as the rollout itself connects to it (address, rotated key).
+      backupLinks: backupLinks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8'), inventory),
       // Planned check files say which checks watch a host from another (a monitor): its gate runs them.
       remoteChecks: remoteChecks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8')),
     });

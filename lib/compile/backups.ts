@@ -11,6 +11,7 @@
 // client, which is the only one that can.
 
 import type { ResolvedBackups, ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
+import { DEFAULTS } from '../policy/resolve.ts';
 import { SFTP_REPOSITORY } from '../policy/validate.ts';
 import { CONFIG_DIR, STATE_DIR, type FileSecret, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
@@ -18,6 +19,8 @@ import { configFile, type HostPart } from './host-part.ts';
 import { execArg, runtimeCommand, unitFile, type UnitSections } from './systemd.ts';
 
 const RESTIC_DIR = `${CONFIG_DIR}/restic`;
+/** Where a backup host keeps its clients' repositories (resolve confines them below it). */
+const BACKUP_ROOT = DEFAULTS.repositoryRoot;
 const BACKUP_STATE = `${STATE_DIR}/backup`;
 /** The client's ssh key for its repository host; created on the host on first use, never shipped. */
 const SSH_KEY = `${BACKUP_STATE}/id_ed25519`;
@@ -80,25 +83,48 @@ function job(name: string, description: string, job: 'backup' | 'forget' | 'chec
   ];
 }
 
+/**
+ * Where a provisioned backup host is pinned on its clients: its address and port (ssh_config) and
+ * host key (known_hosts) are only known once Terraform made it and bin/apply rotated its key, so
+ * bin/apply writes both here from its pinned inventory (lib/apply/backup-keys.ts). Host state, not
+ * a compiled file: plans stay the same whatever address or key the server got.
+ */
+export const BACKUP_HOST_PIN_DIR = `${STATE_DIR}/backup-host`;
+
+interface SshTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly hostKey?: string;
+  /** The address and key come from bin/apply's pin in BACKUP_HOST_PIN_DIR, not from the policy. */
+  readonly pinnedAtApply?: boolean;
+}
+
 /** Where ssh connects for a repository: the repository host's address when the fleet knows it. */
-function sshTarget(fleet: ResolvedFleet, repositoryHost: string | undefined, named: string): { host: string; port: number; hostKey?: string } {
+function sshTarget(fleet: ResolvedFleet, repositoryHost: string | undefined, named: string): SshTarget {
   const target = fleet.hosts.find((h) => h.name === repositoryHost);
+  // A provisioned backup host: its name is only a label here, ssh_config maps it to the pinned address.
+  if (target !== undefined && target.address === undefined && target.provision !== undefined) return { host: target.name, port: target.port, pinnedAtApply: true };
   const ssh = { host: target?.address ?? named, port: target?.port ?? 22, hostKey: target?.hostKey };
   if (!/^[A-Za-z0-9.:-]+$/.test(ssh.host)) throw new Error(`backup host address ${JSON.stringify(ssh.host)} cannot be used in an ssh command`);
   return ssh;
 }
 
-function knownHosts(ssh: { host: string; port: number; hostKey?: string }): ManagedFile[] {
+function knownHosts(ssh: SshTarget): ManagedFile[] {
   if (!ssh.hostKey) return [];
   const name = ssh.port === 22 ? ssh.host : `[${ssh.host}]:${ssh.port}`;
   return [configFile(KNOWN_HOSTS, `${name} ${ssh.hostKey}\n`)];
 }
 
 /** The ssh command line to a repository host: pinned host key, no prompts, no agent, the client's own key. */
-function sshCommand(ssh: { host: string; port: number }, user: string): string[] {
+function sshCommand(ssh: SshTarget, user: string): string[] {
+  // -F: the pinned address and port from bin/apply, and nothing of /etc/ssh/ssh_config; ssh stops
+  // when the file is missing, and the name alone is not in the known_hosts beside it.
+  const config = ssh.pinnedAtApply ? ['-F', `${BACKUP_HOST_PIN_DIR}/ssh_config`] : [];
+  const knownHostsFile = ssh.pinnedAtApply ? `${BACKUP_HOST_PIN_DIR}/known_hosts` : KNOWN_HOSTS;
+  const port = ssh.pinnedAtApply ? [] : ['-p', String(ssh.port)];
   return [
-    'ssh', '-i', SSH_KEY, '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=60', '-p', String(ssh.port), `${user}@${ssh.host}`,
+    'ssh', ...config, '-i', SSH_KEY, '-o', `UserKnownHostsFile=${knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=60', ...port, `${user}@${ssh.host}`,
   ];
 }
 
@@ -107,7 +133,11 @@ function transport(fleet: ResolvedFleet, backups: ResolvedBackups): { env: Recor
   if (backups.repositoryHost !== undefined && backups.repositoryUser !== undefined) {
     // The backup host forces the rclone command; whatever restic appends is ignored there.
     const ssh = sshTarget(fleet, backups.repositoryHost, backups.repositoryHost);
-    return { env: { UPKEEP_RCLONE_PROGRAM: sshCommand(ssh, backups.repositoryUser).join(' '), UPKEEP_SSH_KEY: SSH_KEY }, files: knownHosts(ssh), ssh: true };
+    return {
+      env: { UPKEEP_RCLONE_PROGRAM: sshCommand(ssh, backups.repositoryUser).join(' '), UPKEEP_SSH_KEY: SSH_KEY, ...(ssh.pinnedAtApply && { UPKEEP_BACKUP_HOST_PIN: BACKUP_HOST_PIN_DIR }) },
+      files: knownHosts(ssh),
+      ssh: true,
+    };
   }
   const sftp = parseSftp(backups.repository);
   if (sftp) {
@@ -205,8 +235,8 @@ export function keepWithin(retention: ResolvedBackups['retention']): string[] {
   return rules;
 }
 
-/** Retention of one client's repository, run on the backup host as the client's user. */
-function pruneJob(r: ReceivedRepository): ManagedFile[] {
+/** Retention of one client's repository, run on the backup host as the client's user; `volume`: the mount point it must be on. */
+function pruneJob(r: ReceivedRepository, volume: string | undefined): ManagedFile[] {
   const name = `upkeep-backup-prune-${r.client}`;
   const env = renderEnvFile(`retention of ${r.client}'s repository, for backup-prune.sh.`, {
     RESTIC_REPOSITORY: r.path,
@@ -217,7 +247,11 @@ function pruneJob(r: ReceivedRepository): ManagedFile[] {
     // Readable by root only; systemd hands it to the job as a credential.
     { path: `${CLIENTS_DIR}/${r.client}.password`, mode: '0600', owner: 'root:root', secret: repositoryPassword(r.backups, r.client) },
     unitFile(`${name}.service`, {
-      Unit: { Description: `upkeep: apply backup retention to ${r.client}'s repository` },
+      Unit: {
+        Description: `upkeep: apply backup retention to ${r.client}'s repository`,
+        // Never on the root disk's directory under an unmounted volume: fail, and say so.
+        ...(volume !== undefined && { Requires: VOLUME_UNIT, After: VOLUME_UNIT, AssertPathIsMountPoint: volume }),
+      },
       Service: {
         Type: 'oneshot',
         // The repository's own user, so that everything pruning writes stays the client's server's to read.
@@ -251,6 +285,12 @@ function pruneJob(r: ReceivedRepository): ManagedFile[] {
 export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost): HostPart | undefined {
   const repositories = receivedRepositories(fleet, host);
   if (repositories.length === 0) return undefined;
+  // A backup host with a volume keeps every repository on it: the backup root is its mount point.
+  const volume = host.provision?.volumeSize !== undefined ? BACKUP_ROOT : undefined;
+  if (volume !== undefined) {
+    const outside = repositories.find((r) => !r.path.startsWith(`${volume}/`));
+    if (outside) throw new Error(`${outside.client}'s repository ${outside.path} is not on ${host.name}'s backup volume (${volume})`);
+  }
   const parentOf = (path: string) => path.replace(/\/[^/]+$/, '') || '/';
   // A real shell: sshd runs the forced command through it (nologin would refuse).
   const sysusers = repositories.map((r) => `u ${r.user} - "upkeep backup receiver for ${r.client}" ${parentOf(r.path)} /bin/sh`).join('\n');
@@ -260,18 +300,40 @@ export function compileBackupReceiver(fleet: ResolvedFleet, host: ResolvedHost):
     ...repositories.map((r) => `d ${r.path} 0700 ${r.user} ${r.user} -`),
   ].join('\n');
   // As authorized_keys' restrict,command="...": no forwarding, tty, rc file or sftp; one command.
+  const serve = (path: string) => `/usr/bin/rclone --config /dev/null serve restic --stdio --append-only ${path}`;
+  // With a volume, the forced command first checks it is mounted: rclone would otherwise create the
+  // repository on the root disk, under the empty mount point, and fill it.
+  const forced = (path: string) =>
+    volume === undefined ? serve(path) : `mountpoint -q ${volume} || { echo "${host.name}: the backup volume is not mounted at ${volume}; refusing to store backups on the root disk" >&2; exit 1; }; exec ${serve(path)}`;
   const sshd = repositories
-    .map((r) => `Match User ${r.user}\n  AuthorizedKeysFile ${RECEIVER_KEYS_DIR}/%u.keys\n  ForceCommand /usr/bin/rclone --config /dev/null serve restic --stdio --append-only ${r.path}\n  DisableForwarding yes\n  PermitTTY no\n  PermitUserRC no\n  PermitTunnel no\n`)
+    .map((r) => `Match User ${r.user}\n  AuthorizedKeysFile ${RECEIVER_KEYS_DIR}/%u.keys\n  ForceCommand ${forced(r.path)}\n  DisableForwarding yes\n  PermitTTY no\n  PermitUserRC no\n  PermitTunnel no\n`)
     .join('');
   return {
     files: [
       configFile('/etc/sysusers.d/upkeep-restic.conf', `# Managed by upkeep: users that receive restic backups, one per client.\n${sysusers}\n`),
       configFile('/etc/tmpfiles.d/upkeep-restic.conf', `# Managed by upkeep: restic repositories of other hosts.\n${tmpfiles}\n`),
       configFile('/etc/ssh/sshd_config.d/upkeep-restic.conf', `# Managed by upkeep: backup users may only add to their own repository.\n${sshd}`),
-      ...repositories.flatMap(pruneJob),
+      ...repositories.flatMap((r) => pruneJob(r, volume)),
+      ...(volume === undefined ? [] : [volumeMount(volume)]),
     ],
-    units: repositories.map((r) => `upkeep-backup-prune-${r.client}.timer`),
+    units: [...repositories.map((r) => `upkeep-backup-prune-${r.client}.timer`), ...(volume === undefined ? [] : [VOLUME_UNIT])],
     packages: ['openssh-server', 'rclone', 'restic'],
-    scripts: ['backup-prune.sh'],
+    scripts: ['backup-prune.sh', ...(volume === undefined ? [] : ['backup-volume.sh'])],
   };
+}
+
+/** The unit that mounts a backup host's volume at the backup root (bin/apply starts it before creating repositories). */
+export const VOLUME_UNIT = 'upkeep-backup-volume.service';
+
+/**
+ * The volume (Terraform's hcloud_volume, attached without Hetzner's automount) mounted at the
+ * backup root at boot. A missing volume fails the unit, and everything that would write to the
+ * repositories checks the mount point rather than trusting the unit's state.
+ */
+function volumeMount(root: string): ManagedFile {
+  return unitFile(VOLUME_UNIT, {
+    Unit: { Description: `upkeep: mount the backup volume at ${root}, where the repositories live`, After: 'local-fs.target', Before: 'ssh.service' },
+    Service: { Type: 'oneshot', RemainAfterExit: true, ExecStart: runtimeCommand('backup-volume.sh', root) },
+    Install: { WantedBy: 'multi-user.target' },
+  });
 }

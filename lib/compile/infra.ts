@@ -292,7 +292,10 @@ function buildStack(stack: TerraformStack, fleet: ResolvedFleet, hosts: readonly
     if (provision.volumeSize !== undefined) {
       // Deletion protection: the backups on it must survive a mistaken plan.
       const volume = new Volume(stack, `volume:${host.name}`, { name: `${fleet.name}-${host.name}-data`, size: provision.volumeSize, location: provision.location, format: 'ext4', labels: resourceLabels, deleteProtection: true });
-      new VolumeAttachment(stack, `volume_attachment:${host.name}`, { volumeId: Token.asNumber(volume.id), serverId: Token.asNumber(server.id), automount: true });
+      // A backup host mounts its volume at the backup root itself (upkeep-backup-volume.service);
+      // Hetzner's automount would mount it a second time, at /mnt/HC_Volume_<id>.
+      const receivesBackups = fleet.hosts.some((h) => h.name !== host.name && h.backups?.repositoryHost === host.name);
+      new VolumeAttachment(stack, `volume_attachment:${host.name}`, { volumeId: Token.asNumber(volume.id), serverId: Token.asNumber(server.id), automount: !receivesBackups });
     }
   }
 

@@ -127,6 +127,8 @@ export interface HostState {
   readonly backupKey?: string;
   /** Public keys this host accepts for receiving backups, per sftp user (see lib/apply/backup-keys.ts). */
   readonly backupAccepts?: readonly { readonly user: string; readonly key: string }[];
+  /** Its provisioned backup host as pinned here: "known_hosts LINE" and "ssh_config LINE" (see lib/apply/backup-keys.ts). */
+  readonly backupHostPin?: readonly string[];
 }
 
 export interface RollbackResult {
@@ -367,6 +369,7 @@ export async function readState(t: Transport): Promise<HostState> {
       const space = rest.indexOf(' ');
       return { user: rest.slice(0, space), key: rest.slice(space + 1) };
     }),
+    backupHostPin: out.all('backup-pin'),
   };
 }
 

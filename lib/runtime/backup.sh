@@ -19,6 +19,8 @@
 # UPKEEP_RCLONE_PROGRAM (ssh command to the fleet's backup host, which forces its append-only
 # `rclone serve restic --stdio`), UPKEEP_SFTP_COMMAND (ssh command for other sftp repositories),
 # both with a pinned known_hosts, UPKEEP_SSH_KEY (client key, created on first use),
+# UPKEEP_BACKUP_HOST_PIN (a provisioned backup host: the directory where bin/apply pins its
+# address, in ssh_config, and its host key, in known_hosts),
 # UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
 # UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. Writes status lines "<epoch> <result> <detail>" to
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
@@ -50,6 +52,48 @@ fi
 exec 9>"$status_dir/restic.lock"
 flock 9
 
+status() {
+  printf '%s %s %s\n' "$(date +%s)" "$1" "$2" >"$status_dir/$job.status.new"
+  mv "$status_dir/$job.status.new" "$status_dir/$job.status"
+}
+
+# Says why the repository cannot be reached, records it for a scheduled job, and stops.
+refuse() {
+  echo "$job: $1" >&2
+  case $job in backup | forget | check | drill) status failed "$1" ;; esac
+  exit 1
+}
+
+# A provisioned backup host is reached only at the address and with the key bin/apply pinned:
+# before that, nothing connects (its bare name could lead anywhere).
+if [ -n "${UPKEEP_BACKUP_HOST_PIN:-}" ] && { [ ! -s "$UPKEEP_BACKUP_HOST_PIN/ssh_config" ] || [ ! -s "$UPKEEP_BACKUP_HOST_PIN/known_hosts" ]; }; then
+  refuse "the backup host's address and host key are not pinned on this host ($UPKEEP_BACKUP_HOST_PIN/ssh_config, known_hosts); bin/apply writes them once the backup host is provisioned"
+fi
+
+# Why the repository host cannot be reached, asked of ssh itself: restic relays what its ssh
+# command says only while it runs, and may exit first. One connection that sends nothing (the
+# host's forced command gets no input and ends); its words go to stderr, and a host key other
+# than the pinned one stops the job, saying so.
+diagnose() {
+  command=${UPKEEP_RCLONE_PROGRAM:-${UPKEEP_SFTP_COMMAND:-}}
+  [ -n "$command" ] || return 0
+  said=$(mktemp "${TMPDIR:-/tmp}/upkeep-ssh.XXXXXX")
+  set -f
+  # shellcheck disable=SC2086 # the compiled command line: plain words, split as restic splits them
+  set -- $command
+  set +f
+  # -T: no terminal asked for (ssh would, without a remote command).
+  program=$1
+  shift
+  "$program" -T "$@" </dev/null >/dev/null 2>"$said" || true
+  cat "$said" >&2
+  if grep -q 'Host key verification failed\|REMOTE HOST IDENTIFICATION HAS CHANGED\|host key is known' "$said"; then
+    rm -f "$said"
+    refuse "the backup host did not present its pinned ssh host key, so nothing was sent: a different machine (or a rebuilt backup host whose new key bin/apply has not pinned yet) answers at its address"
+  fi
+  rm -f "$said"
+}
+
 r() {
   if [ -n "${UPKEEP_RCLONE_PROGRAM:-}" ]; then
     # No arguments of restic's own: the backup host runs its forced command whatever is sent.
@@ -59,11 +103,6 @@ r() {
   else
     restic "$@"
   fi
-}
-
-status() {
-  printf '%s %s %s\n' "$(date +%s)" "$1" "$2" >"$status_dir/$job.status.new"
-  mv "$status_dir/$job.status.new" "$status_dir/$job.status"
 }
 
 case $job in
@@ -157,12 +196,16 @@ case $job in
     ;;
   backup)
     if ! r cat config >/dev/null 2>&1; then
+      diagnose
       echo "backup: no repository at $RESTIC_REPOSITORY yet; initialising it"
-      r init
+      rc=0
+      r init || rc=$?
+      [ "$rc" -eq 0 ] || refuse "cannot read or create the repository (restic init exited $rc)"
     fi
     rc=0
     r backup --files-from "$config_dir/backup.paths" --exclude-file "$config_dir/backup.excludes" \
       --exclude-caches --tag upkeep || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || diagnose
     case $rc in
       0) status ok "snapshot saved" ;;
       # restic exits 3 when some files could not be read; the snapshot exists, so warn, not fail.

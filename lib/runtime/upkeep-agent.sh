@@ -369,7 +369,8 @@ prune() {
 # Backup keys, so that the applier (lib/apply/backup-keys.ts) sees without another round trip
 # whether a backup client's public key is already accepted by its repository host:
 # "backup-key KEY" (this host's backup ssh key, if made) and "backup-accepts USER KEY" (each
-# key a receiving user accepts). No process per line: a no-op apply is mostly read-state.
+# key a receiving user accepts), and "backup-pin FILE LINE" (each line of the provisioned backup
+# host's pin: known_hosts, ssh_config). No process per line: a no-op apply is mostly read-state.
 backup_keys() {
 	if [ -f "$STATE/backup/id_ed25519.pub" ]; then
 		IFS= read -r key <"$STATE/backup/id_ed25519.pub" && say "backup-key $key"
@@ -378,6 +379,10 @@ backup_keys() {
 		[ -f "$f" ] || continue
 		u=${f##*/}
 		while IFS= read -r key; do [ -n "$key" ] && say "backup-accepts ${u%.keys} $key"; done <"$f"
+	done
+	for f in known_hosts ssh_config; do
+		[ -f "$STATE/backup-host/$f" ] || continue
+		while IFS= read -r line; do [ -n "$line" ] && say "backup-pin $f $line"; done <"$STATE/backup-host/$f"
 	done
 }
 

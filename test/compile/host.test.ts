@@ -286,6 +286,45 @@ describe('compileHost', () => {
       expect(paths(compiled('web1'))).not.toContain('/etc/sysusers.d/upkeep-restic.conf');
     });
 
+    describe('to a provisioned backup host with a volume', () => {
+      // backup1 as Terraform creates it: no address or key in the policy, a volume for the repositories.
+      const { address: _address, hostKey: _hostKey, ...existing } = host('backup1');
+      const provisioned: ResolvedHost = { ...existing, provision: { serverType: 'cx22', image: 'debian-12', location: 'nbg1', volumeSize: 100 } };
+      const withVolume = resolvedFleet([provisioned]);
+
+      it('reaches it only at the address and with the key bin/apply pins on the client, never by its bare name', () => {
+        const web1 = compiled('web1', withVolume);
+        const env = file(web1, '/etc/upkeep/restic/backup.env').content!;
+        expect(sourced(env, 'UPKEEP_RCLONE_PROGRAM')).toBe(
+          'ssh -F /var/lib/upkeep/backup-host/ssh_config -i /var/lib/upkeep/backup/id_ed25519 -o UserKnownHostsFile=/var/lib/upkeep/backup-host/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=60 restic-web1@backup1',
+        );
+        expect(sourced(env, 'UPKEEP_BACKUP_HOST_PIN')).toBe('/var/lib/upkeep/backup-host');
+        // Nothing compiled to pin: the plan cannot know the address or key.
+        expect(paths(web1)).not.toContain('/etc/upkeep/restic/known_hosts');
+        // A backup host whose address and key the policy gives is pinned in the plan, as before.
+        expect(sourced(file(compiled('web1'), '/etc/upkeep/restic/backup.env').content!, 'UPKEEP_BACKUP_HOST_PIN')).toBe('');
+      });
+
+      it('keeps every repository on the volume: mounted at the backup root at boot, checked by the forced command and by retention', () => {
+        const backup1 = compiled('backup1', withVolume);
+        expect(backup1.units).toContain('upkeep-backup-volume.service');
+        expect(file(backup1, `${UNIT_DIR}/upkeep-backup-volume.service`).content).toContain('ExecStart=/usr/local/lib/upkeep/backup-volume.sh "/srv/restic"\n');
+        expect(paths(backup1)).toContain(`${RUNTIME_DIR}/backup-volume.sh`);
+        const sshd = file(backup1, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content!;
+        expect(sshd).toContain(
+          '  ForceCommand mountpoint -q /srv/restic || { echo "backup1: the backup volume is not mounted at /srv/restic; refusing to store backups on the root disk" >&2; exit 1; }; exec /usr/bin/rclone --config /dev/null serve restic --stdio --append-only /srv/restic/web1\n',
+        );
+        expect(sshd.match(/^  ForceCommand mountpoint -q \/srv\/restic \|\| /gm)).toHaveLength(4);
+        const prune = file(backup1, `${UNIT_DIR}/upkeep-backup-prune-web1.service`).content!;
+        for (const line of ['Requires=upkeep-backup-volume.service', 'After=upkeep-backup-volume.service', 'AssertPathIsMountPoint=/srv/restic']) expect(prune).toContain(`${line}\n`);
+        // Without a volume, nothing of it.
+        const plain = compiled('backup1');
+        expect(plain.units).not.toContain('upkeep-backup-volume.service');
+        expect(file(plain, '/etc/ssh/sshd_config.d/upkeep-restic.conf').content).not.toContain('mountpoint');
+        expect(file(plain, `${UNIT_DIR}/upkeep-backup-prune-web1.service`).content).not.toContain('AssertPathIsMountPoint');
+      });
+    });
+
     it('backs the backup host itself up elsewhere, without an sftp command', () => {
       const env = file(compiled('backup1'), '/etc/upkeep/restic/backup.env').content!;
       expect(sourced(env, 'RESTIC_REPOSITORY')).toBe('s3:https://objects.example.net/upkeep-backup1');

@@ -88,6 +88,10 @@ describe.skipIf(!fleetAvailable('the contract fleet (test/contract/hosting-fleet
     const servicesStart = Date.now();
     await installCustomerServices(fleet, { ca, storageBox: STORAGE_BOX, probePassword: SECRETS.PROBE_MAIL_PASSWORD });
     measurements.push(`customer services: ${seconds(Date.now() - servicesStart)}s`);
+    // A STAND-IN for backup1's Hetzner volume (a container has none to attach), mounted at the
+    // backup root as upkeep-backup-volume.service would: a directory of the host's own, bound there.
+    const volume = await fleet.host('backup1').ssh('mkdir -p /var/lib/volume-stand-in /srv/restic && mount --bind /var/lib/volume-stand-in /srv/restic');
+    expect(volume.exitCode, volume.stderr).toBe(0);
     receiver = await startAlertReceiver(fleet.host(STORAGE_BOX).address, ca.issue('alerts', [ALERTS_NAME]));
     const fake = fakeHetzner(join(work, 'hetzner'), SERVERS.map((h) => fleet.host(h)));
     Object.assign(process.env, SECRETS, fake.env, { NO_COLOR: '1' });
@@ -136,6 +140,19 @@ describe.skipIf(!fleetAvailable('the contract fleet (test/contract/hosting-fleet
     expect(Object.keys(states.web1 ?? {})).not.toContain('web1-smart');
     expect(receiver.alerts.map((a) => a.body)).toEqual([]);
   }, 15 * 60_000);
+
+  it("pins backup1's provisioned address and rotated key on every backup client, and web1's repository is made through that pin on backup1's volume", async () => {
+    const backup1 = fleet.host('backup1');
+    const pins = JSON.parse(readFileSync(pinsFile, 'utf8')) as { hosts: Record<string, { rotated: string }> };
+    const clients = SERVERS.filter((h) => h !== 'backup1');
+    const pinned = await Promise.all(clients.map(async (h) => [h, (await fleet.host(h).ssh('cat /var/lib/upkeep/backup-host/known_hosts')).stdout] as const));
+    expect(Object.fromEntries(pinned)).toEqual(Object.fromEntries(clients.map((h) => [h, `${backup1.address} ${pins.hosts.backup1!.rotated}\n`])));
+    // restic over web1's compiled ssh command, as its backup runs it: the repository is created on backup1.
+    const init = await fleet.host('web1').ssh('set -a; . /etc/upkeep/restic/backup.env; set +a; restic -o "rclone.program=$UPKEEP_RCLONE_PROGRAM" -o rclone.args= init', { timeoutMs: 300_000 });
+    expect(init.exitCode, init.stderr).toBe(0);
+    const where = await backup1.ssh('findmnt -n -o TARGET -T /srv/restic/web1/config; test -f /var/lib/volume-stand-in/web1/config && echo on-the-stand-in');
+    expect(where.stdout).toBe('/srv/restic\non-the-stand-in\n');
+  }, 10 * 60_000);
 
   it('alerts within interval x threshold + delivery and the SLA when the web server of web1, mail delivery on mail1 or DNS on ns1 stops; announces the recoveries', async () => {
     const faultAt = Date.now();
