@@ -91,10 +91,13 @@ function hostDetails(hosts: readonly PlannedHost[]): string {
     hosts.length === 1
       ? `${mdText(host.name)} (${mdText(host.group)}): ${counts}`
       : `The same changes on ${hosts.length} hosts (${cappedNames(hosts.map((h) => mdText(h.name)), 10)}): ${counts}`;
+  // Looked up by path, not searched: a monitor running a check of every host of a large fleet
+  // has tens of thousands of files, and a group as many hosts.
+  const filesOf = hosts.map((h) => new Map(h.files.map((f) => [f.path, f])));
   const rows = c.files.map((ch) => {
     const path = generic(ch.path, host);
-    const content = new Set(hosts.map((h) => h.files.find((f) => f.path === own(path, h))?.sha256 ?? ''));
-    const f = host.files.find((x) => x.path === ch.path);
+    const content = new Set(hosts.map((h, i) => filesOf[i]!.get(own(path, h))?.sha256 ?? ''));
+    const f = filesOf[0]!.get(ch.path);
     const what = f?.secret ? secretLabel(f.secret) : content.size > 1 ? 'differs per host' : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
     const fields = ch.fields ? ` (${ch.fields.join(', ')})` : '';
     // A group shows the name-dependent part of a path as {host}.
