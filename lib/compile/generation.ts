@@ -37,3 +37,25 @@ export function generationOf(files: readonly PlannedFile[], units: readonly stri
 export function hostGeneration(state: HostDesiredState): string {
   return generationOf(state.files.map(plannedFile), state.units, state.packages);
 }
+
+/** A compiled host without its files' contents: what a plan records of it, and its generation. */
+export interface PlannedState {
+  readonly host: string;
+  readonly files: readonly PlannedFile[];
+  readonly units: readonly string[];
+  readonly packages: readonly string[];
+  readonly generation: string;
+}
+
+/**
+ * `state` with each content replaced by its hash (each hashed once), handing every content to
+ * `onContent` on the way: what a planner keeps of a host once its contents are on their way to disk.
+ */
+export function plannedState(state: HostDesiredState, onContent: (sha256: string, content: string) => void): PlannedState {
+  const files = state.files.map((file) => {
+    const planned = plannedFile(file);
+    if (file.content !== undefined) onContent(planned.sha256!, file.content);
+    return planned;
+  });
+  return { host: state.host, files, units: state.units, packages: state.packages, generation: generationOf(files, state.units, state.packages) };
+}

@@ -4,7 +4,7 @@
 import type { HostDesiredState } from '../compile/desired-state.ts';
 import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
 import { canonicalJson } from '../compile/canonical-json.ts';
-import { generationOf, plannedFile, sha256 } from '../compile/generation.ts';
+import { plannedState, sha256, type PlannedState } from '../compile/generation.ts';
 import type { InfraDiff } from './infra-diff.ts';
 import { contractOf } from './contract.ts';
 import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost, type PlannedInfrastructure } from './plan-format.ts';
@@ -19,8 +19,11 @@ export interface BaseHost {
 
 export interface PlanInput {
   readonly fleet: ResolvedFleet;
-  /** Compiled hosts, in the order of fleet.hosts. */
-  readonly hosts: readonly HostDesiredState[];
+  /**
+   * Compiled hosts, in the order of fleet.hosts: with their contents (which then go to `objects`),
+   * or already planned (compileFleetPlanned, whose contents went to the plan directory on the way).
+   */
+  readonly hosts: readonly (HostDesiredState | PlannedState)[];
   /** The base per host; a host missing here has nothing applied. */
   readonly base: ReadonlyMap<string, BaseHost>;
   /** The policy file, relative to the working directory. */
@@ -32,7 +35,7 @@ export interface PlanInput {
 
 export interface BuiltPlan {
   readonly document: PlanDocument;
-  /** The content of every non-secret host file, once per distinct content: sha256 -> content. */
+  /** The content of every non-secret host file, once per distinct content: sha256 -> content (of the hosts given with contents). */
   readonly objects: ReadonlyMap<string, string>;
 }
 
@@ -69,8 +72,8 @@ function plannedInfrastructure(input: NonNullable<PlanInput['infrastructure']>):
   return { stack, diff: input.diff, source: input.source };
 }
 
-function plannedHost(host: ResolvedHost, state: HostDesiredState, files: readonly PlannedFile[], base: BaseHost): PlannedHost {
-  const generation = generationOf(files, state.units, state.packages);
+function plannedHost(host: ResolvedHost, state: PlannedState, base: BaseHost): PlannedHost {
+  const { files, generation } = state;
   const unitsBefore = new Set(base.units);
   const unitsAfter = new Set(state.units);
   const packagesBefore = new Set(base.packages);
@@ -123,13 +126,9 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   const objects = new Map<string, string>();
   const hosts: Record<string, PlannedHost> = {};
   input.fleet.hosts.forEach((host, i) => {
-    const state = input.hosts[i];
-    const files = state.files.map((file) => {
-      const planned = plannedFile(file);
-      if (file.content !== undefined) objects.set(planned.sha256!, file.content);
-      return planned;
-    });
-    hosts[host.name] = plannedHost(host, state, files, input.base.get(host.name) ?? EMPTY_BASE);
+    const given = input.hosts[i]!;
+    const state = 'generation' in given ? given : plannedState(given, (hash, content) => objects.set(hash, content));
+    hosts[host.name] = plannedHost(host, state, input.base.get(host.name) ?? EMPTY_BASE);
   });
   const all = Object.values(hosts);
   const changed = all.filter(hasChanges);

@@ -34,23 +34,35 @@ interface Measurement {
 /** In a child: the whole plan pipeline into `out`. */
 async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const { prepareFleet } = await import('../../lib/policy/prepare.ts');
-  const { compileFleet } = await import('../../lib/compile/fleet.ts');
+  const { compileFleetPlanned } = await import('../../lib/compile/fleet.ts');
   const { buildPlan } = await import('../../lib/plan/build-plan.ts');
   const { renderPlanMarkdown } = await import('../../lib/plan/markdown.ts');
-  const { objectPath, writePlanDir } = await import('../../lib/plan/plan-dir.ts');
+  const { objectPath, PlanDirWriter } = await import('../../lib/plan/plan-dir.ts');
   const spec = generatedFleet(size);
   const start = performance.now();
+  // As bin/plan does it (lib/cli/plan.ts): contents written as the hosts are compiled.
   const fleet = prepareFleet(spec);
-  const compiled = compileFleet(fleet);
-  const { document, objects } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
+  const writer = await PlanDirWriter.open(out);
+  const objects = new Map<string, number>();
+  let delivered = 0;
+  const compiled = await compileFleetPlanned(
+    fleet,
+    (hash, content) => {
+      delivered++;
+      if (!objects.has(hash)) objects.set(hash, Buffer.byteLength(content));
+      writer.object(hash, content);
+    },
+    () => writer.room(),
+  );
+  const { document } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
   const markdown = renderPlanMarkdown(document);
-  await writePlanDir(out, { document, markdown, objects, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  await writer.finish({ document, markdown, ...(compiled.terraform && { terraform: compiled.terraform }) });
   const seconds = (performance.now() - start) / 1000;
   const terraform = compiled.terraform ?? {};
   const resources = Object.values(terraform).reduce((n, text) => n + countResources(text), 0);
   // Every file of the plan directory and its size: the floor writes the same tree.
   const layout: [string, number][] = [
-    ...[...objects].map(([hash, text]): [string, number] => [objectPath(hash), Buffer.byteLength(text)]),
+    ...[...objects].map(([hash, bytes]): [string, number] => [objectPath(hash), bytes]),
     ...Object.entries(terraform).map(([name, text]): [string, number] => [`terraform/${name}`, Buffer.byteLength(text)]),
     ['plan.md', Buffer.byteLength(markdown)],
     // Read from disk: serializing the document again here would count in upkeep's peak memory.
@@ -58,7 +70,6 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   ];
   writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, layout }));
   const bytes = layout.reduce((n, [, size]) => n + size, 0);
-  const delivered = compiled.hosts.reduce((n, h) => n + h.files.filter((f) => f.content !== undefined).length, 0);
   return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, delivered, bytes, resources, markdownChars: markdown.length };
 }
 
