@@ -3,7 +3,8 @@
 
 import type { HostDesiredState } from '../compile/desired-state.ts';
 import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
-import { canonicalJson } from '../compile/canonical-json.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson, canonicalJsonChunks } from '../compile/canonical-json.ts';
 import { plannedState, sha256, type PlannedState } from '../compile/generation.ts';
 import type { InfraDiff } from './infra-diff.ts';
 import { contractOf } from './contract.ts';
@@ -107,7 +108,10 @@ export function hasChanges(host: PlannedHost): boolean {
 /** The hash a plan document is named by: everything except `metadata` and `plan_id`. */
 export function planIdOf(plan: Omit<PlanDocument, 'plan_id' | 'metadata'>): string {
   const { plan_id: _id, metadata: _metadata, ...reviewed } = plan as PlanDocument;
-  return sha256(canonicalJson(reviewed));
+  // sha256(canonicalJson(reviewed)), hashed a host at a time: the text of a large plan is hundreds of megabytes.
+  const hash = createHash('sha256');
+  for (const chunk of canonicalJsonChunks(reviewed, undefined, 2)) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 function sealed(body: Omit<PlanDocument, 'plan_id' | 'metadata'>, metadata: PlanDocument['metadata']): PlanDocument {

@@ -4,9 +4,9 @@
 // assertReplaceable): `--out .` must not take the project with it.
 
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { canonicalJson } from '../compile/canonical-json.ts';
+import { canonicalJsonChunks } from '../compile/canonical-json.ts';
 import { PLAN_FORMAT_VERSION, type PlanDocument } from './plan-format.ts';
 
 export interface PlanDirContents {
@@ -22,9 +22,38 @@ export interface PlanDirContents {
 
 export const CALENDAR_FILE = 'calendar.ics';
 
+/** plan.json as written to disk, in pieces (a host at a time) whose concatenation is planJsonText. */
+export function* planJsonChunks(document: PlanDocument): Generator<string> {
+  yield* canonicalJsonChunks(document, 2, 2);
+  yield '\n';
+}
+
 /** plan.json as written to disk. */
 export function planJsonText(document: PlanDocument): string {
-  return `${canonicalJson(document, 2)}\n`;
+  return [...planJsonChunks(document)].join('');
+}
+
+/** Bytes gathered before each write of a file written in pieces. */
+const PIECES_BUFFER = 1 << 20;
+
+async function writePieces(file: string, pieces: Iterable<string>): Promise<void> {
+  const handle = await open(file, 'w');
+  try {
+    let pending: string[] = [];
+    let size = 0;
+    for (const piece of pieces) {
+      pending.push(piece);
+      size += piece.length;
+      if (size >= PIECES_BUFFER) {
+        await handle.write(pending.join(''));
+        pending = [];
+        size = 0;
+      }
+    }
+    if (pending.length > 0) await handle.write(pending.join(''));
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Where the content named by `sha256` lives in a plan directory: objects/<first two hex>/<sha256>. */
@@ -137,10 +166,11 @@ export class PlanDirWriter {
   /** Writes the rest, waits for every write and puts the directory in place of `dir`. */
   async finish(contents: Omit<PlanDirContents, 'objects'>): Promise<void> {
     try {
-      this.enqueue('plan.json', planJsonText(contents.document));
       this.enqueue('plan.md', contents.markdown);
       if (contents.calendar !== undefined) this.enqueue(CALENDAR_FILE, contents.calendar);
       for (const [name, text] of Object.entries(contents.terraform ?? {})) this.enqueue(`terraform/${name}`, text);
+      // plan.json a host at a time, while the queue drains: never whole in memory.
+      await writePieces(join(this.tmp, 'plan.json'), planJsonChunks(contents.document));
       await this.drained();
       this.throwIfFailed();
       const old = `${this.tmp}.old`;
