@@ -7,11 +7,13 @@
 //   npx tsx test/bench/plan-scale.ts                 # all sizes
 //   npx tsx test/bench/plan-scale.ts 100 1000        # some sizes
 //
-// Each measurement runs in a fresh child process so peak memory (maxRSS) belongs to it alone.
+// Each measurement runs in a fresh child process so peak memory (maxRSS) belongs to it alone. The
+// machine's load (uptime) is printed with the figures: on a shared machine compare the ratio of
+// one run, not seconds across runs.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, TerraformResource, TerraformStack } from 'cdktf';
@@ -115,7 +117,9 @@ async function child(mode: string, size: number, work: string): Promise<void> {
 }
 
 function run(mode: string, size: number, work: string): Measurement {
-  const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [here, '--child', mode, String(size), work], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192' } });
+  // Node's own heap limit, as bin/plan runs: a raised one lets the heap grow before collecting and
+  // so measures garbage not yet collected, not what planning needs.
+  const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [here, '--child', mode, String(size), work], { encoding: 'utf8', maxBuffer: 1 << 26 });
   return JSON.parse(out) as Measurement;
 }
 
@@ -123,6 +127,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') return child(args[1], Number(args[2]), args[3]);
   const sizes = args.length > 0 ? args.map(Number) : [100, 1000, 10000];
+  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs`);
   console.log('hosts   upkeep s  hosts/s  peak MiB  host files  written  resources  plan.md | floor s  peak MiB | ratio');
   for (const size of sizes) {
     const work = mkdtempSync(join(tmpdir(), 'upkeep-bench-'));
@@ -137,6 +142,7 @@ async function main(): Promise<void> {
       rmSync(work, { recursive: true, force: true });
     }
   }
+  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
 await main();
