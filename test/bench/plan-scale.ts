@@ -24,6 +24,8 @@ const root = join(dirname(here), '..', '..');
 
 interface Measurement {
   seconds: number;
+  /** CPU seconds of the process (user + system, every thread): steadier than seconds on a loaded machine. */
+  cpuSeconds: number;
   maxRssMiB: number;
   files: number;
   /** Host files the plan delivers (every host's, counted per host). */
@@ -42,6 +44,7 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const { objectPath, PlanDirWriter } = await import('../../lib/plan/plan-dir.ts');
   const spec = generatedFleet(size);
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   // As bin/plan does it (lib/cli/plan.ts): contents written as the hosts are compiled.
   const fleet = prepareFleet(spec);
   const writer = await PlanDirWriter.open(out);
@@ -60,6 +63,7 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const markdown = renderPlanMarkdown(document);
   await writer.finish({ document, markdown, ...(compiled.terraform && { terraform: compiled.terraform }) });
   const seconds = (performance.now() - start) / 1000;
+  const cpuSeconds = cpuOf(process.cpuUsage(cpuStart));
   const terraform = compiled.terraform ?? {};
   const resources = Object.values(terraform).reduce((n, text) => n + countResources(text), 0);
   // Every file of the plan directory and its size: the floor writes the same tree.
@@ -72,8 +76,10 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   ];
   writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, layout }));
   const bytes = layout.reduce((n, [, size]) => n + size, 0);
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, delivered, bytes, resources, markdownChars: markdown.length };
+  return { seconds, cpuSeconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, delivered, bytes, resources, markdownChars: markdown.length };
 }
+
+const cpuOf = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
 
 function countResources(text: string): number {
   const json = JSON.parse(text) as { resource?: Record<string, Record<string, unknown>> };
@@ -85,6 +91,7 @@ function measureFloor(shapeFile: string, out: string): Measurement {
   const shape = JSON.parse(readFileSync(shapeFile, 'utf8')) as { terraform: Record<string, string>; layout: [string, number][] };
   mkdirSync(out, { recursive: true });
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   const app = new App({ outdir: join(out, 'cdktf.out'), skipValidation: true });
   const stack = new TerraformStack(app, 'floor');
   let resources = 0;
@@ -108,7 +115,7 @@ function measureFloor(shapeFile: string, out: string): Measurement {
     bytes += size;
   }
   const seconds = (performance.now() - start) / 1000;
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, delivered: 0, bytes, resources, markdownChars: 0 };
+  return { seconds, cpuSeconds: cpuOf(process.cpuUsage(cpuStart)), maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, delivered: 0, bytes, resources, markdownChars: 0 };
 }
 
 async function child(mode: string, size: number, work: string): Promise<void> {
@@ -128,7 +135,7 @@ async function main(): Promise<void> {
   if (args[0] === '--child') return child(args[1], Number(args[2]), args[3]);
   const sizes = args.length > 0 ? args.map(Number) : [100, 1000, 10000];
   console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs`);
-  console.log('hosts   upkeep s  hosts/s  peak MiB  host files  written  resources  plan.md | floor s  peak MiB | ratio');
+  console.log('hosts   upkeep s  cpu s  hosts/s  peak MiB  host files  written  resources  plan.md | floor s  cpu s  peak MiB | ratio  cpu ratio');
   for (const size of sizes) {
     const work = mkdtempSync(join(tmpdir(), 'upkeep-bench-'));
     try {
@@ -136,7 +143,7 @@ async function main(): Promise<void> {
       const f = run('floor', size, work);
       const ratio = u.seconds / f.seconds;
       console.log(
-        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.delivered).padStart(11)} ${String(u.files).padStart(8)} ${String(u.resources).padStart(10)} ${String(u.markdownChars).padStart(8)} | ${f.seconds.toFixed(2).padStart(7)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x`,
+        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${u.cpuSeconds.toFixed(2).padStart(6)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.delivered).padStart(11)} ${String(u.files).padStart(8)} ${String(u.resources).padStart(10)} ${String(u.markdownChars).padStart(8)} | ${f.seconds.toFixed(2).padStart(7)} ${f.cpuSeconds.toFixed(2).padStart(6)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x ${(u.cpuSeconds / f.cpuSeconds).toFixed(2).padStart(9)}x`,
       );
     } finally {
       rmSync(work, { recursive: true, force: true });
