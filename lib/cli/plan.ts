@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compileFleet } from '../compile/fleet.ts';
+import { compileFleetPlanned } from '../compile/fleet.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { formatIssue } from '../policy/errors.ts';
 import { monitorHeartbeatWarnings } from '../policy/monitor-heartbeat.ts';
@@ -20,7 +20,7 @@ import { renderMitigationSection, renderPlanMarkdown, stickyMarker, summaryLine 
 import { diffContracts } from '../plan/contract-diff.ts';
 import { planAtGitRef } from '../plan/git-base.ts';
 import { mdCode } from '../plan/markdown-text.ts';
-import { planJsonText, readPlanCalendar, readPlanDir, writePlanDir } from '../plan/plan-dir.ts';
+import { PlanDirWriter, planJsonText, readPlanCalendar, readPlanDir } from '../plan/plan-dir.ts';
 import { renderWindowCalendar } from '../plan/window-calendar.ts';
 import { UPKEEP_VERSION } from '../version.ts';
 import { exitWith, isMain } from './run-command.ts';
@@ -58,9 +58,8 @@ function defaultPolicy(): string {
   return found;
 }
 
-/** Runs bin/plan with `argv`; resolves to its exit code. */
-export async function runPlan(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+function parseOptions(argv: readonly string[]) {
+  return parseArgs({
     args: [...argv],
     allowPositionals: true,
     options: {
@@ -74,6 +73,13 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+}
+
+type PlanValues = ReturnType<typeof parseOptions>['values'];
+
+/** Runs bin/plan with `argv`; resolves to its exit code. */
+export async function runPlan(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv);
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -90,7 +96,19 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.
   const projectDir = relative(resolve(values.out, 'terraform'), process.cwd()) || '.';
-  const compiled = compileFleet(fleet, { projectDir });
+  // Each host's files go to the plan directory as it is compiled (see PlanDirWriter); the directory
+  // takes the place of --out only at the end, and not at all on an error.
+  const writer = await PlanDirWriter.open(values.out);
+  try {
+    return await planInto(writer, fleet, policyFile, projectDir, values);
+  } catch (error) {
+    await writer.abandon();
+    throw error;
+  }
+}
+
+async function planInto(writer: PlanDirWriter, fleet: ReturnType<typeof prepareFleet>, policyFile: string, projectDir: string, values: PlanValues): Promise<number> {
+  const compiled = await compileFleetPlanned(fleet, (hash, content) => writer.object(hash, content), () => writer.room(), { projectDir });
 
   const base = values.base?.startsWith('git:') ? await planAtGitRef(policyFile, values.base.slice('git:'.length), projectDir) : values.base ? await readPlanDir(values.base) : undefined;
   const metadata = { created_at: new Date().toISOString(), upkeep_version: UPKEEP_VERSION };
@@ -119,7 +137,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
       : 'offline diff against an empty base (no --base given)';
   // The stack and the diff shown for it are part of what plan_id names: bin/apply checks both.
   const infrastructure = compiled.terraform && infra && { files: compiled.terraform, diff: infra, source: offlineSource };
-  let { document, objects } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, ...(infrastructure && { infrastructure }), metadata });
+  let { document } = buildPlan({ fleet, hosts: compiled.hosts, base: baseHosts, policy, ...(infrastructure && { infrastructure }), metadata });
   // Against a stored plan or a git ref, plan.md says first what the change does to the promise.
   const contract = base ? diffContracts(base.document.hosts, document.hosts) : undefined;
   const render = (plan: typeof document, diff: InfraDiff | undefined, source: string) =>
@@ -135,7 +153,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   // SEQUENCE counts changes since the feed customers subscribed to: the base plan's, else the one replaced.
   const previous = values.base ? readPlanCalendar(values.base) : readPlanCalendar(values.out);
   const calendar = renderWindowCalendar({ fleet, ...(previous !== undefined && { previous }), ...(rebootPending && { rebootPending }) });
-  await writePlanDir(values.out, { document, markdown, objects, calendar, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  await writer.finish({ document, markdown, calendar, ...(compiled.terraform && { terraform: compiled.terraform }) });
   // With an engine and credentials, the engine's own plan of the written stack replaces the offline diff.
   const fromEngine = compiled.terraform && (await planWithEngine(values.out, document, { warn: (line) => process.stderr.write(`bin/plan: warning: ${line}\n`) }));
   if (fromEngine) {

@@ -101,7 +101,7 @@ interface SshTarget {
 
 /** Where ssh connects for a repository: the repository host's address when the fleet knows it. */
 function sshTarget(fleet: ResolvedFleet, repositoryHost: string | undefined, named: string): SshTarget {
-  const target = fleet.hosts.find((h) => h.name === repositoryHost);
+  const target = repositoryHost === undefined ? undefined : hostsByName(fleet).get(repositoryHost);
   // A provisioned backup host: its name is only a label here, ssh_config maps it to the pinned address.
   if (target !== undefined && target.address === undefined && target.provision !== undefined) return { host: target.name, port: target.port, pinnedAtApply: true };
   const ssh = { host: target?.address ?? named, port: target?.port ?? 22, hostKey: target?.hostKey };
@@ -206,15 +206,40 @@ interface ReceivedRepository {
   readonly backups: ResolvedBackups;
 }
 
-/** Repositories of other fleet hosts that live on `host`, by client name. */
-function receivedRepositories(fleet: ResolvedFleet, host: ResolvedHost): ReceivedRepository[] {
-  const received: ReceivedRepository[] = [];
-  for (const h of fleet.hosts) {
-    const b = h.backups;
-    if (h.name === host.name || b?.repositoryHost !== host.name || b.repositoryUser === undefined || b.repositoryPath === undefined) continue;
-    received.push({ client: h.name, user: b.repositoryUser, path: b.repositoryPath, backups: b });
+// Indexes built once per fleet: looking through the whole fleet for each host made compiling
+// quadratic in the number of hosts (as checksRunOn in monitoring.ts).
+const byName = new WeakMap<ResolvedFleet, ReadonlyMap<string, ResolvedHost>>();
+const receivedByHost = new WeakMap<ResolvedFleet, ReadonlyMap<string, readonly ReceivedRepository[]>>();
+
+function hostsByName(fleet: ResolvedFleet): ReadonlyMap<string, ResolvedHost> {
+  let index = byName.get(fleet);
+  if (index === undefined) {
+    // The first of a name, as Array.find gave.
+    const hosts = new Map<string, ResolvedHost>();
+    for (const h of fleet.hosts) if (!hosts.has(h.name)) hosts.set(h.name, h);
+    index = hosts;
+    byName.set(fleet, index);
   }
-  return received.sort((a, b) => (a.client < b.client ? -1 : 1));
+  return index;
+}
+
+/** Repositories of other fleet hosts that live on `host`, by client name. */
+function receivedRepositories(fleet: ResolvedFleet, host: ResolvedHost): readonly ReceivedRepository[] {
+  let index = receivedByHost.get(fleet);
+  if (index === undefined) {
+    const received = new Map<string, ReceivedRepository[]>();
+    for (const h of fleet.hosts) {
+      const b = h.backups;
+      if (b?.repositoryHost === undefined || h.name === b.repositoryHost || b.repositoryUser === undefined || b.repositoryPath === undefined) continue;
+      const on = received.get(b.repositoryHost) ?? [];
+      on.push({ client: h.name, user: b.repositoryUser, path: b.repositoryPath, backups: b });
+      received.set(b.repositoryHost, on);
+    }
+    for (const on of received.values()) on.sort((a, b) => (a.client < b.client ? -1 : 1));
+    index = received;
+    receivedByHost.set(fleet, index);
+  }
+  return index.get(host.name) ?? [];
 }
 
 /** Public keys of the clients allowed to log in as a receiving user, one file per user. */

@@ -3,3 +3,73 @@
 export function canonicalJson(value: unknown, indent?: number): string {
   return JSON.stringify(value, (_key, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v), indent);
 }
+
+const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * An object's keys in the order canonicalJson writes them: the replacer rebuilds each object from
+ * its sorted entries, and an object lists array-index keys ("7", "10") first, in numeric order.
+ */
+function sortedKeys(value: object): string[] {
+  const indices: string[] = [];
+  const names: string[] = [];
+  for (const key of Object.keys(value)) (ARRAY_INDEX.test(key) && Number(key) < 4294967295 ? indices : names).push(key);
+  indices.sort((a, b) => Number(a) - Number(b));
+  return [...indices, ...names.sort(byCodeUnits)];
+}
+
+const isPlain = (v: object) => Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null;
+
+/**
+ * canonicalJson(value, indent) in pieces whose concatenation is exactly that text: the objects and
+ * arrays of the first `depth` levels are taken apart, everything below them serialized whole. A
+ * plan of 10,000 hosts is hundreds of megabytes as one string; in pieces (depth 2: one per host)
+ * it can be written or hashed without ever being whole in memory.
+ */
+export function* canonicalJsonChunks(value: unknown, indent: number | undefined, depth: number): Generator<string> {
+  const gap = indent === undefined ? '' : ' '.repeat(Math.max(0, Math.min(10, Math.floor(indent))));
+  yield* chunks(value, gap, '', depth);
+}
+
+const splits = (value: unknown, depth: number): value is object =>
+  depth > 0 && value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON !== 'function' && (Array.isArray(value) || isPlain(value));
+
+/** canonicalJson of a value below the top: its own line breaks need this level's indentation (a JSON string holds no raw line break). */
+function whole(value: unknown, gap: string, outer: string): string | undefined {
+  const text = canonicalJson(value, gap.length) as string | undefined;
+  return text === undefined || outer === '' || gap === '' ? text : text.replaceAll('\n', `\n${outer}`);
+}
+
+function* chunks(value: unknown, gap: string, outer: string, depth: number): Generator<string> {
+  if (!splits(value, depth)) {
+    yield whole(value, gap, outer) ?? 'null';
+    return;
+  }
+  const inner = outer + gap;
+  const open = gap === '' ? '' : `\n${inner}`;
+  const separator = gap === '' ? ',' : `,\n${inner}`;
+  const close = gap === '' ? '' : `\n${outer}`;
+  if (Array.isArray(value)) {
+    if (value.length === 0) return yield '[]';
+    yield `[${open}`;
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) yield separator;
+      // As JSON.stringify: what has no JSON form is null in an array (whole() gives undefined for it).
+      yield* chunks(value[i], gap, inner, depth - 1);
+    }
+    return yield `${close}]`;
+  }
+  let first = true;
+  for (const key of sortedKeys(value)) {
+    const member = (value as Record<string, unknown>)[key];
+    const text = splits(member, depth - 1) ? undefined : whole(member, gap, inner);
+    // As JSON.stringify: a member with no JSON form (undefined, a function) is left out.
+    if (text === undefined && !splits(member, depth - 1)) continue;
+    yield `${first ? `{${open}` : separator}${JSON.stringify(key)}${gap === '' ? ':' : ': '}`;
+    first = false;
+    if (text !== undefined) yield text;
+    else yield* chunks(member, gap, inner, depth - 1);
+  }
+  yield first ? '{}' : `${close}}`;
+}

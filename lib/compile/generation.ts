@@ -20,12 +20,31 @@ export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/**
+ * Hashes of recent contents. Most of a host's files are the same as the last host's (the runtime
+ * programs, units): a fleet of 10,000 hosts would hash the same few hundred kilobytes 10,000 times,
+ * and keep 10,000 copies of each hash. Emptied when full, so it never holds more than a few
+ * hosts' worth of contents.
+ */
+const recentHashes = new Map<string, string>();
+const RECENT_HASHES = 4096;
+
+function contentHash(content: string): string {
+  let hash = recentHashes.get(content);
+  if (hash === undefined) {
+    if (recentHashes.size >= RECENT_HASHES) recentHashes.clear();
+    hash = sha256(content);
+    recentHashes.set(content, hash);
+  }
+  return hash;
+}
+
 export function plannedFile(file: ManagedFile): PlannedFile {
   return {
     path: file.path,
     mode: file.mode,
     owner: file.owner,
-    ...(file.content !== undefined && { sha256: sha256(file.content) }),
+    ...(file.content !== undefined && { sha256: contentHash(file.content) }),
     ...(file.secret !== undefined && { secret: file.secret }),
   };
 }
@@ -36,4 +55,26 @@ export function generationOf(files: readonly PlannedFile[], units: readonly stri
 
 export function hostGeneration(state: HostDesiredState): string {
   return generationOf(state.files.map(plannedFile), state.units, state.packages);
+}
+
+/** A compiled host without its files' contents: what a plan records of it, and its generation. */
+export interface PlannedState {
+  readonly host: string;
+  readonly files: readonly PlannedFile[];
+  readonly units: readonly string[];
+  readonly packages: readonly string[];
+  readonly generation: string;
+}
+
+/**
+ * `state` with each content replaced by its hash (each hashed once), handing every content to
+ * `onContent` on the way: what a planner keeps of a host once its contents are on their way to disk.
+ */
+export function plannedState(state: HostDesiredState, onContent: (sha256: string, content: string) => void): PlannedState {
+  const files = state.files.map((file) => {
+    const planned = plannedFile(file);
+    if (file.content !== undefined) onContent(planned.sha256!, file.content);
+    return planned;
+  });
+  return { host: state.host, files, units: state.units, packages: state.packages, generation: generationOf(files, state.units, state.packages) };
 }

@@ -4,7 +4,7 @@
 // paths and without secret values (the token is a sensitive variable the applier fills in).
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Fn, TerraformElement, TerraformOutput, TerraformStack, TerraformVariable, Token } from 'cdktf';
@@ -70,6 +70,22 @@ const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 // A group name is a label value and part of Terraform addresses, which take no ".".
 const GROUP_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
 
+/**
+ * Runs `build` with stack traces that cost nothing to format. cdktf records the call stack of
+ * every token it creates (a few per resource) for its error messages, and formatting them through
+ * the source maps tsx installs took a fifth of a large fleet's synth. The policy is validated
+ * before the stack is built (infraIssues), so those messages would only ever describe a bug here.
+ */
+function withoutCreationStacks<T>(build: () => T): T {
+  const previous = Error.prepareStackTrace;
+  Error.prepareStackTrace = () => '';
+  try {
+    return build();
+  } finally {
+    Error.prepareStackTrace = previous;
+  }
+}
+
 /** Stack whose Terraform names are the part of a construct id after "kind:", e.g. hcloud_server.web1. */
 class FleetStack extends TerraformStack {
   protected override allocateLogicalId(element: TerraformElement | Node): string {
@@ -77,6 +93,13 @@ class FleetStack extends TerraformStack {
     const name = id.slice(id.indexOf(':') + 1);
     // Terraform names start with a letter or underscore; host names may start with a digit.
     return /^[A-Za-z_]/.test(name) ? name : `_${name}`;
+  }
+
+  // app.synth() first resolves every element once only to let cross-stack references add their
+  // outputs, then resolves it all again to write it: the first pass was a third of a large
+  // fleet's synth. This app has one stack, so there is nothing for it to find.
+  override prepareStack(): void {
+    this.ensureBackendExists();
   }
 }
 
@@ -99,10 +122,15 @@ export function synthesizeInfra(fleet: ResolvedFleet, hostGenerations: Record<st
     const stack = new FleetStack(app, 'upkeep');
     // Everything the policy wrote reaches the stack as literal text, never as a Terraform expression.
     const literal = terraformLiterals(fleet);
-    buildStack(stack, literal, literal.hosts.filter((h) => h.provision), literal.provisioning!, hostGenerations, terraformLiteral(options.projectDir ?? '.'));
-    app.synth();
-    // The same document cdktf wrote into the temporary directory, with keys sorted.
-    return { [STACK_FILE]: `${canonicalJson(stack.toTerraform(), 2)}\n` };
+    withoutCreationStacks(() => {
+      buildStack(stack, literal, literal.hosts.filter((h) => h.provision), literal.provisioning!, hostGenerations, terraformLiteral(options.projectDir ?? '.'));
+      app.synth();
+    });
+    // The document cdktf wrote into the temporary directory, with keys sorted. Read back rather
+    // than asked of the stack again: stack.toTerraform() would resolve every token a second time.
+    const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as { stacks: Record<string, { synthesizedStackPath: string }> };
+    const written = readFileSync(join(outdir, manifest.stacks[stack.node.id].synthesizedStackPath), 'utf8');
+    return { [STACK_FILE]: `${canonicalJson(JSON.parse(written), 2)}\n` };
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
@@ -148,7 +176,9 @@ function placementGroups(hosts: readonly ResolvedHost[]): Map<string, ResolvedHo
   const sets = new Map<string, ResolvedHost[]>();
   for (const host of hosts) {
     const key = `${host.group}-${[...host.roles].sort().join('-') || 'none'}`;
-    sets.set(key, [...(sets.get(key) ?? []), host]);
+    const members = sets.get(key);
+    if (members) members.push(host);
+    else sets.set(key, [host]);
   }
   const groups = new Map<string, ResolvedHost[]>();
   for (const [key, members] of sets) {
@@ -162,10 +192,19 @@ function placementGroups(hosts: readonly ResolvedHost[]): Map<string, ResolvedHo
 
 /** Provisioned backup hosts with the hosts that keep their backups there. */
 function backupClients(fleet: ResolvedFleet, provisioned: readonly ResolvedHost[]): Map<ResolvedHost, ResolvedHost[]> {
+  // One pass over the fleet, not one per backup host: a fleet of 10,000 has 50 backup hosts.
+  const byRepositoryHost = new Map<string, ResolvedHost[]>();
+  for (const h of fleet.hosts) {
+    const repositoryHost = h.backups?.repositoryHost;
+    if (repositoryHost === undefined || repositoryHost === h.name) continue;
+    const clients = byRepositoryHost.get(repositoryHost);
+    if (clients) clients.push(h);
+    else byRepositoryHost.set(repositoryHost, [h]);
+  }
   const result = new Map<ResolvedHost, ResolvedHost[]>();
   for (const backupHost of provisioned) {
-    const clients = fleet.hosts.filter((h) => h.backups?.repositoryHost === backupHost.name && h.name !== backupHost.name);
-    if (clients.length > 0) result.set(backupHost, clients);
+    const clients = byRepositoryHost.get(backupHost.name);
+    if (clients) result.set(backupHost, clients);
   }
   return result;
 }

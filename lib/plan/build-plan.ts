@@ -3,8 +3,9 @@
 
 import type { HostDesiredState } from '../compile/desired-state.ts';
 import type { ResolvedFleet, ResolvedHost } from '../policy/resolved.ts';
-import { canonicalJson } from '../compile/canonical-json.ts';
-import { generationOf, plannedFile, sha256 } from '../compile/generation.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson, canonicalJsonChunks } from '../compile/canonical-json.ts';
+import { plannedState, sha256, type PlannedState } from '../compile/generation.ts';
 import type { InfraDiff } from './infra-diff.ts';
 import { contractOf } from './contract.ts';
 import { PLAN_FORMAT_VERSION, type FileChange, type PlanDocument, type PlannedFile, type PlannedHost, type PlannedInfrastructure } from './plan-format.ts';
@@ -19,8 +20,11 @@ export interface BaseHost {
 
 export interface PlanInput {
   readonly fleet: ResolvedFleet;
-  /** Compiled hosts, in the order of fleet.hosts. */
-  readonly hosts: readonly HostDesiredState[];
+  /**
+   * Compiled hosts, in the order of fleet.hosts: with their contents (which then go to `objects`),
+   * or already planned (compileFleetPlanned, whose contents went to the plan directory on the way).
+   */
+  readonly hosts: readonly (HostDesiredState | PlannedState)[];
   /** The base per host; a host missing here has nothing applied. */
   readonly base: ReadonlyMap<string, BaseHost>;
   /** The policy file, relative to the working directory. */
@@ -32,7 +36,7 @@ export interface PlanInput {
 
 export interface BuiltPlan {
   readonly document: PlanDocument;
-  /** The content of every non-secret host file, once per distinct content: sha256 -> content. */
+  /** The content of every non-secret host file, once per distinct content: sha256 -> content (of the hosts given with contents). */
   readonly objects: ReadonlyMap<string, string>;
 }
 
@@ -69,8 +73,8 @@ function plannedInfrastructure(input: NonNullable<PlanInput['infrastructure']>):
   return { stack, diff: input.diff, source: input.source };
 }
 
-function plannedHost(host: ResolvedHost, state: HostDesiredState, files: readonly PlannedFile[], base: BaseHost): PlannedHost {
-  const generation = generationOf(files, state.units, state.packages);
+function plannedHost(host: ResolvedHost, state: PlannedState, base: BaseHost): PlannedHost {
+  const { files, generation } = state;
   const unitsBefore = new Set(base.units);
   const unitsAfter = new Set(state.units);
   const packagesBefore = new Set(base.packages);
@@ -104,7 +108,10 @@ export function hasChanges(host: PlannedHost): boolean {
 /** The hash a plan document is named by: everything except `metadata` and `plan_id`. */
 export function planIdOf(plan: Omit<PlanDocument, 'plan_id' | 'metadata'>): string {
   const { plan_id: _id, metadata: _metadata, ...reviewed } = plan as PlanDocument;
-  return sha256(canonicalJson(reviewed));
+  // sha256(canonicalJson(reviewed)), hashed a host at a time: the text of a large plan is hundreds of megabytes.
+  const hash = createHash('sha256');
+  for (const chunk of canonicalJsonChunks(reviewed, undefined, 2)) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 function sealed(body: Omit<PlanDocument, 'plan_id' | 'metadata'>, metadata: PlanDocument['metadata']): PlanDocument {
@@ -123,13 +130,9 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   const objects = new Map<string, string>();
   const hosts: Record<string, PlannedHost> = {};
   input.fleet.hosts.forEach((host, i) => {
-    const state = input.hosts[i];
-    const files = state.files.map((file) => {
-      const planned = plannedFile(file);
-      if (file.content !== undefined) objects.set(planned.sha256!, file.content);
-      return planned;
-    });
-    hosts[host.name] = plannedHost(host, state, files, input.base.get(host.name) ?? EMPTY_BASE);
+    const given = input.hosts[i]!;
+    const state = 'generation' in given ? given : plannedState(given, (hash, content) => objects.set(hash, content));
+    hosts[host.name] = plannedHost(host, state, input.base.get(host.name) ?? EMPTY_BASE);
   });
   const all = Object.values(hosts);
   const changed = all.filter(hasChanges);

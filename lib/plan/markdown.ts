@@ -45,7 +45,9 @@ export function summaryLine(plan: PlanDocument): string {
   return `${s.hostsChanged} host(s) to change, ${s.hostsUnchanged} unchanged · ${s.filesCreated} file(s) to create, ${s.filesUpdated} to update, ${s.filesDeleted} to delete · plan ${mdCode(plan.plan_id.slice(0, 12))}`;
 }
 
-function secretLabel(ref: NonNullable<PlannedHost['files'][number]['secret']>): string {
+type SecretOf = NonNullable<PlannedHost['files'][number]['secret']>;
+
+function secretLabel(ref: SecretOf): string {
   const from = 'env' in ref ? `env ${mdCode(ref.env, true)}` : `file ${mdCode(ref.file, true)}`;
   return ref.derive === undefined ? `secret from ${from}` : `secret derived for ${mdCode(ref.derive, true)} from ${from}`;
 }
@@ -56,13 +58,21 @@ const OWN_NAME = '\u0000host\u0000';
 const generic = (text: string, host: PlannedHost) => text.split(host.name).join(OWN_NAME);
 const own = (text: string, host: PlannedHost) => text.split(OWN_NAME).join(host.name);
 
+/**
+ * A secret derived for its host (a backup password: "upkeep restic repository web1") with the
+ * host's name replaced: every host's first plan creates one, and the hosts still change alike.
+ */
+function genericSecret(secret: SecretOf, host: PlannedHost, name: string): SecretOf {
+  return secret.derive === undefined ? secret : { ...secret, derive: secret.derive.split(host.name).join(name) };
+}
+
 /** What a host's changes look like apart from its name and its contents' hashes: equal for hosts that change alike. */
 function changeShape(host: PlannedHost): string {
   const files = new Map(host.files.map((f) => [f.path, f]));
   return canonicalJson({
     files: host.changes.files.map((ch) => {
       const f = files.get(ch.path);
-      return { ...ch, path: generic(ch.path, host), mode: f?.mode ?? '', owner: f?.owner ?? '', secret: f?.secret ?? null };
+      return { ...ch, path: generic(ch.path, host), mode: f?.mode ?? '', owner: f?.owner ?? '', secret: f?.secret ? genericSecret(f.secret, host, OWN_NAME) : null };
     }),
     unitsEnabled: host.changes.unitsEnabled.map((u) => generic(u, host)),
     unitsDisabled: host.changes.unitsDisabled.map((u) => generic(u, host)),
@@ -91,11 +101,14 @@ function hostDetails(hosts: readonly PlannedHost[]): string {
     hosts.length === 1
       ? `${mdText(host.name)} (${mdText(host.group)}): ${counts}`
       : `The same changes on ${hosts.length} hosts (${cappedNames(hosts.map((h) => mdText(h.name)), 10)}): ${counts}`;
+  // Looked up by path, not searched: a monitor running a check of every host of a large fleet
+  // has tens of thousands of files, and a group as many hosts.
+  const filesOf = hosts.map((h) => new Map(h.files.map((f) => [f.path, f])));
   const rows = c.files.map((ch) => {
     const path = generic(ch.path, host);
-    const content = new Set(hosts.map((h) => h.files.find((f) => f.path === own(path, h))?.sha256 ?? ''));
-    const f = host.files.find((x) => x.path === ch.path);
-    const what = f?.secret ? secretLabel(f.secret) : content.size > 1 ? 'differs per host' : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
+    const content = new Set(hosts.map((h, i) => filesOf[i]!.get(own(path, h))?.sha256 ?? ''));
+    const f = filesOf[0]!.get(ch.path);
+    const what = f?.secret ? secretLabel(hosts.length > 1 ? genericSecret(f.secret, host, '{host}') : f.secret) : content.size > 1 ? 'differs per host' : f?.sha256 ? `sha256 ${f.sha256.slice(0, 12)}` : '';
     const fields = ch.fields ? ` (${ch.fields.join(', ')})` : '';
     // A group shows the name-dependent part of a path as {host}.
     const shown = hosts.length > 1 ? path.split(OWN_NAME).join('{host}') : ch.path;

@@ -3,10 +3,10 @@
 // directory it replaces is deleted, so it must be one that only plans wrote into (see
 // assertReplaceable): `--out .` must not take the project with it.
 
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFile } from 'node:fs';
+import { open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { canonicalJson } from '../compile/canonical-json.ts';
+import { canonicalJsonChunks } from '../compile/canonical-json.ts';
 import { PLAN_FORMAT_VERSION, type PlanDocument } from './plan-format.ts';
 
 export interface PlanDirContents {
@@ -22,30 +22,44 @@ export interface PlanDirContents {
 
 export const CALENDAR_FILE = 'calendar.ics';
 
+/** plan.json as written to disk, in pieces (a host at a time) whose concatenation is planJsonText. */
+export function* planJsonChunks(document: PlanDocument): Generator<string> {
+  yield* canonicalJsonChunks(document, 2, 2);
+  yield '\n';
+}
+
 /** plan.json as written to disk. */
 export function planJsonText(document: PlanDocument): string {
-  return `${canonicalJson(document, 2)}\n`;
+  return [...planJsonChunks(document)].join('');
+}
+
+/** Bytes gathered before each write of a file written in pieces. */
+const PIECES_BUFFER = 1 << 20;
+
+async function writePieces(file: string, pieces: Iterable<string>): Promise<void> {
+  const handle = await open(file, 'w');
+  try {
+    let pending: string[] = [];
+    let size = 0;
+    for (const piece of pieces) {
+      pending.push(piece);
+      size += piece.length;
+      if (size >= PIECES_BUFFER) {
+        await handle.write(pending.join(''));
+        pending = [];
+        size = 0;
+      }
+    }
+    if (pending.length > 0) await handle.write(pending.join(''));
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Where the content named by `sha256` lives in a plan directory: objects/<first two hex>/<sha256>. */
 export function objectPath(sha256: string): string {
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`${JSON.stringify(sha256)} is not a sha256 in hex`);
   return `objects/${sha256.slice(0, 2)}/${sha256}`;
-}
-
-/** Files written at once: enough to keep the thread pool busy while JavaScript prepares the next. */
-const WRITE_CONCURRENCY = 64;
-
-async function writeAll(root: string, files: ReadonlyMap<string, string>): Promise<void> {
-  const entries = [...files];
-  let next = 0;
-  const worker = async () => {
-    while (next < entries.length) {
-      const [path, text] = entries[next++]!;
-      await writeFile(join(root, path), text);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, entries.length) }, worker));
 }
 
 /**
@@ -90,28 +104,154 @@ function assertReplaceable(dir: string): void {
   }
 }
 
-export async function writePlanDir(dir: string, contents: PlanDirContents): Promise<void> {
-  assertReplaceable(dir);
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
-  await rm(tmp, { recursive: true, force: true });
-  try {
-    const files = new Map<string, string>();
-    for (const [hash, text] of contents.objects) files.set(objectPath(hash), text);
-    files.set('plan.json', planJsonText(contents.document));
-    files.set('plan.md', contents.markdown);
-    if (contents.calendar !== undefined) files.set(CALENDAR_FILE, contents.calendar);
-    for (const [name, text] of Object.entries(contents.terraform ?? {})) files.set(`terraform/${name}`, text);
-    const dirs = new Set([...files.keys()].map((p) => dirname(join(tmp, p))));
-    for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true });
-    await writeAll(tmp, files);
-    const old = `${tmp}.old`;
-    if (existsSync(dir)) await rename(dir, old);
-    await rename(tmp, dir);
-    await rm(old, { recursive: true, force: true });
-  } catch (error) {
+/** Files written at once: enough to keep the thread pool busy while JavaScript prepares the next. */
+const WRITE_CONCURRENCY = 64;
+/** Contents queued beyond those before room() makes the planner wait: bounds what is held in memory. */
+const QUEUE_LIMIT = 4096;
+
+/**
+ * A plan directory being written. Objects are written as the planner meets them, concurrently
+ * and each distinct content once, while it goes on compiling the next hosts: writing is mostly
+ * the kernel's work, which then overlaps with the planner's, and no content waits in memory for
+ * the whole fleet to be compiled. finish() writes plan.json, plan.md and the rest and renames the
+ * directory into place; until then everything is in a sibling temporary directory.
+ */
+export class PlanDirWriter {
+  private readonly written = new Set<string>();
+  private readonly madeDirs = new Set<string>();
+  /** Writes not started yet: queue[head..]. */
+  private queue: [path: string, text: string][] = [];
+  private head = 0;
+  private running = 0;
+  private failure: unknown;
+  private roomWaiters: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+
+  private constructor(
+    readonly dir: string,
+    private readonly tmp: string,
+    private readonly queueLimit: number,
+  ) {}
+
+  /**
+   * Checks that `dir` may be replaced (see assertReplaceable) and starts its temporary directory.
+   * `queueLimit`: contents queued before room() waits (tests make it small to exercise the wait).
+   */
+  static async open(dir: string, options: { queueLimit?: number } = {}): Promise<PlanDirWriter> {
+    assertReplaceable(dir);
+    const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
-    throw error;
+    mkdirSync(tmp, { recursive: true });
+    return new PlanDirWriter(dir, tmp, options.queueLimit ?? QUEUE_LIMIT);
   }
+
+  /** Queues the content named by `sha256` for objects/, unless it is there already. */
+  object(sha256: string, text: string): void {
+    if (this.written.has(sha256)) return;
+    this.written.add(sha256);
+    this.enqueue(objectPath(sha256), text);
+  }
+
+  /** Writes not yet started. */
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Resolves once the queue is short enough to add more (at once when it is). */
+  async room(): Promise<void> {
+    if (this.queue.length - this.head >= this.queueLimit && this.failure === undefined) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    this.throwIfFailed();
+  }
+
+  /** Writes the rest, waits for every write and puts the directory in place of `dir`. */
+  async finish(contents: Omit<PlanDirContents, 'objects'>): Promise<void> {
+    try {
+      this.enqueue('plan.md', contents.markdown);
+      if (contents.calendar !== undefined) this.enqueue(CALENDAR_FILE, contents.calendar);
+      for (const [name, text] of Object.entries(contents.terraform ?? {})) this.enqueue(`terraform/${name}`, text);
+      // plan.json a host at a time, while the queue drains: never whole in memory.
+      await writePieces(join(this.tmp, 'plan.json'), planJsonChunks(contents.document));
+      await this.drained();
+      this.throwIfFailed();
+      const old = `${this.tmp}.old`;
+      if (existsSync(this.dir)) await rename(this.dir, old);
+      await rename(this.tmp, this.dir);
+      await rm(old, { recursive: true, force: true });
+    } catch (error) {
+      await this.abandon();
+      throw error;
+    }
+  }
+
+  /** Stops writing and removes the temporary directory; `dir` stays as it was. */
+  async abandon(): Promise<void> {
+    this.queue = [];
+    this.head = 0;
+    await this.drained();
+    await rm(this.tmp, { recursive: true, force: true });
+  }
+
+  private enqueue(path: string, text: string): void {
+    const dir = dirname(path);
+    if (dir !== '.' && !this.madeDirs.has(dir)) {
+      mkdirSync(join(this.tmp, dir), { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    this.queue.push([path, text]);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < WRITE_CONCURRENCY && this.head < this.queue.length && this.failure === undefined) {
+      const [path, text] = this.queue[this.head]!;
+      this.queue[this.head++] = undefined!;
+      if (this.head === this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      }
+      this.running++;
+      // The callback form: fs/promises' writeFile makes a FileHandle and a chain of promises per
+      // file, which for tens of thousands of small files cost more of the main thread than the write.
+      writeFile(join(this.tmp, path), text, (error) => {
+        if (error) {
+          this.failure ??= error;
+          this.queue = [];
+          this.head = 0;
+        }
+        this.settled();
+      });
+    }
+  }
+
+  private settled(): void {
+    this.running--;
+    this.pump();
+    const queued = this.queue.length - this.head;
+    if (queued < this.queueLimit / 2 || this.failure !== undefined) this.wake('roomWaiters');
+    if (this.running === 0 && queued === 0) this.wake('idleWaiters');
+  }
+
+  private wake(which: 'roomWaiters' | 'idleWaiters'): void {
+    const waiting = this[which];
+    this[which] = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Resolves when nothing is being written or queued. */
+  private drained(): Promise<void> {
+    if (this.running === 0 && this.queue.length === this.head) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+export async function writePlanDir(dir: string, contents: PlanDirContents): Promise<void> {
+  const writer = await PlanDirWriter.open(dir);
+  for (const [hash, text] of contents.objects) writer.object(hash, text);
+  await writer.finish(contents);
 }
 
 /** The calendar.ics of plan directory `dir`, if it has one. */

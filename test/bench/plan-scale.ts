@@ -7,11 +7,13 @@
 //   npx tsx test/bench/plan-scale.ts                 # all sizes
 //   npx tsx test/bench/plan-scale.ts 100 1000        # some sizes
 //
-// Each measurement runs in a fresh child process so peak memory (maxRSS) belongs to it alone.
+// Each measurement runs in a fresh child process so peak memory (maxRSS) belongs to it alone. The
+// machine's load (uptime) is printed with the figures: on a shared machine compare the ratio of
+// one run, not seconds across runs.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, TerraformResource, TerraformStack } from 'cdktf';
@@ -22,6 +24,8 @@ const root = join(dirname(here), '..', '..');
 
 interface Measurement {
   seconds: number;
+  /** CPU seconds of the process (user + system, every thread): steadier than seconds on a loaded machine. */
+  cpuSeconds: number;
   maxRssMiB: number;
   files: number;
   /** Host files the plan delivers (every host's, counted per host). */
@@ -34,23 +38,37 @@ interface Measurement {
 /** In a child: the whole plan pipeline into `out`. */
 async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const { prepareFleet } = await import('../../lib/policy/prepare.ts');
-  const { compileFleet } = await import('../../lib/compile/fleet.ts');
+  const { compileFleetPlanned } = await import('../../lib/compile/fleet.ts');
   const { buildPlan } = await import('../../lib/plan/build-plan.ts');
   const { renderPlanMarkdown } = await import('../../lib/plan/markdown.ts');
-  const { objectPath, writePlanDir } = await import('../../lib/plan/plan-dir.ts');
+  const { objectPath, PlanDirWriter } = await import('../../lib/plan/plan-dir.ts');
   const spec = generatedFleet(size);
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  // As bin/plan does it (lib/cli/plan.ts): contents written as the hosts are compiled.
   const fleet = prepareFleet(spec);
-  const compiled = compileFleet(fleet);
-  const { document, objects } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
+  const writer = await PlanDirWriter.open(out);
+  const objects = new Map<string, number>();
+  let delivered = 0;
+  const compiled = await compileFleetPlanned(
+    fleet,
+    (hash, content) => {
+      delivered++;
+      if (!objects.has(hash)) objects.set(hash, Buffer.byteLength(content));
+      writer.object(hash, content);
+    },
+    () => writer.room(),
+  );
+  const { document } = buildPlan({ fleet, hosts: compiled.hosts, base: new Map(), policy: '', metadata: { created_at: '', upkeep_version: '' } });
   const markdown = renderPlanMarkdown(document);
-  await writePlanDir(out, { document, markdown, objects, ...(compiled.terraform && { terraform: compiled.terraform }) });
+  await writer.finish({ document, markdown, ...(compiled.terraform && { terraform: compiled.terraform }) });
   const seconds = (performance.now() - start) / 1000;
+  const cpuSeconds = cpuOf(process.cpuUsage(cpuStart));
   const terraform = compiled.terraform ?? {};
   const resources = Object.values(terraform).reduce((n, text) => n + countResources(text), 0);
   // Every file of the plan directory and its size: the floor writes the same tree.
   const layout: [string, number][] = [
-    ...[...objects].map(([hash, text]): [string, number] => [objectPath(hash), Buffer.byteLength(text)]),
+    ...[...objects].map(([hash, bytes]): [string, number] => [objectPath(hash), bytes]),
     ...Object.entries(terraform).map(([name, text]): [string, number] => [`terraform/${name}`, Buffer.byteLength(text)]),
     ['plan.md', Buffer.byteLength(markdown)],
     // Read from disk: serializing the document again here would count in upkeep's peak memory.
@@ -58,9 +76,10 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   ];
   writeFileSync(join(out, '..', 'shape.json'), JSON.stringify({ terraform, layout }));
   const bytes = layout.reduce((n, [, size]) => n + size, 0);
-  const delivered = compiled.hosts.reduce((n, h) => n + h.files.filter((f) => f.content !== undefined).length, 0);
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, delivered, bytes, resources, markdownChars: markdown.length };
+  return { seconds, cpuSeconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: layout.length, delivered, bytes, resources, markdownChars: markdown.length };
 }
+
+const cpuOf = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
 
 function countResources(text: string): number {
   const json = JSON.parse(text) as { resource?: Record<string, Record<string, unknown>> };
@@ -72,6 +91,7 @@ function measureFloor(shapeFile: string, out: string): Measurement {
   const shape = JSON.parse(readFileSync(shapeFile, 'utf8')) as { terraform: Record<string, string>; layout: [string, number][] };
   mkdirSync(out, { recursive: true });
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   const app = new App({ outdir: join(out, 'cdktf.out'), skipValidation: true });
   const stack = new TerraformStack(app, 'floor');
   let resources = 0;
@@ -95,7 +115,7 @@ function measureFloor(shapeFile: string, out: string): Measurement {
     bytes += size;
   }
   const seconds = (performance.now() - start) / 1000;
-  return { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, delivered: 0, bytes, resources, markdownChars: 0 };
+  return { seconds, cpuSeconds: cpuOf(process.cpuUsage(cpuStart)), maxRssMiB: process.resourceUsage().maxRSS / 1024, files: shape.layout.length, delivered: 0, bytes, resources, markdownChars: 0 };
 }
 
 async function child(mode: string, size: number, work: string): Promise<void> {
@@ -104,7 +124,9 @@ async function child(mode: string, size: number, work: string): Promise<void> {
 }
 
 function run(mode: string, size: number, work: string): Measurement {
-  const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [here, '--child', mode, String(size), work], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192' } });
+  // Node's own heap limit, as bin/plan runs: a raised one lets the heap grow before collecting and
+  // so measures garbage not yet collected, not what planning needs.
+  const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [here, '--child', mode, String(size), work], { encoding: 'utf8', maxBuffer: 1 << 26 });
   return JSON.parse(out) as Measurement;
 }
 
@@ -112,7 +134,8 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') return child(args[1], Number(args[2]), args[3]);
   const sizes = args.length > 0 ? args.map(Number) : [100, 1000, 10000];
-  console.log('hosts   upkeep s  hosts/s  peak MiB  host files  written  resources  plan.md | floor s  peak MiB | ratio');
+  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs`);
+  console.log('hosts   upkeep s  cpu s  hosts/s  peak MiB  host files  written  resources  plan.md | floor s  cpu s  peak MiB | ratio  cpu ratio');
   for (const size of sizes) {
     const work = mkdtempSync(join(tmpdir(), 'upkeep-bench-'));
     try {
@@ -120,12 +143,13 @@ async function main(): Promise<void> {
       const f = run('floor', size, work);
       const ratio = u.seconds / f.seconds;
       console.log(
-        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.delivered).padStart(11)} ${String(u.files).padStart(8)} ${String(u.resources).padStart(10)} ${String(u.markdownChars).padStart(8)} | ${f.seconds.toFixed(2).padStart(7)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x`,
+        `${String(size).padEnd(7)} ${u.seconds.toFixed(2).padStart(8)} ${u.cpuSeconds.toFixed(2).padStart(6)} ${(size / u.seconds).toFixed(0).padStart(8)} ${u.maxRssMiB.toFixed(0).padStart(9)} ${String(u.delivered).padStart(11)} ${String(u.files).padStart(8)} ${String(u.resources).padStart(10)} ${String(u.markdownChars).padStart(8)} | ${f.seconds.toFixed(2).padStart(7)} ${f.cpuSeconds.toFixed(2).padStart(6)} ${f.maxRssMiB.toFixed(0).padStart(9)} | ${ratio.toFixed(2)}x ${(u.cpuSeconds / f.cpuSeconds).toFixed(2).padStart(9)}x`,
       );
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
   }
+  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
 await main();

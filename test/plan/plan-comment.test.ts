@@ -75,4 +75,13 @@ describe('plan.md of a 1,000-host fleet, as a pull-request comment', { timeout: 
     expect(folds.some((f) => f.startsWith('<details><summary>web00501 (production): '))).toBe(true);
     expect(md).not.toContain('_Truncated:');
   });
+
+  it("a fleet's first plan shows its hosts alike too, though each host's backup password is derived for it", () => {
+    // Every file is created, the derived backup password too: once per host, named after it.
+    const first = renderPlanMarkdown(base);
+    expect(first).toMatch(/<details><summary>The same changes on 9\d\d hosts \(web00000, web00001, .*\): 5\d to create, 0 to update, 0 to delete<\/summary>/);
+    expect(first).toContain('| secret derived for `upkeep restic repository {host}` from env `RESTIC_PASSWORD` |');
+    // The backup hosts and the monitor (a check of every host) are exceptions too large to follow it.
+    expect(first).toContain('_Truncated: 6 more host(s) with changes are not shown here');
+  });
 });

@@ -1,0 +1,65 @@
+// canonicalJsonChunks: the pieces plan.json is written and plan_id hashed in join to exactly
+// canonicalJson's text, at every depth, for the values JSON.stringify treats specially and for
+// random documents; and a real plan document gives the same plan.json and plan_id either way.
+
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, canonicalJsonChunks } from '../../lib/compile/canonical-json.ts';
+import { compileFleet } from '../../lib/compile/fleet.ts';
+import { buildPlan, planIdOf } from '../../lib/plan/build-plan.ts';
+import { planJsonText } from '../../lib/plan/plan-dir.ts';
+import { prepareFleet } from '../../lib/policy/prepare.ts';
+import { generatedFleet } from '../fixtures/generated-fleet.ts';
+
+const joined = (value: unknown, indent: number | undefined, depth: number) => [...canonicalJsonChunks(value, indent, depth)].join('');
+
+/** A seeded generator: the same random documents on every run. */
+function random(seed: number): () => number {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+}
+
+describe('canonicalJsonChunks', () => {
+  const special: unknown[] = [
+    null, 0, -0, 1.5, NaN, Infinity, 'a"\u2028\n\u0000é', true, [], {},
+    [undefined, () => 1, Symbol('x'), null],
+    { b: 1, a: undefined, c: () => 1, '10': 1, '9': 2, '01': 3, Z: 4, é: 5, '4294967295': 6, '4294967294': 7 },
+    { d: new Date(0), m: new Map([[1, 2]]), n: new Number(3), s: new String('ab') },
+    [[[]], {}, [{}], { x: [] }],
+    { toJSON: () => ({ z: 1, a: 2 }) },
+    { t: { toJSON: () => undefined }, u: 1 },
+    { a: {}, b: [], c: { d: {} }, e: { f: [1, { h: 'x\ny', g: null }] } },
+  ];
+
+  it.each(special.map((v, i) => [i, v]))('joins to canonicalJson for special value %i at every depth and indent', (_i, value) => {
+    for (const indent of [undefined, 2, 4]) for (const depth of [0, 1, 2, 3, 6]) expect(joined(value, indent, depth)).toBe(canonicalJson(value, indent));
+  });
+
+  it('joins to canonicalJson for 3,000 random documents', () => {
+    const next = random(7);
+    const keys = ['a', 'B', '1', '20', '3', 'é', '_', 'aa', '010'];
+    const leaves = [1, 'x\ny', null, true, 2.5, undefined, -0];
+    const value = (depth: number): unknown => {
+      const r = next();
+      if (depth > 4 || r < 0.3) return leaves[Math.floor(next() * leaves.length)];
+      if (r < 0.6) return Array.from({ length: Math.floor(next() * 4) }, () => value(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = Math.floor(next() * 5); i > 0; i--) o[keys[Math.floor(next() * keys.length)]! + (next() < 0.5 ? '' : 'k')] = value(depth + 1);
+      return o;
+    };
+    for (let i = 0; i < 3000; i++) {
+      // A document, never undefined itself (which JSON.stringify gives no text for at all).
+      const v = value(0) ?? null;
+      for (const indent of [undefined, 2]) expect(joined(v, indent, 1 + (i % 3))).toBe(canonicalJson(v, indent));
+    }
+  });
+
+  it("gives a plan's plan.json and plan_id as the whole text does", () => {
+    const fleet = prepareFleet(generatedFleet(30));
+    const { document } = buildPlan({ fleet, hosts: compileFleet(fleet).hosts, base: new Map(), policy: 'fleet.ts', metadata: { created_at: '', upkeep_version: '' } });
+    expect(planJsonText(document)).toBe(`${canonicalJson(document, 2)}\n`);
+    const { plan_id: _id, metadata: _m, ...reviewed } = document;
+    expect(planIdOf(document)).toBe(createHash('sha256').update(canonicalJson(reviewed)).digest('hex'));
+    expect(document.plan_id).toBe(planIdOf(document));
+  });
+});
