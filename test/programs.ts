@@ -31,6 +31,8 @@ export const PACKAGES = {
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
   'util-linux': { programs: ['flock', 'setsid'], on: ['machine', 'hosts'] },
   tar: { programs: ['tar'], on: ['machine', 'hosts'] },
+  // getconf CLK_TCK: reboot-ready.sh reads PID 1's start in clock ticks.
+  'libc-bin': { programs: ['getconf'], on: ['machine', 'hosts'] },
   mount: { programs: ['mount', 'umount'], on: ['machine'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },
   hostname: { programs: ['hostname'], on: ['machine', 'hosts'] },

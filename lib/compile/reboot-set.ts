@@ -1,22 +1,88 @@
-// reboot-set.env: a member's slot of the window and the peers that must answer before it reboots,
-// for lib/runtime/reboot.sh. Peers are written "host,address,port", separated by spaces.
+// A reboot set member's files, for lib/runtime/reboot.sh: reboot-set.env (its slot of the window,
+// the peers that must answer and be ready before it reboots, the checks that make it ready itself)
+// and the socket serving its own readiness to the peers (serve-reboot-ready.sh). Peers are written
+// "host,address,port", separated by spaces.
 
-import type { ResolvedRebootSetMember, ResolvedWindow } from '../policy/resolved.ts';
+import type { ResolvedHost, ResolvedRebootSetMember, ResolvedWindow } from '../policy/resolved.ts';
 import { rebootSlot } from '../policy/reboot-slot.ts';
+import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
+import { configFile } from './host-part.ts';
 import { checked } from './host-word.ts';
+import { checkUnitName } from './monitoring.ts';
+import { runtimeCommand, unitFile } from './systemd.ts';
 
 /** A host name, an IPv4 or an IPv6 address: nothing a shell or bash's /dev/tcp would read otherwise. */
 const PEER_ADDRESS = /^[A-Za-z0-9][A-Za-z0-9.:-]*$/;
 const HOST_NAME = /^[a-z0-9][a-z0-9-]*$/;
+const IP_ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/;
 
-export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMember): string {
+/** TCP port on which every member of a reboot set says whether it is ready (beside the heartbeat's 9469). */
+export const REBOOT_READY_PORT = 9470;
+
+/** What makes a member ready after a boot: its own checks, and how long their first runs may take. */
+export interface RebootReadiness {
+  /** Check ids (the run-check state files) that must pass since the boot. */
+  readonly checks: readonly string[];
+  /** Seconds after a boot by which the member should be ready; later it is an incident. */
+  readonly withinSeconds: number;
+}
+
+/**
+ * The checks that decide whether `host` is ready: its own checks that run on it (their state is
+ * on it), but the reboot-required check, which reports readiness itself. Every check timer first
+ * fires a minute after boot (lib/compile/monitoring.ts); the bound gives each check two runs and
+ * a minute more for a slow probe, so one failed first run (a service still starting) is no incident.
+ */
+export function rebootReadiness(host: ResolvedHost): RebootReadiness {
+  const own = (host.monitoring?.checks ?? []).filter((c) => c.runsOn === host.name && c.spec.kind !== 'reboot-required');
+  const longest = Math.max(0, ...own.map((c) => c.intervalSeconds));
+  return { checks: own.map((c) => checkUnitName(c).slice('upkeep-check-'.length)).sort(), withinSeconds: 120 + 2 * longest };
+}
+
+export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMember, readiness: RebootReadiness): string {
   const slot = rebootSlot(window.durationSeconds, member.index, member.count);
   const peers = member.peers.map((p) => `${checked(p.host, HOST_NAME, 'reboot set peer')},${checked(p.address, PEER_ADDRESS, 'reboot set peer address')},${p.port}`);
-  return renderEnvFile(`Reboot set "${member.set}": slot ${member.index + 1} of ${member.count}, for reboot.sh.`, {
+  return renderEnvFile(`Reboot set "${member.set}": slot ${member.index + 1} of ${member.count}, for reboot.sh and reboot-ready.sh.`, {
     UPKEEP_REBOOT_SET: checked(member.set, HOST_NAME, 'reboot set'),
     UPKEEP_REBOOT_SLOT_START: slot.startSeconds,
     UPKEEP_REBOOT_SLOT_BEGIN_BY: slot.beginBySeconds,
     UPKEEP_REBOOT_PEERS: peers.join(' '),
+    UPKEEP_REBOOT_READY_PORT: REBOOT_READY_PORT,
+    UPKEEP_REBOOT_READY_CHECKS: readiness.checks.join(' '),
+    UPKEEP_REBOOT_READY_WITHIN: readiness.withinSeconds,
   });
+}
+
+/**
+ * reboot-set.env and the readiness socket of a member. The socket listens on the host's own
+ * address when the policy gives an IP address (hosts sharing a network namespace, such as
+ * containers, each answer for themselves), else on every address.
+ */
+export function rebootSetFiles(host: ResolvedHost, window: ResolvedWindow, member: ResolvedRebootSetMember): ManagedFile[] {
+  const listen = host.address !== undefined && IP_ADDRESS.test(host.address) ? `${host.address.includes(':') ? `[${host.address}]` : host.address}:${REBOOT_READY_PORT}` : String(REBOOT_READY_PORT);
+  return [
+    configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, member, rebootReadiness(host))),
+    unitFile('upkeep-reboot-ready.socket', {
+      Unit: { Description: `upkeep: whether this host is ready, for the other members of reboot set ${member.set}` },
+      // FreeBind: the address may come up after the socket (a late network).
+      Socket: { ListenStream: listen, FreeBind: true, Accept: true, MaxConnections: 16 },
+      Install: { WantedBy: 'sockets.target' },
+    }),
+    unitFile('upkeep-reboot-ready@.service', {
+      Unit: { Description: 'upkeep: say whether this host is ready for another member of its reboot set to reboot' },
+      Service: {
+        ExecStart: runtimeCommand('serve-reboot-ready.sh'),
+        StandardInput: 'socket',
+        StandardOutput: 'socket',
+        StandardError: 'journal',
+        RuntimeMaxSec: '10s',
+        ProtectSystem: 'strict',
+        ProtectHome: true,
+        PrivateTmp: true,
+        NoNewPrivileges: true,
+        DynamicUser: true,
+      },
+    }),
+  ];
 }
