@@ -16,6 +16,7 @@ import { canonicalJson } from './canonical-json.ts';
 import { bootstrapUserData } from './cloud-init.ts';
 import { Firewall, HcloudProvider, Network, NetworkSubnet, PlacementGroup, PrimaryIp, Rdns, Server, ServerNetwork, SshKey, Volume, VolumeAttachment, type FirewallRule, type NetworkZone } from './hcloud/index.ts';
 import { TlsProvider, hostKey } from './host-keys.ts';
+import { REBOOT_READY_PORT } from './reboot-set.ts';
 import { addStateBackend, stateBackendIssues } from './state-backend.ts';
 import { terraformLiteral, terraformLiterals } from './terraform-literal.ts';
 
@@ -120,6 +121,15 @@ function infraIssues(fleet: ResolvedFleet, hosts: readonly ResolvedHost[], provi
   }
   if (provisioning.privateNetwork && !parsePrivateCidr(provisioning.privateNetwork)) {
     issues.push({ path: ['provisioning', 'privateNetwork'], message: `must be an RFC 1918 IPv4 range such as "10.0.0.0/16", got ${JSON.stringify(provisioning.privateNetwork)}` });
+  }
+  const provisioned = new Set(hosts.map((h) => h.name));
+  for (const [set, members] of rebootSets(fleet)) {
+    if (!members.some((m) => provisioned.has(m.name))) continue;
+    for (const member of members) {
+      if (!member.provision && !ipLiteral(member.address)) {
+        issues.push({ path: ['hosts', member.name, 'address'], message: `is in reboot set "${set}" with provisioned hosts, whose firewall admits the other members by IP address: give an IP address, not a host name` });
+      }
+    }
   }
   for (const [backupHost, clients] of backupClients(fleet, hosts)) {
     for (const client of clients) {
@@ -325,12 +335,13 @@ function addFirewalls(
       applyTo: [{ labelSelector: selector(`upkeep-role-${role}`) }],
     });
   }
+  const sourcesOf = (host: ResolvedHost): string[] => {
+    const provisioned = servers.get(host.name);
+    if (provisioned) return [`${provisioned.address.ipAddress}/32`, provisioned.server.ipv6Network];
+    return [ipLiteral(host.address) === '4' ? `${host.address}/32` : `${host.address}/128`];
+  };
   for (const [backupHost, clients] of backupClients(fleet, hosts)) {
-    const sources = clients.flatMap((client) => {
-      const provisioned = servers.get(client.name);
-      if (provisioned) return [`${provisioned.address.ipAddress}/32`, provisioned.server.ipv6Network];
-      return [ipLiteral(client.address) === '4' ? `${client.address}/32` : `${client.address}/128`];
-    });
+    const sources = clients.flatMap(sourcesOf);
     new Firewall(stack, `firewall:backup-${backupHost.name}`, {
       name: `${fleet.name}-backup-${backupHost.name}`,
       labels,
@@ -338,4 +349,25 @@ function addFirewalls(
       applyTo: [{ labelSelector: selector(`upkeep-host=${backupHost.name}`) }],
     });
   }
+  // The members of a reboot set ask each other whether they are ready (lib/compile/reboot-set.ts).
+  for (const [set, members] of rebootSets(fleet)) {
+    const provisioned = members.filter((m) => servers.has(m.name));
+    if (provisioned.length === 0) continue;
+    new Firewall(stack, `firewall:reboot-set-${set}`, {
+      name: `${fleet.name}-reboot-set-${set}`,
+      labels,
+      rule: [{ direction: 'in', protocol: 'tcp', port: String(REBOOT_READY_PORT), sourceIps: members.flatMap(sourcesOf), description: `readiness, asked by the other members of reboot set ${set}` }],
+      applyTo: provisioned.map((m) => ({ labelSelector: selector(`upkeep-host=${m.name}`) })),
+    });
+  }
+}
+
+/** The members of every reboot set, by set name. */
+function rebootSets(fleet: ResolvedFleet): [string, ResolvedHost[]][] {
+  const sets = new Map<string, ResolvedHost[]>();
+  for (const host of fleet.hosts) {
+    const set = host.updates?.rebootSet?.set;
+    if (set !== undefined) sets.set(set, [...(sets.get(set) ?? []), host]);
+  }
+  return [...sets].sort(([a], [b]) => a.localeCompare(b));
 }
