@@ -13,8 +13,9 @@ set -u
 
 config_dir=${UPKEEP_CONFIG_DIR:-/etc/upkeep}
 checks_dir=${UPKEEP_STATE_DIR:-/var/lib/upkeep}/checks
+[ -r "$config_dir/reboot-set.env" ] || { echo "reboot-ready: cannot read $config_dir/reboot-set.env"; exit 3; }
 # shellcheck source=/dev/null
-. "$config_dir/reboot-set.env" || { echo "reboot-ready: cannot read $config_dir/reboot-set.env"; exit 3; }
+. "$config_dir/reboot-set.env"
 
 # The boot is PID 1's start: its start in clock ticks after the kernel booted (field 22 of
 # /proc/1/stat, counted after the parenthesised command name) plus the kernel's boot time. In a

@@ -85,6 +85,13 @@ describe('reboot-ready.sh: is this reboot set member ready for another to reboot
     }
   });
 
+  it('cannot tell (exit 3) without its reboot-set.env', () => {
+    const dir = tempDir();
+    const r = runScript('reboot-ready.sh', [], { UPKEEP_CONFIG_DIR: dir, UPKEEP_STATE_DIR: dir });
+    expect(r.status).toBe(3);
+    expect(r.stdout).toBe(`reboot-ready: cannot read ${dir}/reboot-set.env\n`);
+  });
+
   it('leaves the reboot-required check of a host in no reboot set as it was', () => {
     const dir = tempDir();
     const r = runScript('check-reboot-required.sh', [], { UPKEEP_CONFIG_DIR: dir, UPKEEP_STATE_DIR: dir, UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT_MAX_PENDING: '691200' });
