@@ -16,7 +16,7 @@ import { canonicalJson } from './canonical-json.ts';
 import { bootstrapUserData } from './cloud-init.ts';
 import { Firewall, HcloudProvider, Network, NetworkSubnet, PlacementGroup, PrimaryIp, Rdns, Server, ServerNetwork, SshKey, Volume, VolumeAttachment, type FirewallRule, type NetworkZone } from './hcloud/index.ts';
 import { TlsProvider, hostKey } from './host-keys.ts';
-import { REBOOT_READY_PORT } from './reboot-set.ts';
+import { readyPortOf } from './reboot-set.ts';
 import { addStateBackend, stateBackendIssues } from './state-backend.ts';
 import { terraformLiteral, terraformLiterals } from './terraform-literal.ts';
 
@@ -356,7 +356,7 @@ function addFirewalls(
     new Firewall(stack, `firewall:reboot-set-${set}`, {
       name: `${fleet.name}-reboot-set-${set}`,
       labels,
-      rule: [{ direction: 'in', protocol: 'tcp', port: String(REBOOT_READY_PORT), sourceIps: members.flatMap(sourcesOf), description: `readiness, asked by the other members of reboot set ${set}` }],
+      rule: [{ direction: 'in', protocol: 'tcp', port: `${readyPortOf(0)}-${readyPortOf(members.length - 1)}`, sourceIps: members.flatMap(sourcesOf), description: `readiness, asked by the other members of reboot set ${set}` }],
       applyTo: provisioned.map((m) => ({ labelSelector: selector(`upkeep-host=${m.name}`) })),
     });
   }

@@ -1,7 +1,7 @@
 // A reboot set member's files, for lib/runtime/reboot.sh: reboot-set.env (its slot of the window,
 // the peers that must answer and be ready before it reboots, the checks that make it ready itself)
 // and the socket serving its own readiness to the peers (serve-reboot-ready.sh). Peers are written
-// "host,address,port", separated by spaces.
+// "host,address,port,readiness port", separated by spaces.
 
 import type { ResolvedHost, ResolvedRebootSetMember, ResolvedWindow } from '../policy/resolved.ts';
 import { rebootSlot } from '../policy/reboot-slot.ts';
@@ -17,8 +17,16 @@ const PEER_ADDRESS = /^[A-Za-z0-9][A-Za-z0-9.:-]*$/;
 const HOST_NAME = /^[a-z0-9][a-z0-9-]*$/;
 const IP_ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/;
 
-/** TCP port on which every member of a reboot set says whether it is ready (beside the heartbeat's 9469). */
+/**
+ * TCP port on which the first member of a reboot set says whether it is ready (beside the
+ * heartbeat's 9469); each next member uses the next port. A port per member rather than one for
+ * all: hosts that share an address space (containers on one machine, as in the test fleets) would
+ * otherwise fight over it when their addresses are not known at compile time (provisioned hosts).
+ */
 export const REBOOT_READY_PORT = 9470;
+
+/** The readiness port of member `index` of a set. */
+export const readyPortOf = (index: number): number => REBOOT_READY_PORT + index;
 
 /** What makes a member ready after a boot: its own checks, and how long their first runs may take. */
 export interface RebootReadiness {
@@ -42,13 +50,13 @@ export function rebootReadiness(host: ResolvedHost): RebootReadiness {
 
 export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMember, readiness: RebootReadiness): string {
   const slot = rebootSlot(window.durationSeconds, member.index, member.count);
-  const peers = member.peers.map((p) => `${checked(p.host, HOST_NAME, 'reboot set peer')},${checked(p.address, PEER_ADDRESS, 'reboot set peer address')},${p.port}`);
+  // The peers in set order without this member: peer j is member j before it, j + 1 after it.
+  const peers = member.peers.map((p, j) => `${checked(p.host, HOST_NAME, 'reboot set peer')},${checked(p.address, PEER_ADDRESS, 'reboot set peer address')},${p.port},${readyPortOf(j < member.index ? j : j + 1)}`);
   return renderEnvFile(`Reboot set "${member.set}": slot ${member.index + 1} of ${member.count}, for reboot.sh and reboot-ready.sh.`, {
     UPKEEP_REBOOT_SET: checked(member.set, HOST_NAME, 'reboot set'),
     UPKEEP_REBOOT_SLOT_START: slot.startSeconds,
     UPKEEP_REBOOT_SLOT_BEGIN_BY: slot.beginBySeconds,
     UPKEEP_REBOOT_PEERS: peers.join(' '),
-    UPKEEP_REBOOT_READY_PORT: REBOOT_READY_PORT,
     UPKEEP_REBOOT_READY_CHECKS: readiness.checks.join(' '),
     UPKEEP_REBOOT_READY_WITHIN: readiness.withinSeconds,
   });
@@ -60,7 +68,8 @@ export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMe
  * containers, each answer for themselves), else on every address.
  */
 export function rebootSetFiles(host: ResolvedHost, window: ResolvedWindow, member: ResolvedRebootSetMember): ManagedFile[] {
-  const listen = host.address !== undefined && IP_ADDRESS.test(host.address) ? `${host.address.includes(':') ? `[${host.address}]` : host.address}:${REBOOT_READY_PORT}` : String(REBOOT_READY_PORT);
+  const port = readyPortOf(member.index);
+  const listen = host.address !== undefined && IP_ADDRESS.test(host.address) ? `${host.address.includes(':') ? `[${host.address}]` : host.address}:${port}` : String(port);
   return [
     configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, member, rebootReadiness(host))),
     unitFile('upkeep-reboot-ready.socket', {

@@ -9,7 +9,7 @@
 # A member of a reboot set (/etc/upkeep/reboot-set.env: a redundant set such as both nameservers)
 # also waits for its own slot of the window and begins a reboot only in the slot's first half; and
 # only while every other member answers on its port and says it is ready (every one of its own
-# checks passed since it last booted: reboot-ready.sh, served on UPKEEP_REBOOT_READY_PORT). A peer
+# checks passed since it last booted: reboot-ready.sh, served on the peer's readiness port). A peer
 # that does not answer (down, still booting, or not serving) or is not ready makes it carry the
 # reboot over: it looks again on the next tick of its timer, up to the middle of its slot, and
 # otherwise in its next slot. Why slots and a probe
@@ -81,8 +81,10 @@ if [ -r "$config_dir/reboot-set.env" ]; then
   for peer in $UPKEEP_REBOOT_PEERS; do
     name=${peer%%,*}
     rest=${peer#*,}
-    address=${rest%,*}
-    port=${rest##*,}
+    address=${rest%%,*}
+    rest=${rest#*,}
+    port=${rest%,*}
+    ready_port=${rest#*,}
     # shellcheck disable=SC2016 # $1 and $2 are bash's, not ours.
     if ! timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe "$address" "$port" 2>/dev/null; then
       echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET does not answer on $address port $port; the reboot carries over"
@@ -90,11 +92,11 @@ if [ -r "$config_dir/reboot-set.env" ]; then
     fi
     # Serving is not enough: a peer that came back from its own reboot must also have passed
     # every one of its checks since (its reboot-ready.sh, served on the readiness port).
-    case $address in *:*) url="http://[$address]:$UPKEEP_REBOOT_READY_PORT/" ;; *) url="http://$address:$UPKEEP_REBOOT_READY_PORT/" ;; esac
+    case $address in *:*) url="http://[$address]:$ready_port/" ;; *) url="http://$address:$ready_port/" ;; esac
     status=$(curl -sS --max-time 10 -o "$reply" -w '%{http_code}' "$url" 2>"$reply.err") || status=
     if [ "$status" != 200 ]; then
       why=$(head -n 1 "$reply" 2>/dev/null)
-      [ -n "$why" ] || why="no answer on port $UPKEEP_REBOOT_READY_PORT: $(head -n 1 "$reply.err" 2>/dev/null)"
+      [ -n "$why" ] || why="no answer on port $ready_port: $(head -n 1 "$reply.err" 2>/dev/null)"
       echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET is not ready ($why); the reboot carries over"
       exit 0
     fi

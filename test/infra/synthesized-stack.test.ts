@@ -98,14 +98,14 @@ describe('the synthesized stack of a provisioned fleet', () => {
     expect(sources).toHaveLength(1 + 2 * 7);
   });
 
-  it('lets only the members of a reboot set ask each other whether they are ready, on port 9470', () => {
+  it('lets only the members of a reboot set ask each other whether they are ready, on ports 9470 (the first) and 9471 (the second)', () => {
     const firewall = resources(stack, 'hcloud_firewall')['reboot-set-dns'];
     expect(firewall.apply_to).toEqual([{ label_selector: 'upkeep-fleet=acme,upkeep-host=ns1' }, { label_selector: 'upkeep-fleet=acme,upkeep-host=ns2' }]);
     expect(firewall.rule).toEqual([
       {
         direction: 'in',
         protocol: 'tcp',
-        port: '9470',
+        port: '9470-9471',
         source_ips: ['${hcloud_primary_ip.ns1.ip_address}/32', '${hcloud_server.ns1.ipv6_network}', '${hcloud_primary_ip.ns2.ip_address}/32', '${hcloud_server.ns2.ipv6_network}'],
         description: 'readiness, asked by the other members of reboot set dns',
       },

@@ -36,9 +36,10 @@ describe('reboot sets', () => {
     const web1 = resolveFleet(spec).fleet.hosts.find((h) => h.name === 'web1')!;
     // The 2h window: web1's slot is the second hour, in which it begins reboots in the first half.
     const env = rebootSetEnv(web1.updates!.window, web1.updates!.rebootSet!, rebootReadiness(web1));
-    expect(env).toContain("UPKEEP_REBOOT_PEERS='web2,192.0.2.3,443'\n");
+    // web2 is the first member: its readiness answers on 9470, web1's on 9471.
+    expect(env).toContain("UPKEEP_REBOOT_PEERS='web2,192.0.2.3,443,9470'\n");
     expect(env).toContain("UPKEEP_REBOOT_SET='web'\nUPKEEP_REBOOT_SLOT_BEGIN_BY='5400'\nUPKEEP_REBOOT_SLOT_START='3600'\n");
-    expect(env).toContain("UPKEEP_REBOOT_READY_CHECKS='web1-disk-usage web1-failed-units'\nUPKEEP_REBOOT_READY_PORT='9470'\nUPKEEP_REBOOT_READY_WITHIN='240'\n");
+    expect(env).toContain("UPKEEP_REBOOT_READY_CHECKS='web1-disk-usage web1-failed-units'\nUPKEEP_REBOOT_READY_WITHIN='240'\n");
   });
 
   it('makes a member ready by its own checks that run on it, but its reboot-required check, with two runs of the slowest for them to pass after a boot', () => {

@@ -1,7 +1,7 @@
 // reboot.sh as a member of a reboot set, at the edges of its slot and with peers that answer or not,
 // and that are ready or not. The peers are real TCP listeners (and a closed port) on this machine,
-// each peer on its own loopback address serving its readiness over real HTTP on the set's
-// readiness port; only systemctl is a FAKE (no systemd as PID 1 here), recording the reboot it was
+// each peer on its own loopback address serving its readiness over real HTTP on its readiness
+// port; only systemctl is a FAKE (no systemd as PID 1 here), recording the reboot it was
 // asked for.
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -46,7 +46,7 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
     const [closed, port] = await listen();
     closedPort = port;
     await new Promise((resolve) => closed.close(resolve));
-    // One readiness port for the whole set, each peer answering on its own address.
+    // One port for both peers' readiness here, each peer answering on its own address.
     for (const peer of Object.keys(ADDRESSES) as Peer[]) {
       const server = createHttpServer((_request, response) => {
         const [status, line] = readiness[peer];
@@ -69,9 +69,9 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
     writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'always' }));
     const peers = (['ns1', 'ns3'] as const).map((host, i) => ({ host, address: addresses[host], port: peerPorts[i]! }));
     const env = rebootSetEnv(sundayWindow, { set: 'dns', index: 1, count: 3, peers }, { checks: ['ns2-dns'], withinSeconds: 240 });
-    // The set's readiness port, moved to the one this test could listen on.
-    expect(env).toContain("UPKEEP_REBOOT_READY_PORT='9470'\n");
-    writeFileSync(join(dir, 'etc/reboot-set.env'), env.replace("UPKEEP_REBOOT_READY_PORT='9470'", `UPKEEP_REBOOT_READY_PORT='${readyPort}'`));
+    // The peers' readiness ports by their place in the set (ns1 first, ns3 third), moved to the one this test could listen on.
+    expect(env).toContain(`UPKEEP_REBOOT_PEERS='ns1,${addresses.ns1},${peerPorts[0]},9470 ns3,${addresses.ns3},${peerPorts[1]},9472'\n`);
+    writeFileSync(join(dir, 'etc/reboot-set.env'), env.replace(',9470 ', `,${readyPort} `).replace(",9472'", `,${readyPort}'`));
     writeFileSync(join(dir, 'state/routine-last-opening'), '2026-11-08\n');
     writeFileSync(join(dir, 'bin/systemctl'), `#!/bin/sh\necho "systemctl $*" >> '${dir}/calls'\n`);
     chmodSync(join(dir, 'bin/systemctl'), 0o755);
