@@ -31,6 +31,8 @@ export const PACKAGES = {
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
   'util-linux': { programs: ['findmnt', 'flock', 'mountpoint', 'setsid'], on: ['machine', 'hosts'] },
   tar: { programs: ['tar'], on: ['machine', 'hosts'] },
+  // getconf CLK_TCK: reboot-ready.sh reads PID 1's start in clock ticks.
+  'libc-bin': { programs: ['getconf'], on: ['machine', 'hosts'] },
   // A backup host mounts its volume (backup-volume.sh); the volume's stand-in is mounted on a test host.
   mount: { programs: ['mount', 'umount'], on: ['machine', 'hosts'] },
   bsdutils: { programs: ['logger'], on: ['machine', 'hosts'] },

@@ -14,7 +14,7 @@
 
 import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
 import { CONFIG_DIR, RUNTIME_DIR } from '../compile/desired-state.ts';
-import { healthGate } from '../hosts/host-agent.ts';
+import { healthGate, readState } from '../hosts/host-agent.ts';
 import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
 import { FLEET } from './journal.ts';
 import { checkUnitsOf, wavesOf, type RolloutOptions } from './rollout.ts';
@@ -56,6 +56,11 @@ export interface UpdateWaveResult {
   readonly promoted: readonly StagedPackage[];
   readonly hosts: readonly WaveHostOutcome[];
   readonly stoppedBecause?: string;
+  /**
+   * Whether a reboot is pending on each host, read after the wave (for calendar.ics); a host that
+   * could not be read is absent.
+   */
+  readonly rebootPending: { readonly [host: string]: boolean };
 }
 
 /** The rollout's own options that mean the same in an update wave (rollout.ts documents them). */
@@ -135,7 +140,30 @@ function updatedHosts(plan: PlanDocument, group: PlannedGroup): string[] {
   return group.hosts.filter((h) => plan.hosts[h]?.files.some((f) => f.path === UPDATES_ENV));
 }
 
+/**
+ * Runs the wave, then reads on every host of the wave whether a reboot is now pending (the
+ * customers' calendar says so), whatever the outcome: a stopped wave leaves hosts as they are too.
+ */
 export async function updateWave(options: UpdateWaveOptions): Promise<UpdateWaveResult> {
+  const result = await runWave(options);
+  const hosts = result.hosts.map((h) => h.host);
+  const rebootPending: Record<string, boolean> = {};
+  await pMap(hosts, Math.min(options.parallel ?? 8, Math.max(hosts.length, 1)), async (host) => {
+    try {
+      const state = await options.journal.step({ host, step: 'read-reboot-pending' }, () => readState(options.transport(host)), (s) => ({
+        result: 'ok',
+        detail: s.rebootRequired === undefined ? 'not known' : s.rebootRequired ? 'a reboot is pending' : 'no reboot pending',
+      }));
+      if (state.rebootRequired !== undefined) rebootPending[host] = state.rebootRequired;
+    } catch (error) {
+      options.progress(`  ${host}  could not read whether a reboot is pending: ${firstLine(error)}`, 'warn');
+    }
+  });
+  options.journal.finish(result.outcome, result.exitCode);
+  return { ...result, rebootPending: Object.fromEntries(Object.entries(rebootPending).sort(([a], [b]) => a.localeCompare(b))) };
+}
+
+async function runWave(options: UpdateWaveOptions): Promise<Omit<UpdateWaveResult, 'rebootPending'>> {
   const { plan, kind, journal, progress } = options;
   const parallel = options.parallel ?? 8;
   const sleep = options.sleep ?? defaultSleep;
@@ -146,13 +174,12 @@ export async function updateWave(options: UpdateWaveOptions): Promise<UpdateWave
   for (const g of groups) for (const host of g.hosts) outcomes.set(host, { host, group: g.name, status: 'not-started', installed: [], deferred: [] });
   let promoted: StagedPackage[] = [];
   let waveNumber = 0;
-  const finish = (stoppedBecause?: string): UpdateWaveResult => {
+  const finish = (stoppedBecause?: string): Omit<UpdateWaveResult, 'rebootPending'> => {
     const hosts = [...outcomes.values()];
     const failed = stoppedBecause !== undefined || hosts.some((h) => h.status === 'failed' || h.status === 'not-started');
-    journal.finish(failed ? 'failed' : 'ok', failed ? 1 : 0);
     return { kind, outcome: failed ? 'failed' : 'ok', exitCode: failed ? 1 : 0, promoted, hosts, ...(stoppedBecause === undefined ? {} : { stoppedBecause }) };
   };
-  const stop = (why: string, group: string): UpdateWaveResult => {
+  const stop = (why: string, group: string): Omit<UpdateWaveResult, 'rebootPending'> => {
     journal.record({ host: FLEET, step: 'stop', group }, 'failed', new Date(), why);
     progress(why, 'fail');
     return finish(why);

@@ -16,6 +16,7 @@ import { canonicalJson } from './canonical-json.ts';
 import { bootstrapUserData } from './cloud-init.ts';
 import { Firewall, HcloudProvider, Network, NetworkSubnet, PlacementGroup, PrimaryIp, Rdns, Server, ServerNetwork, SshKey, Volume, VolumeAttachment, type FirewallRule, type NetworkZone } from './hcloud/index.ts';
 import { TlsProvider, hostKey } from './host-keys.ts';
+import { readyPortOf } from './reboot-set.ts';
 import { addStateBackend, stateBackendIssues } from './state-backend.ts';
 import { terraformLiteral, terraformLiterals } from './terraform-literal.ts';
 
@@ -148,6 +149,15 @@ function infraIssues(fleet: ResolvedFleet, hosts: readonly ResolvedHost[], provi
   }
   if (provisioning.privateNetwork && !parsePrivateCidr(provisioning.privateNetwork)) {
     issues.push({ path: ['provisioning', 'privateNetwork'], message: `must be an RFC 1918 IPv4 range such as "10.0.0.0/16", got ${JSON.stringify(provisioning.privateNetwork)}` });
+  }
+  const provisioned = new Set(hosts.map((h) => h.name));
+  for (const [set, members] of rebootSets(fleet)) {
+    if (!members.some((m) => provisioned.has(m.name))) continue;
+    for (const member of members) {
+      if (!member.provision && !ipLiteral(member.address)) {
+        issues.push({ path: ['hosts', member.name, 'address'], message: `is in reboot set "${set}" with provisioned hosts, whose firewall admits the other members by IP address: give an IP address, not a host name` });
+      }
+    }
   }
   for (const [backupHost, clients] of backupClients(fleet, hosts)) {
     for (const client of clients) {
@@ -398,6 +408,17 @@ function addFirewalls(
       applyTo: [{ labelSelector: selector(`upkeep-host=${monitor.name}`) }],
     });
   }
+  // The members of a reboot set ask each other whether they are ready (lib/compile/reboot-set.ts).
+  for (const [set, members] of rebootSets(fleet)) {
+    const provisioned = members.filter((m) => servers.has(m.name));
+    if (provisioned.length === 0) continue;
+    new Firewall(stack, `firewall:reboot-set-${set}`, {
+      name: `${fleet.name}-reboot-set-${set}`,
+      labels,
+      rule: [{ direction: 'in', protocol: 'tcp', port: `${readyPortOf(0)}-${readyPortOf(members.length - 1)}`, sourceIps: sourcesOf(members), description: `readiness, asked by the other members of reboot set ${set}` }],
+      applyTo: provisioned.map((m) => ({ labelSelector: selector(`upkeep-host=${m.name}`) })),
+    });
+  }
 }
 
 /** Provisioned monitors with a heartbeat, each with the hosts whose monitor-heartbeat checks read it. */
@@ -412,4 +433,14 @@ function heartbeatWatchers(fleet: ResolvedFleet, provisioned: readonly ResolvedH
     if (watchers.length > 0) result.set(monitor, watchers);
   }
   return result;
+}
+
+/** The members of every reboot set, by set name. */
+function rebootSets(fleet: ResolvedFleet): [string, ResolvedHost[]][] {
+  const sets = new Map<string, ResolvedHost[]>();
+  for (const host of fleet.hosts) {
+    const set = host.updates?.rebootSet?.set;
+    if (set !== undefined) sets.set(set, [...(sets.get(set) ?? []), host]);
+  }
+  return [...sets].sort(([a], [b]) => a.localeCompare(b));
 }

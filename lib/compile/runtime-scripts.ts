@@ -25,6 +25,8 @@ const CALLS: Readonly<Record<string, readonly string[]>> = {
   'mitigations.sh': ['safe-path.sh'],
   'reboot.sh': ['in-window.sh'],
   'run-check.sh': ['alert.sh', 'write-metrics.sh'],
+  'check-reboot-required.sh': ['reboot-ready.sh'],
+  'serve-reboot-ready.sh': ['reboot-ready.sh'],
   'alert.sh': ['send-alertmanager.sh', 'send-email.sh', 'send-webhook.sh'],
   'send-alertmanager.sh': ['alert-text.sh'],
   'send-email.sh': ['alert-text.sh'],

@@ -12,7 +12,7 @@ import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
 import { checked, PACKAGE_NAME } from './host-word.ts';
 import { compileMitigations } from './mitigations.ts';
-import { rebootSetEnv } from './reboot-set.ts';
+import { rebootSetFiles } from './reboot-set.ts';
 import { runtimeCommand, seconds, unitFile } from './systemd.ts';
 
 const WINDOW_ENV = `${CONFIG_DIR}/window.env`;
@@ -122,7 +122,7 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, sta
       // Only when set: stable hosts' files stay as they were.
       ...(updates.channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: 'rolling' } : {}),
     })),
-    ...(updates.rebootSet ? [configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, updates.rebootSet))] : []),
+    ...(updates.rebootSet ? rebootSetFiles(host, window, updates.rebootSet) : []),
     ...(apt ? aptFiles(updates) : dnfFiles(updates)),
     ...mitigations.files,
     unitFile('upkeep-security-updates.service', {
@@ -193,8 +193,9 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, sta
   }
   return {
     files,
-    units: ['upkeep-routine-updates.timer', 'upkeep-security-updates.timer', ...(reboots ? ['upkeep-reboot.timer'] : []), ...mitigations.units],
-    packages: [...(apt ? ['unattended-upgrades'] : ['dnf-automatic', 'dnf-utils', 'python3-rpm']), ...mitigations.packages],
-    scripts: ['in-window.sh', 'updates.sh', ...(reboots ? ['reboot.sh'] : []), ...mitigations.scripts],
+    units: ['upkeep-routine-updates.timer', 'upkeep-security-updates.timer', ...(reboots ? ['upkeep-reboot.timer'] : []), ...(updates.rebootSet ? ['upkeep-reboot-ready.socket'] : []), ...mitigations.units],
+    // A reboot set member asks its peers whether they are ready with curl.
+    packages: [...(apt ? ['unattended-upgrades'] : ['dnf-automatic', 'dnf-utils', 'python3-rpm']), ...(updates.rebootSet ? ['curl'] : []), ...mitigations.packages],
+    scripts: ['in-window.sh', 'updates.sh', ...(reboots ? ['reboot.sh'] : []), ...(updates.rebootSet ? ['serve-reboot-ready.sh'] : []), ...mitigations.scripts],
   };
 }

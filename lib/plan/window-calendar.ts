@@ -166,34 +166,62 @@ function previousEvents(feed: string | undefined): Map<string, PreviousEvent> {
   return events;
 }
 
-function describePending(host: ResolvedHost, pending: boolean | undefined): string {
-  if (host.updates?.reboot === 'never') return 'This host never reboots automatically.';
-  const when = host.updates?.reboot === 'always' ? 'It reboots in every window' : 'It reboots in a window only when an update requires it';
+/** What the feed says of a host besides its window. */
+export interface CalendarHost {
+  readonly name: string;
+  readonly group: string;
+  readonly reboot: 'never' | 'when-needed' | 'always';
+}
+
+function describePending(reboot: CalendarHost['reboot'], pending: boolean | undefined): string {
+  if (reboot === 'never') return 'This host never reboots automatically.';
+  const when = reboot === 'always' ? 'It reboots in every window' : 'It reboots in a window only when an update requires it';
   const state = pending === undefined ? 'whether a reboot is pending was not known when this was planned' : pending ? 'a reboot is pending and will happen in the next window' : 'no reboot is pending';
   return `${when}; ${state}.`;
 }
 
-function hostEvent(fleet: ResolvedFleet, host: ResolvedHost, pending: boolean | undefined, previous: Map<string, PreviousEvent>): { uid: string; lines: string[] } {
-  const window = host.updates!.window;
-  const uid = text(`window-${host.name}@${fleet.name}.upkeep`);
+const uidOf = (fleet: string, host: string) => text(`window-${host}@${fleet}.upkeep`);
+
+/** The lines of an event that say when the window is (DTSTART, DURATION, RRULE, EXDATEs). */
+const SCHEDULE_LINE = /^(DTSTART|DURATION|RRULE|EXDATE)[:;]/;
+
+function scheduleLines(window: ResolvedWindow): string[] {
   const [y, m, d] = firstOpening(window);
   const utc = window.timeZone === 'UTC';
   const at = (stamp: string) => (utc ? `:${stamp}Z` : `;TZID=${text(window.timeZone)}:${stamp}`);
-  const body = [
+  return [
     `DTSTART${at(localStamp(y, m, d, window.startMinute))}`,
     `DURATION:${duration(window.durationSeconds)}`,
     rrule(window),
     ...window.blackouts.map((date) => `EXDATE${at(localStamp(Number(date.slice(0, 4)), Number(date.slice(5, 7)), Number(date.slice(8, 10)), window.startMinute))}`),
+  ];
+}
+
+function describedLines(fleet: string, host: CalendarHost, pending: boolean | undefined): string[] {
+  return [
     `SUMMARY:${text(`Maintenance window: ${host.name}${pending ? ' (reboot pending)' : ''}`)}`,
-    `DESCRIPTION:${text(`Updates of ${host.name} (group ${host.group}, fleet ${fleet.name}) may interrupt its services during this window. ${describePending(host, pending)}`)}`,
+    `DESCRIPTION:${text(`Updates of ${host.name} (group ${host.group}, fleet ${fleet}) may interrupt its services during this window. ${describePending(host.reboot, pending)}`)}`,
     'STATUS:CONFIRMED',
     'TRANSP:OPAQUE',
   ];
+}
+
+/** An event around `body`, its SEQUENCE the previous feed's, plus one when the body changed. */
+function event(uid: string, body: readonly string[], previous: Map<string, PreviousEvent>): string[] {
   const content = sha256(body.join('\n')).slice(0, 32);
   const before = previous.get(uid);
   const sequence = before === undefined ? 0 : before.content === content && !before.cancelled ? before.sequence : before.sequence + 1;
-  return { uid, lines: ['BEGIN:VEVENT', `UID:${uid}`, `DTSTAMP:${ANCHOR_STAMP}`, `SEQUENCE:${sequence}`, ...body, `X-UPKEEP-CONTENT:${content}`, 'END:VEVENT'] };
+  return ['BEGIN:VEVENT', `UID:${uid}`, `DTSTAMP:${ANCHOR_STAMP}`, `SEQUENCE:${sequence}`, ...body, `X-UPKEEP-CONTENT:${content}`, 'END:VEVENT'];
 }
+
+function hostEvent(fleet: ResolvedFleet, host: ResolvedHost, pending: boolean | undefined, previous: Map<string, PreviousEvent>): { uid: string; lines: string[] } {
+  const uid = uidOf(fleet.name, host.name);
+  const described = describedLines(fleet.name, { name: host.name, group: host.group, reboot: host.updates!.reboot }, pending);
+  return { uid, lines: event(uid, [...scheduleLines(host.updates!.window), ...described], previous) };
+}
+
+/** An event's own lines, without those event() writes around them. */
+const bodyOf = (e: PreviousEvent) => e.lines.filter((l) => !/^(UID|DTSTAMP|SEQUENCE|X-UPKEEP-CONTENT):/.test(l));
 
 /** The events of hosts no longer in the feed, cancelled (once: a cancelled event stays as it was). */
 function cancelledEvents(previous: Map<string, PreviousEvent>, current: ReadonlySet<string>): string[] {
@@ -228,4 +256,47 @@ export function renderWindowCalendar(input: WindowCalendarInput): string {
     'END:VCALENDAR',
   ];
   return `${lines.map(fold).join('\r\n')}\r\n`;
+}
+
+export interface PendingFeedInput {
+  /** The fleet's name, as in the feed's UIDs. */
+  readonly fleet: string;
+  /** The calendar.ics of the applied plan: the windows it promises. */
+  readonly plan: string;
+  /** The feed as last written where it is published, for SEQUENCE. @default plan */
+  readonly previous?: string;
+  /** The hosts of the plan by name. */
+  readonly hosts: ReadonlyMap<string, CalendarHost>;
+  /** Whether a reboot is pending on each host that was read; the events of the others stay as they were. */
+  readonly rebootPending: RebootPending;
+}
+
+/**
+ * The plan's feed with each host's pending reboot as `upkeep update` saw it on the hosts: the
+ * windows stay the plan's (taken from its feed, so no policy is read), what the events say of a
+ * pending reboot follows `rebootPending`, and SEQUENCE grows for every event that changed against
+ * `previous`. For the hosts read, the bytes are those bin/plan --live writes for the same answers.
+ */
+export function withRebootPending(input: PendingFeedInput): string {
+  const lines = input.plan.replace(/\r?\n[ \t]/g, '').split(/\r?\n/).filter((l) => l !== '');
+  const plan = previousEvents(input.plan);
+  const previous = previousEvents(input.previous ?? input.plan);
+  // A host the plan's feed already cancelled stays cancelled even where the previous feed lacks it.
+  for (const [uid, e] of plan) if (e.cancelled && !previous.has(uid)) previous.set(uid, e);
+  const header = lines.slice(0, lines.indexOf('BEGIN:VEVENT') < 0 ? lines.indexOf('END:VCALENDAR') : lines.indexOf('BEGIN:VEVENT'));
+  const byUid = new Map([...input.hosts.values()].map((h) => [uidOf(input.fleet, h.name), h]));
+  const events: string[] = [];
+  const current = new Set<string>();
+  for (const [uid, e] of plan) {
+    if (e.cancelled) continue;
+    current.add(uid);
+    const host = byUid.get(uid);
+    const pending = host && input.rebootPending.get(host.name);
+    const schedule = bodyOf(e).filter((l) => SCHEDULE_LINE.test(l));
+    // A host not read keeps what the published feed said of it (else what the plan says).
+    const before = previous.get(uid);
+    const said = host && pending !== undefined ? describedLines(input.fleet, host, pending) : bodyOf(before && !before.cancelled ? before : e).filter((l) => !SCHEDULE_LINE.test(l));
+    events.push(...event(uid, [...schedule, ...said], previous));
+  }
+  return `${[...header, ...events, ...cancelledEvents(previous, current), 'END:VCALENDAR'].map(fold).join('\r\n')}\r\n`;
 }

@@ -8,8 +8,11 @@
 #
 # A member of a reboot set (/etc/upkeep/reboot-set.env: a redundant set such as both nameservers)
 # also waits for its own slot of the window and begins a reboot only in the slot's first half; and
-# only while every other member answers on its port. A peer that does not answer (down, still
-# booting, or not serving) makes it carry the reboot over to its next slot. Why slots and a probe
+# only while every other member answers on its port and says it is ready (every one of its own
+# checks passed since it last booted: reboot-ready.sh, served on the peer's readiness port). A peer
+# that does not answer (down, still booting, or not serving) or is not ready makes it carry the
+# reboot over: it looks again on the next tick of its timer, up to the middle of its slot, and
+# otherwise in its next slot. Why slots and a probe
 # rather than a lock held on another host: the hosts reboot from their own timers when no pipeline
 # runs, and a lock would need ssh keys from host to host and a lock holder that can itself be down;
 # here each host decides alone from its clock and what its peers serve. Disjoint slots keep two
@@ -73,14 +76,28 @@ if [ -r "$config_dir/reboot-set.env" ]; then
     echo "reboot: outside this host's slot in reboot set $UPKEEP_REBOOT_SET (it begins reboots from $UPKEEP_REBOOT_SLOT_START s to $UPKEEP_REBOOT_SLOT_BEGIN_BY s into the window)"
     exit 0
   fi
+  reply=$(mktemp)
+  trap 'rm -f "$reply" "$reply.err"' EXIT
   for peer in $UPKEEP_REBOOT_PEERS; do
     name=${peer%%,*}
     rest=${peer#*,}
-    address=${rest%,*}
-    port=${rest##*,}
+    address=${rest%%,*}
+    rest=${rest#*,}
+    port=${rest%,*}
+    ready_port=${rest#*,}
     # shellcheck disable=SC2016 # $1 and $2 are bash's, not ours.
     if ! timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe "$address" "$port" 2>/dev/null; then
       echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET does not answer on $address port $port; the reboot carries over"
+      exit 0
+    fi
+    # Serving is not enough: a peer that came back from its own reboot must also have passed
+    # every one of its checks since (its reboot-ready.sh, served on the readiness port).
+    case $address in *:*) url="http://[$address]:$ready_port/" ;; *) url="http://$address:$ready_port/" ;; esac
+    status=$(curl -sS --max-time 10 -o "$reply" -w '%{http_code}' "$url" 2>"$reply.err") || status=
+    if [ "$status" != 200 ]; then
+      why=$(head -n 1 "$reply" 2>/dev/null)
+      [ -n "$why" ] || why="no answer on port $ready_port: $(head -n 1 "$reply.err" 2>/dev/null)"
+      echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET is not ready ($why); the reboot carries over"
       exit 0
     fi
   done

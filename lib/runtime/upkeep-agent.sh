@@ -477,7 +477,7 @@ already_there() { # NEW CURRENT
 	[ "$(states_of $HDR_PATHS "${AGENT#"$ROOT"}")" = "$HDR_EXPECT" ] || return 1
 	# shellcheck disable=SC2086
 	unit_states $HDR_UNITS |
-		awk '$2 != "enabled" || ($1 ~ /\.timer$/ && $3 != "active" && $3 != "offline") { bad = 1 } END { exit bad }' || return 1
+		awk '$2 != "enabled" || ($1 ~ /\.(timer|socket)$/ && $3 != "active" && $3 != "offline") { bad = 1 } END { exit bad }' || return 1
 	[ -z "$(missing_packages)" ]
 }
 
@@ -572,12 +572,15 @@ switch_to() { # NEW
 			}
 			say "enabled $u"
 		fi
-		case $u in *.timer) ;; *) continue ;; esac
+		# Timers and sockets run from now on, not from the next boot (a socket serves the other
+		# hosts: the monitor's liveness, a reboot set member's readiness).
+		case $u in *.timer | *.socket) ;; *) continue ;; esac
 		live || continue
 		if [ "$(unit_active "$u")" != active ]; then
 			systemctl start "$u" || return 1
 		else
-			# A changed timer is restarted so its new schedule counts from now.
+			# A changed timer is restarted so its new schedule counts from now, a changed socket
+			# so it listens where it now says.
 			case " $changed_units " in *" $u "*)
 				systemctl restart "$u" || return 1
 				say "restarted $u"

@@ -17,16 +17,10 @@ import { applyPlan } from './apply-helpers.ts';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet, type TestHost } from './testbed.ts';
 import { buildTinyDeb, installDeb } from './tiny-deb.ts';
+import { bootId as bootIdOf, clock, comesBack as comesBackOf, EVERY_DAY, rebootJournal } from './reboot-helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const EVERY_DAY = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const NAMES = ['ns1', 'ns2'] as const;
-
-/** "HH:MM" in UTC, `minutes` from now. */
-function clock(minutes: number): string {
-  const d = new Date(Date.now() + minutes * 60_000);
-  return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
-}
 
 describe.skipIf(!fleetAvailable('the reboot set tests (test/fleet/reboot-sets.test.ts)'))('two nameservers never reboot together', () => {
   let fleet: TestFleet;
@@ -71,24 +65,10 @@ describe.skipIf(!fleetAvailable('the reboot set tests (test/fleet/reboot-sets.te
     return out;
   }
 
-  const bootId = async (name: string) => (await host(name).ssh('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 10_000 })).stdout.trim();
+  const bootId = (name: string) => bootIdOf(host(name));
   const answers = async (name: string) => (await host(name).ssh('true', { timeoutMs: 5_000 }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
-  const journal = async (name: string) => (await host(name).ssh('journalctl -b -u upkeep-reboot.service -o cat --no-pager')).stdout;
-
-  /** Waits until `name` rebooted `count` times in all and is back with nsd serving; returns its new boot id. */
-  async function comesBack(name: string, before: string, count: number): Promise<string> {
-    const deadline = Date.now() + 120_000;
-    let now = before;
-    while (Date.now() < deadline && (host(name).reboots < count || now === before || now === '')) {
-      await sleep(2_000);
-      now = await bootId(name).catch(() => '');
-    }
-    expect(host(name).reboots).toBe(count);
-    expect(now).not.toBe(before);
-    const up = await host(name).ssh('systemctl is-system-running --wait >/dev/null; systemctl is-active nsd', { timeoutMs: 180_000 });
-    expect(up.stdout.trim()).toBe('active');
-    return now;
-  }
+  const journal = (name: string) => rebootJournal(host(name));
+  const comesBack = (name: string, before: string, count: number) => comesBackOf(host(name), before, count, 'nsd');
 
   /** [committed to the reboot, nsd active again] in epoch seconds, on the clock the containers share. */
   async function downtime(name: string): Promise<[number, number]> {

@@ -40,6 +40,19 @@ interface UpdateRun {
   readonly promoted: { packages: { name: string; version: string; kind: string; class: string }[] } | undefined;
 }
 
+/** The VEVENT of `host` in calendar.ics as property -> value (unfolded, first occurrence). */
+function calendarEvent(feed: string, host: string): Record<string, string> {
+  const lines = feed.replace(/\r\n /g, '').split('\r\n');
+  const start = lines.findIndex((l, i) => l.startsWith(`UID:window-${host}@`) && lines[i - 1] === 'BEGIN:VEVENT');
+  expect(start, `no event for ${host}`).toBeGreaterThan(0);
+  const props: Record<string, string> = {};
+  for (const line of lines.slice(start, lines.indexOf('END:VEVENT', start))) {
+    const at = line.search(/[:;]/);
+    props[line.slice(0, at)] ??= line.slice(at + 1);
+  }
+  return props;
+}
+
 describe.skipIf(!available)('upkeep update on a real fleet with a real Debian repository', () => {
   let fleet: TestFleet;
   let repo: DebRepo;
@@ -216,11 +229,24 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
       suite: 'bookworm-security',
       postinst: 'touch /var/run/reboot-required\necho upkeep-kernel >> /var/run/reboot-required.pkgs',
     });
+    const calendarBefore = readFileSync(join(planDir, 'calendar.ics'), 'utf8');
     const run = await update('security');
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.promoted?.packages.find((p) => p.name === 'upkeep-kernel')).toMatchObject({ version: '1.0-1+deb12u1', class: 'reboot' });
     expect(await versions('upkeep-kernel')).toEqual({ stage1: '1.0-1+deb12u1', web1: '1.0-1', web2: '1.0-1' });
     expect(run.stderr).toContain('web2: waits for its maintenance window: upkeep-kernel 1.0-1+deb12u1 reboot');
+    // The customers' calendar, rewritten by the wave from what it read on the hosts: stage1 installed
+    // the kernel and has its reboot pending (its event changed: SEQUENCE one up, the same UID);
+    // production deferred it and has none, so their events stay as they were.
+    expect((await fleet.host('stage1').ssh('test -e /var/run/reboot-required && echo pending')).stdout.trim()).toBe('pending');
+    const calendar = readFileSync(join(planDir, 'calendar.ics'), 'utf8');
+    expect(run.stderr).toContain(`calendar: ${join(planDir, 'calendar.ics')} (1 host(s) with a reboot pending)`);
+    expect(calendarEvent(calendar, 'stage1')).toMatchObject({ UID: 'window-stage1@updates.upkeep', SUMMARY: 'Maintenance window: stage1 (reboot pending)', SEQUENCE: String(Number(calendarEvent(calendarBefore, 'stage1').SEQUENCE) + 1) });
+    expect(calendarEvent(calendar, 'stage1').DTSTART).toBe(calendarEvent(calendarBefore, 'stage1').DTSTART);
+    for (const name of ['web1', 'web2']) {
+      expect(calendarEvent(calendar, name).SUMMARY).toBe(`Maintenance window: ${name}`);
+      expect(calendarEvent(calendar, name).SEQUENCE).toBe(calendarEvent(calendarBefore, name).SEQUENCE);
+    }
 
     // A newer kernel appears; web2's window opens (the routine timer's run, its clock moved into
     // the window): it installs the promoted version, not the newest.

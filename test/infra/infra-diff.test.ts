@@ -37,8 +37,8 @@ describe('the offline infrastructure diff', () => {
   it('replaces a server for a new image, and whatever depends on its id', () => {
     expect(diffInfra(base, stack((s) => (s.hosts.ns1.provision.image = 'debian-13')))).toEqual({
       add: [],
-      // The backup firewall admits ns1 by its (new) IPv6 network.
-      change: ['hcloud_firewall.backup-backup1'],
+      // The backup firewall and its reboot set's admit ns1 by its (new) IPv6 network.
+      change: ['hcloud_firewall.backup-backup1', 'hcloud_firewall.reboot-set-dns'],
       replace: ['hcloud_server.ns1', 'hcloud_server_network.ns1'],
       destroy: [],
     });

@@ -126,6 +126,38 @@ describe('the synthesized stack of a provisioned fleet', () => {
     );
   });
 
+  it('lets only the members of a reboot set ask each other whether they are ready, on ports 9470 (the first) and 9471 (the second)', () => {
+    const firewall = resources(stack, 'hcloud_firewall')['reboot-set-dns'];
+    expect(firewall.apply_to).toEqual([{ label_selector: 'upkeep-fleet=acme,upkeep-host=ns1' }, { label_selector: 'upkeep-fleet=acme,upkeep-host=ns2' }]);
+    expect(firewall.rule).toEqual([
+      {
+        direction: 'in',
+        protocol: 'tcp',
+        port: '9470-9471',
+        source_ips: ['${hcloud_primary_ip.ns1.ip_address}/32', '${hcloud_server.ns1.ipv6_network}', '${hcloud_primary_ip.ns2.ip_address}/32', '${hcloud_server.ns2.ipv6_network}'],
+        description: 'readiness, asked by the other members of reboot set dns',
+      },
+    ]);
+  });
+
+  it('admits an existing member of a reboot set by its IP address, and refuses one known only by its name', () => {
+    const mixed = stackOf(infraFleet((s) => (s.rebootSets = { app: { hosts: ['web1', 'legacy1'], port: 443 } })));
+    const firewall = resources(mixed, 'hcloud_firewall')['reboot-set-app'];
+    expect(firewall.apply_to).toEqual([{ label_selector: 'upkeep-fleet=acme,upkeep-host=web1' }]);
+    expect(firewall.rule[0].source_ips).toEqual(['198.51.100.20/32', '${hcloud_primary_ip.web1.ip_address}/32', '${hcloud_server.web1.ipv6_network}']);
+    let error: unknown;
+    try {
+      synthesizeInfra(infraFleet((s) => {
+        s.rebootSets = { app: { hosts: ['web1', 'legacy1'], port: 443 } };
+        s.hosts.legacy1.address = 'legacy1.example.com';
+      }), {});
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PolicyError);
+    expect((error as PolicyError).issues).toContainEqual({ path: ['hosts', 'legacy1', 'address'], message: 'is in reboot set "app" with provisioned hosts, whose firewall admits the other members by IP address: give an IP address, not a host name' });
+  });
+
   it('gives every server a primary IPv4 that outlives it', () => {
     expect(resources(stack, 'hcloud_primary_ip').mail1).toMatchObject({ type: 'ipv4', assignee_type: 'server', auto_delete: false, location: 'nbg1' });
     expect(resources(stack, 'hcloud_server').mail1.public_net).toEqual([{ ipv4: '${hcloud_primary_ip.mail1.id}', ipv4_enabled: true, ipv6_enabled: true }]);

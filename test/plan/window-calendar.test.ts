@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { ResolvedHost } from '../../lib/policy/resolved.ts';
-import { renderWindowCalendar } from '../../lib/plan/window-calendar.ts';
+import { renderWindowCalendar, withRebootPending, type CalendarHost } from '../../lib/plan/window-calendar.ts';
 import { resolvedFleet, sundayWindow } from '../fixtures/resolved-fleet.ts';
 
 const fleet = resolvedFleet();
@@ -90,5 +90,48 @@ describe('the maintenance window calendar', () => {
     const odd = { ...fleet, name: 'shop; north, "x"\\y' };
     const text = unfolded(renderWindowCalendar({ fleet: odd }));
     expect(text).toContain('X-WR-CALNAME:shop\\; north\\, "x"\\\\y: maintenance windows');
+  });
+
+  describe('as upkeep update writes it: the plan\'s feed with the pending reboots the wave saw', () => {
+    const hosts = new Map<string, CalendarHost>(fleet.hosts.filter((h) => h.updates).map((h) => [h.name, { name: h.name, group: h.group, reboot: h.updates!.reboot }]));
+    const update = (plan: string, rebootPending: Map<string, boolean>, previous?: string) => withRebootPending({ fleet: fleet.name, plan, hosts, rebootPending, ...(previous !== undefined && { previous }) });
+
+    it('bumps SEQUENCE of exactly the hosts whose pending reboot changed, says so, and keeps the windows and UIDs', () => {
+      const seen = update(feed, new Map([['backup1', true], ['mail1', false]]));
+      expect(event(seen, 'backup1')).toMatchObject({ SEQUENCE: '1', SUMMARY: 'Maintenance window: backup1 (reboot pending)', DTSTART: event(feed, 'backup1').DTSTART, RRULE: event(feed, 'backup1').RRULE });
+      expect(event(seen, 'backup1').DESCRIPTION).toContain('a reboot is pending and will happen in the next window.');
+      expect(event(seen, 'mail1').SEQUENCE).toBe('1');
+      expect(event(seen, 'mail1').DESCRIPTION).toContain('no reboot is pending.');
+      // A host the wave did not read keeps its event as it was.
+      const unread = [...hosts.keys()].filter((h) => h !== 'backup1' && h !== 'mail1');
+      expect(unread.length).toBeGreaterThan(0);
+      for (const host of unread) expect(event(seen, host)).toEqual(event(feed, host));
+      expect(unfolded(seen).filter((l) => l.startsWith('EXDATE'))).toEqual(unfolded(feed).filter((l) => l.startsWith('EXDATE')));
+      expect(seen.slice(0, seen.indexOf('BEGIN:VEVENT'))).toBe(feed.slice(0, feed.indexOf('BEGIN:VEVENT')));
+      // The same answers again: nothing bumped, the same bytes. The reboot done: bumped once more.
+      expect(update(feed, new Map([['backup1', true], ['mail1', false]]), seen)).toBe(seen);
+      const done = update(feed, new Map([['backup1', false]]), seen);
+      expect(event(done, 'backup1')).toMatchObject({ SEQUENCE: '2', SUMMARY: 'Maintenance window: backup1' });
+      // mail1, not read this time, keeps what the published feed said of it.
+      expect(event(done, 'mail1')).toEqual(event(seen, 'mail1'));
+    });
+
+    it('gives the bytes bin/plan --live writes for the same answers', () => {
+      const answers = new Map(fleet.hosts.filter((h) => h.updates).map((h, i) => [h.name, i % 2 === 0]));
+      expect(update(feed, answers)).toBe(renderWindowCalendar({ fleet, previous: feed, rebootPending: answers }));
+      // Through a feed published elsewhere (its own SEQUENCE history), too.
+      const published = renderWindowCalendar({ fleet, previous: update(feed, new Map([['backup1', true]])) });
+      expect(update(feed, answers, published)).toBe(renderWindowCalendar({ fleet, previous: published, rebootPending: answers }));
+    });
+
+    it('keeps the plan\'s cancelled hosts cancelled, and cancels a host the published feed has but the plan no longer does', () => {
+      const without = { ...fleet, hosts: fleet.hosts.filter((h) => h.name !== 'backup1') };
+      const plan = renderWindowCalendar({ fleet: without, previous: feed });
+      const seen = update(plan, new Map([['mail1', true]]));
+      expect(event(seen, 'backup1')).toEqual(event(plan, 'backup1'));
+      expect(event(seen, 'backup1').STATUS).toBe('CANCELLED');
+      const elsewhere = update(plan, new Map([['mail1', true]]), feed);
+      expect(event(elsewhere, 'backup1')).toMatchObject({ STATUS: 'CANCELLED', SEQUENCE: '1' });
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MIN_SLOT_SECONDS, rebootSlot } from '../../lib/policy/reboot-slot.ts';
 import { resolveFleet } from '../../lib/policy/resolve.ts';
-import { rebootSetEnv } from '../../lib/compile/reboot-set.ts';
+import { rebootReadiness, rebootSetEnv } from '../../lib/compile/reboot-set.ts';
 import { editable } from '../fixtures/small-fleet.ts';
 
 describe('rebootSlot', () => {
@@ -35,7 +35,32 @@ describe('reboot sets', () => {
     expect(member(spec, 'backup1')).toBeUndefined();
     const web1 = resolveFleet(spec).fleet.hosts.find((h) => h.name === 'web1')!;
     // The 2h window: web1's slot is the second hour, in which it begins reboots in the first half.
-    expect(rebootSetEnv(web1.updates!.window, web1.updates!.rebootSet!)).toContain("UPKEEP_REBOOT_PEERS='web2,192.0.2.3,443'\nUPKEEP_REBOOT_SET='web'\nUPKEEP_REBOOT_SLOT_BEGIN_BY='5400'\nUPKEEP_REBOOT_SLOT_START='3600'\n");
+    const env = rebootSetEnv(web1.updates!.window, web1.updates!.rebootSet!, rebootReadiness(web1));
+    // web2 is the first member: its readiness answers on 9470, web1's on 9471.
+    expect(env).toContain("UPKEEP_REBOOT_PEERS='web2,192.0.2.3,443,9470'\n");
+    expect(env).toContain("UPKEEP_REBOOT_SET='web'\nUPKEEP_REBOOT_SLOT_BEGIN_BY='5400'\nUPKEEP_REBOOT_SLOT_START='3600'\n");
+    expect(env).toContain("UPKEEP_REBOOT_READY_CHECKS='web1-disk-usage web1-failed-units'\nUPKEEP_REBOOT_READY_WITHIN='240'\n");
+  });
+
+  it('makes a member ready by its own checks that run on it, but its reboot-required check, with two runs of the slowest for them to pass after a boot', () => {
+    const spec = editable();
+    spec.rebootSets = { web: { hosts: ['web1', 'web2'], port: 443 } };
+    spec.hosts.backup1.roles = ['backup', 'monitor'];
+    spec.hosts.web1.monitoring = {
+      checks: {
+        'failed-units': { kind: 'failed-units', interval: '5m' },
+        reboot: { kind: 'reboot-required' },
+        site: { kind: 'http', url: 'https://web1.example.com/', from: 'backup1' },
+      },
+    };
+    const resolved = resolveFleet(spec);
+    expect(resolved.issues).toEqual([]);
+    const web1 = resolved.fleet.hosts.find((h) => h.name === 'web1')!;
+    expect(web1.monitoring!.checks.map((c) => c.name)).toEqual(['disk-usage', 'failed-units', 'reboot', 'site']);
+    // The site check's state is on backup1, and the reboot check is what reports readiness.
+    expect(rebootReadiness(web1)).toEqual({ checks: ['web1-disk-usage', 'web1-failed-units'], withinSeconds: 120 + 2 * 300 });
+    const web2 = resolved.fleet.hosts.find((h) => h.name === 'web2')!;
+    expect(rebootReadiness(web2)).toEqual({ checks: ['web2-disk-usage', 'web2-failed-units'], withinSeconds: 240 });
   });
 
   it('puts the nameservers in the set "dns" by their role, probed on port 53 at their ssh port default otherwise', () => {

@@ -1,8 +1,11 @@
-// reboot.sh as a member of a reboot set, at the edges of its slot and with peers that answer or not.
-// The peers are real TCP listeners (and a closed port) on this machine; only systemctl is a FAKE
-// (no systemd as PID 1 here), recording the reboot it was asked for.
+// reboot.sh as a member of a reboot set, at the edges of its slot and with peers that answer or not,
+// and that are ready or not. The peers are real TCP listeners (and a closed port) on this machine,
+// each peer on its own loopback address serving its readiness over real HTTP on its readiness
+// port; only systemctl is a FAKE (no systemd as PID 1 here), recording the reboot it was
+// asked for.
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,67 +14,122 @@ import { rebootSetEnv } from '../../lib/compile/reboot-set.ts';
 import { windowEnv } from '../../lib/compile/updates.ts';
 import { rebootSlot } from '../../lib/policy/reboot-slot.ts';
 import { sundayWindow } from '../fixtures/resolved-fleet.ts';
-import { runScript, tempDir } from './run-script.ts';
+import { runScriptAsync, tempDir } from './run-script.ts';
 
 /** Sunday 2026-11-08 02:00 Europe/Berlin (winter time), when sundayWindow (2 h) opens. */
 const OPENS = Date.parse('2026-11-08T01:00:00Z') / 1000;
 
-async function listen(): Promise<[Server, number]> {
+async function listen(address = '127.0.0.1', port = 0): Promise<[Server, number]> {
   const server = createServer((socket) => socket.end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, address, resolve));
   return [server, (server.address() as { port: number }).port];
 }
 
+/** The peers: ns1 on 127.0.0.1, ns3 on 127.0.0.2. */
+const ADDRESSES = { ns1: '127.0.0.1', ns3: '127.0.0.2' } as const;
+type Peer = keyof typeof ADDRESSES;
+
 describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
-  let up: Server;
-  let upPort: number;
+  const servers: { close(done: () => void): unknown }[] = [];
+  const ports: Record<Peer, number> = { ns1: 0, ns3: 0 };
   let closedPort: number;
+  let readyPort = 0;
+  /** What each peer's readiness socket answers: its status and first line, as serve-reboot-ready.sh would. */
+  const readiness: Record<Peer, [number, string]> = { ns1: [200, 'ready'], ns3: [200, 'ready'] };
+
   beforeAll(async () => {
-    [up, upPort] = await listen();
+    for (const peer of Object.keys(ADDRESSES) as Peer[]) {
+      const [server, port] = await listen(ADDRESSES[peer]);
+      servers.push(server);
+      ports[peer] = port;
+    }
     const [closed, port] = await listen();
     closedPort = port;
     await new Promise((resolve) => closed.close(resolve));
+    // One port for both peers' readiness here, each peer answering on its own address.
+    for (const peer of Object.keys(ADDRESSES) as Peer[]) {
+      const server = createHttpServer((_request, response) => {
+        const [status, line] = readiness[peer];
+        response.writeHead(status, { 'Content-Type': 'text/plain' }).end(`${line}\n`);
+      });
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(readyPort, ADDRESSES[peer], resolve));
+      readyPort = (server.address() as { port: number }).port;
+      servers.push(server);
+    }
   });
-  afterAll(() => new Promise((resolve) => up.close(resolve)));
+  afterAll(() => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))));
 
-  /** A fresh host, slot 2 of 3, whose peers listen on `ports`; runs reboot.sh at `now`, returns what it said and whether it rebooted. */
-  function rebootAt(now: number, ports: number[]) {
+  /** A fresh host, slot 2 of 3, whose peers ns1 and ns3 listen on `peerPorts` (on `addresses`); runs reboot.sh at `now`, returns what it said and whether it rebooted. */
+  async function rebootAt(now: number, peerPorts: [number, number], addresses: Record<Peer, string> = ADDRESSES) {
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
     mkdirSync(join(dir, 'state'));
     mkdirSync(join(dir, 'bin'));
     writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
     writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'always' }));
-    const peers = ports.map((port, i) => ({ host: `ns${i === 0 ? 1 : 3}`, address: '127.0.0.1', port }));
-    writeFileSync(join(dir, 'etc/reboot-set.env'), rebootSetEnv(sundayWindow, { set: 'dns', index: 1, count: 3, peers }));
+    const peers = (['ns1', 'ns3'] as const).map((host, i) => ({ host, address: addresses[host], port: peerPorts[i]! }));
+    const env = rebootSetEnv(sundayWindow, { set: 'dns', index: 1, count: 3, peers }, { checks: ['ns2-dns'], withinSeconds: 240 });
+    // The peers' readiness ports by their place in the set (ns1 first, ns3 third), moved to the one this test could listen on.
+    expect(env).toContain(`UPKEEP_REBOOT_PEERS='ns1,${addresses.ns1},${peerPorts[0]},9470 ns3,${addresses.ns3},${peerPorts[1]},9472'\n`);
+    writeFileSync(join(dir, 'etc/reboot-set.env'), env.replace(',9470 ', `,${readyPort} `).replace(",9472'", `,${readyPort}'`));
     writeFileSync(join(dir, 'state/routine-last-opening'), '2026-11-08\n');
     writeFileSync(join(dir, 'bin/systemctl'), `#!/bin/sh\necho "systemctl $*" >> '${dir}/calls'\n`);
     chmodSync(join(dir, 'bin/systemctl'), 0o755);
-    const run = runScript('reboot.sh', [], { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: String(now) });
+    const run = await runScriptAsync('reboot.sh', [], { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: String(now) });
     expect(run.status, run.stderr).toBe(0);
     const calls = existsSync(join(dir, 'calls')) ? readFileSync(join(dir, 'calls'), 'utf8') : '';
     return { said: run.stdout, rebooted: calls === 'systemctl reboot\n' };
   }
 
-  it('begins a reboot only from the start of its slot to the middle of it, to the second', () => {
+  it('begins a reboot only from the start of its slot to the middle of it, to the second', async () => {
     const slot = rebootSlot(sundayWindow.durationSeconds, 1, 3);
     expect(slot).toEqual({ startSeconds: 2400, beginBySeconds: 3600, endSeconds: 4800 });
-    const both = [upPort, upPort];
+    const both: [number, number] = [ports.ns1, ports.ns3];
     for (const [offset, rebooted] of [[0, false], [slot.startSeconds - 1, false], [slot.startSeconds, true], [slot.beginBySeconds - 1, true], [slot.beginBySeconds, false], [slot.endSeconds, false]] as const) {
-      const r = rebootAt(OPENS + offset, both);
+      const r = await rebootAt(OPENS + offset, both);
       expect(`${offset}: ${r.rebooted}`).toBe(`${offset}: ${rebooted}`);
       if (!rebooted) expect(r.said).toContain("outside this host's slot in reboot set dns");
     }
   });
 
-  it('does not reboot, and says which peer, when any peer does not answer on its port', () => {
+  it('does not reboot, and says which peer, when any peer does not answer on its port', async () => {
     const now = OPENS + 3000;
-    expect(rebootAt(now, [upPort, upPort]).rebooted).toBe(true);
-    const second = rebootAt(now, [upPort, closedPort]);
+    expect((await rebootAt(now, [ports.ns1, ports.ns3])).rebooted).toBe(true);
+    const second = await rebootAt(now, [ports.ns1, closedPort]);
     expect(second.rebooted).toBe(false);
-    expect(second.said).toContain(`peer ns3 of reboot set dns does not answer on 127.0.0.1 port ${closedPort}; the reboot carries over`);
-    const first = rebootAt(now, [closedPort, upPort]);
+    expect(second.said).toContain(`peer ns3 of reboot set dns does not answer on 127.0.0.2 port ${closedPort}; the reboot carries over`);
+    const first = await rebootAt(now, [closedPort, ports.ns3]);
     expect(first.rebooted).toBe(false);
     expect(first.said).toContain('peer ns1 of reboot set dns does not answer');
+  });
+
+  it('does not reboot while a peer that answers on its port is not ready, and says why in the peer\'s words; reboots once it is', async () => {
+    const now = OPENS + 3000;
+    try {
+      readiness.ns3 = [503, 'not ready 95 s after booting: ns3-dns (critical)'];
+      const held = await rebootAt(now, [ports.ns1, ports.ns3]);
+      expect(held.rebooted).toBe(false);
+      expect(held.said).toContain('peer ns3 of reboot set dns is not ready (not ready 95 s after booting: ns3-dns (critical)); the reboot carries over');
+      // Any answer but 200 holds the reboot, even one that says nothing.
+      readiness.ns3 = [500, ''];
+      expect((await rebootAt(now, [ports.ns1, ports.ns3])).rebooted).toBe(false);
+      readiness.ns3 = [200, 'ready'];
+      expect((await rebootAt(now, [ports.ns1, ports.ns3])).rebooted).toBe(true);
+    } finally {
+      readiness.ns3 = [200, 'ready'];
+    }
+  });
+
+  it('does not reboot when a peer answers on its port but nothing answers on its readiness port (an older generation, a stopped socket)', async () => {
+    const now = OPENS + 3000;
+    // ns1 on 127.0.0.3: it answers on its port, but nothing listens on the readiness port there.
+    const [lonely, port] = await listen('127.0.0.3');
+    try {
+      const r = await rebootAt(now, [port, ports.ns3], { ns1: '127.0.0.3', ns3: ADDRESSES.ns3 });
+      expect(r.rebooted).toBe(false);
+      expect(r.said).toMatch(/peer ns1 of reboot set dns is not ready \(no answer on port \d+: curl: \(7\) Failed to connect/);
+    } finally {
+      await new Promise((resolve) => lonely.close(resolve));
+    }
   });
 });
