@@ -10,7 +10,7 @@ import { canonicalJson } from './canonical-json.ts';
 import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
-import { runtimeCommand, seconds, unitFile } from './systemd.ts';
+import { runtimeCommand, seconds, socketServedFiles, unitFile } from './systemd.ts';
 
 const CHECKS_DIR = `${CONFIG_DIR}/checks`;
 /** node_exporter's textfile collector directory on Debian (prometheus-node-exporter). */
@@ -273,25 +273,11 @@ function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>,
       Timer: { OnActiveSec: '1min', OnUnitActiveSec: seconds(every), AccuracySec: '1s' },
       Install: { WantedBy: 'timers.target' },
     }),
-    unitFile('upkeep-liveness.socket', {
-      Unit: { Description: 'upkeep: when this monitor\'s checks last all ran, for the other hosts' },
-      Socket: { ListenStream: String(heartbeat.port), Accept: true, MaxConnections: 16 },
-      Install: { WantedBy: 'sockets.target' },
-    }),
-    unitFile('upkeep-liveness@.service', {
-      Unit: { Description: 'upkeep: serve the time this monitor\'s checks last all ran' },
-      Service: {
-        ExecStart: runtimeCommand('serve-liveness.sh'),
-        StandardInput: 'socket',
-        StandardOutput: 'socket',
-        StandardError: 'journal',
-        RuntimeMaxSec: '10s',
-        ProtectSystem: 'strict',
-        ProtectHome: true,
-        PrivateTmp: true,
-        NoNewPrivileges: true,
-        DynamicUser: true,
-      },
-    }),
+    ...socketServedFiles(
+      'upkeep-liveness',
+      { stream: String(heartbeat.port) },
+      { socket: "upkeep: when this monitor's checks last all ran, for the other hosts", service: "upkeep: serve the time this monitor's checks last all ran" },
+      'serve-liveness.sh',
+    ),
   ];
 }

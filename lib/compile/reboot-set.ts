@@ -10,7 +10,7 @@ import { renderEnvFile } from './env-file.ts';
 import { configFile } from './host-part.ts';
 import { checked } from './host-word.ts';
 import { checkUnitName } from './monitoring.ts';
-import { runtimeCommand, unitFile } from './systemd.ts';
+import { socketServedFiles } from './systemd.ts';
 
 /** A host name, an IPv4 or an IPv6 address: nothing a shell or bash's /dev/tcp would read otherwise. */
 const PEER_ADDRESS = /^[A-Za-z0-9][A-Za-z0-9.:-]*$/;
@@ -72,26 +72,11 @@ export function rebootSetFiles(host: ResolvedHost, window: ResolvedWindow, membe
   const listen = host.address !== undefined && IP_ADDRESS.test(host.address) ? `${host.address.includes(':') ? `[${host.address}]` : host.address}:${port}` : String(port);
   return [
     configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, member, rebootReadiness(host))),
-    unitFile('upkeep-reboot-ready.socket', {
-      Unit: { Description: `upkeep: whether this host is ready, for the other members of reboot set ${member.set}` },
-      // FreeBind: the address may come up after the socket (a late network).
-      Socket: { ListenStream: listen, FreeBind: true, Accept: true, MaxConnections: 16 },
-      Install: { WantedBy: 'sockets.target' },
-    }),
-    unitFile('upkeep-reboot-ready@.service', {
-      Unit: { Description: 'upkeep: say whether this host is ready for another member of its reboot set to reboot' },
-      Service: {
-        ExecStart: runtimeCommand('serve-reboot-ready.sh'),
-        StandardInput: 'socket',
-        StandardOutput: 'socket',
-        StandardError: 'journal',
-        RuntimeMaxSec: '10s',
-        ProtectSystem: 'strict',
-        ProtectHome: true,
-        PrivateTmp: true,
-        NoNewPrivileges: true,
-        DynamicUser: true,
-      },
-    }),
+    ...socketServedFiles(
+      'upkeep-reboot-ready',
+      { stream: listen, freeBind: true },
+      { socket: `upkeep: whether this host is ready, for the other members of reboot set ${member.set}`, service: 'upkeep: say whether this host is ready for another member of its reboot set to reboot' },
+      'serve-reboot-ready.sh',
+    ),
   ];
 }

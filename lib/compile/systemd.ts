@@ -58,3 +58,34 @@ export function unitFile(name: string, sections: UnitSections): ManagedFile {
 export function seconds(value: number): string {
   return `${Math.round(value)}s`;
 }
+
+/**
+ * A socket-activated answer to other hosts: `<name>.socket` accepts on `listen` and each connection
+ * runs `<name>@.service`, which runs the runtime program `script` on it without privileges
+ * (a dynamic user, read-only system) for at most ten seconds.
+ */
+export function socketServedFiles(name: string, listen: { readonly stream: string; readonly freeBind?: boolean }, descriptions: { readonly socket: string; readonly service: string }, script: string): ManagedFile[] {
+  return [
+    unitFile(`${name}.socket`, {
+      Unit: { Description: descriptions.socket },
+      // FreeBind: the address may come up after the socket (a late network).
+      Socket: { ListenStream: listen.stream, ...(listen.freeBind && { FreeBind: true }), Accept: true, MaxConnections: 16 },
+      Install: { WantedBy: 'sockets.target' },
+    }),
+    unitFile(`${name}@.service`, {
+      Unit: { Description: descriptions.service },
+      Service: {
+        ExecStart: runtimeCommand(script),
+        StandardInput: 'socket',
+        StandardOutput: 'socket',
+        StandardError: 'journal',
+        RuntimeMaxSec: '10s',
+        ProtectSystem: 'strict',
+        ProtectHome: true,
+        PrivateTmp: true,
+        NoNewPrivileges: true,
+        DynamicUser: true,
+      },
+    }),
+  ];
+}
