@@ -8,16 +8,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { JournalDocument } from '../../lib/apply/journal.ts';
-import { runUpdate } from '../../lib/cli/update.ts';
 import { programsAvailable } from '../programs.ts';
 import { applyPlan } from './apply-helpers.ts';
 import { startDebRepo, type DebRepo } from './deb-repo.ts';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
+import { runUpdateWave, type UpdateRun } from './update-run.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const HOSTS = ['stage1', 'web1', 'web2'];
@@ -31,13 +29,6 @@ function clock(minutes: number): string {
   const now = new Date();
   const total = (((now.getUTCHours() * 60 + now.getUTCMinutes() + minutes) % 1440) + 1440) % 1440;
   return `${String(Math.floor(total / 60)).padStart(2, '0')}:${String(total % 60).padStart(2, '0')}`;
-}
-
-interface UpdateRun {
-  readonly exitCode: number;
-  readonly stderr: string;
-  readonly journal: JournalDocument;
-  readonly promoted: { packages: { name: string; version: string; kind: string; class: string }[] } | undefined;
 }
 
 /** The VEVENT of `host` in calendar.ics as property -> value (unfolded, first occurrence). */
@@ -81,26 +72,7 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
   /** `upkeep update KIND PLAN_DIR`, in this process; `whileRunning` sees its progress text as it grows. */
   async function update(kind: 'security' | 'routine', whileRunning?: (progress: () => string) => Promise<void>): Promise<UpdateRun> {
     runs += 1;
-    const journal = join(work, `journal-${runs}.json`);
-    const promoted = join(work, `promoted-${runs}.json`);
-    const chunks: Buffer[] = [];
-    const stderr = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        chunks.push(Buffer.from(chunk));
-        done();
-      },
-    });
-    const text = () => Buffer.concat(chunks).toString('utf8');
-    const running = runUpdate([kind, planDir, '--identity', fleet.identityFile, '--journal', journal, '--promoted', promoted], { stdout: new Writable({ write: (_c, _e, done) => done() }), stderr });
-    await whileRunning?.(text);
-    const exitCode = await running;
-    let promotedDoc: UpdateRun['promoted'];
-    try {
-      promotedDoc = JSON.parse(readFileSync(promoted, 'utf8'));
-    } catch {
-      promotedDoc = undefined;
-    }
-    return { exitCode, stderr: text(), journal: JSON.parse(readFileSync(journal, 'utf8')) as JournalDocument, promoted: promotedDoc };
+    return runUpdateWave({ kind, planDir, identityFile: fleet.identityFile, work, run: runs }, whileRunning);
   }
 
   beforeAll(async () => {
