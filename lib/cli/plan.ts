@@ -23,6 +23,7 @@ import { mdCode } from '../plan/markdown-text.ts';
 import { PlanDirWriter, planJsonText, readPlanCalendar, readPlanDir } from '../plan/plan-dir.ts';
 import { renderWindowCalendar } from '../plan/window-calendar.ts';
 import { UPKEEP_VERSION } from '../version.ts';
+import { limitHeapGrowth } from './heap-growth.ts';
 import { exitWith, isMain } from './run-command.ts';
 
 const HELP = `Usage: bin/plan [POLICY] [options]
@@ -87,6 +88,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   if (positionals.length > 1) throw new Error(`expected one policy file, got ${positionals.length} (see bin/plan --help)`);
   if (values.live && values.base) throw new Error('--live and --base are two different bases: give one');
   const policyFile = positionals[0] ?? defaultPolicy();
+  limitHeapGrowth();
 
   const { spec, source } = await loadPolicy(policyFile);
   const fleet = prepareFleet(spec, source);

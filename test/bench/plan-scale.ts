@@ -42,6 +42,8 @@ async function measureUpkeep(size: number, out: string): Promise<Measurement> {
   const { buildPlan } = await import('../../lib/plan/build-plan.ts');
   const { renderPlanMarkdown } = await import('../../lib/plan/markdown.ts');
   const { objectPath, PlanDirWriter } = await import('../../lib/plan/plan-dir.ts');
+  const { limitHeapGrowth } = await import('../../lib/cli/heap-growth.ts');
+  limitHeapGrowth();
   const spec = generatedFleet(size);
   const start = performance.now();
   const cpuStart = process.cpuUsage();
@@ -124,8 +126,12 @@ async function child(mode: string, size: number, work: string): Promise<void> {
 }
 
 function run(mode: string, size: number, work: string): Measurement {
-  // Node's own heap limit, as bin/plan runs: a raised one lets the heap grow before collecting and
-  // so measures garbage not yet collected, not what planning needs.
+  // Each measurement starts with no dirty pages of the one before it still being written back,
+  // which would otherwise slow whichever of the two runs second.
+  execFileSync('sync');
+  // Node's own heap limit, as bin/plan runs (and upkeep's child sets bin/plan's heap growth): a
+  // raised limit lets the heap grow before collecting and so measures garbage not yet collected,
+  // not what planning needs.
   const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [here, '--child', mode, String(size), work], { encoding: 'utf8', maxBuffer: 1 << 26 });
   return JSON.parse(out) as Measurement;
 }
