@@ -1,7 +1,42 @@
 // JSON with object keys sorted at every level, so equal data always gives equal bytes.
+//
+// The text is defined as JSON.stringify(value, replacer, indent) with a replacer that rebuilds
+// every non-array object from its entries sorted by key (test/compile/canonical-json.test.ts
+// compares against exactly that). A replacer is called back for every value of the document,
+// which made it half the cost of hashing and writing a large fleet's plan: a document of plain
+// objects and arrays, as every plan is, is copied with its keys sorted and serialized natively.
 
 export function canonicalJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, (_key, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v), indent);
+  let sorted: unknown;
+  try {
+    sorted = sortedCopy(value);
+  } catch (error) {
+    if (error !== NOT_PLAIN) throw error;
+    return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => byCodeUnits(a, b))) : v), indent);
+  }
+  return JSON.stringify(sorted, null, indent);
+}
+
+/** Thrown by sortedCopy for what it cannot copy faithfully: what JSON.stringify does not serialize by its own keys (a Date, a Map, anything with toJSON), and a "__proto__" key. */
+const NOT_PLAIN = Symbol('not plain');
+
+/** `value` with every object's keys inserted in sorted order (integer keys come first by themselves, as in the replacer's copies). */
+function sortedCopy(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') throw NOT_PLAIN;
+  if (Array.isArray(value)) {
+    const copy: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) copy[i] = sortedCopy(value[i]);
+    return copy;
+  }
+  if (!isPlain(value)) throw NOT_PLAIN;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort(byCodeUnits)) {
+    // An own "__proto__" key (JSON.parse makes one) would set the copy's prototype instead.
+    if (key === '__proto__') throw NOT_PLAIN;
+    copy[key] = sortedCopy((value as Record<string, unknown>)[key]);
+  }
+  return copy;
 }
 
 const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,4 +1,5 @@
-// canonicalJsonChunks: the pieces plan.json is written and plan_id hashed in join to exactly
+// canonicalJson is exactly its definition (JSON.stringify with a key-sorting replacer), and
+// canonicalJsonChunks' pieces, which plan.json is written and plan_id hashed in, join to exactly
 // canonicalJson's text, at every depth, for the values JSON.stringify treats specially and for
 // random documents; and a real plan document gives the same plan.json and plan_id either way.
 
@@ -12,6 +13,10 @@ import { prepareFleet } from '../../lib/policy/prepare.ts';
 import { generatedFleet } from '../fixtures/generated-fleet.ts';
 
 const joined = (value: unknown, indent: number | undefined, depth: number) => [...canonicalJsonChunks(value, indent, depth)].join('');
+
+/** canonicalJson's definition: JSON.stringify with every non-array object rebuilt from its entries sorted by key. */
+const defined = (value: unknown, indent: number | undefined) =>
+  JSON.stringify(value, (_key, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v), indent);
 
 /** A seeded generator: the same random documents on every run. */
 function random(seed: number): () => number {
@@ -29,10 +34,15 @@ describe('canonicalJsonChunks', () => {
     { toJSON: () => ({ z: 1, a: 2 }) },
     { t: { toJSON: () => undefined }, u: 1 },
     { a: {}, b: [], c: { d: {} }, e: { f: [1, { h: 'x\ny', g: null }] } },
+    JSON.parse('{"b":1,"__proto__":{"y":1,"x":2},"a":[{"__proto__":null}]}'),
+    Object.assign(Object.create(null), { b: 1, a: Object.assign(Object.create(null), { d: 1, c: 2 }) }),
   ];
 
   it.each(special.map((v, i) => [i, v]))('joins to canonicalJson for special value %i at every depth and indent', (_i, value) => {
-    for (const indent of [undefined, 2, 4]) for (const depth of [0, 1, 2, 3, 6]) expect(joined(value, indent, depth)).toBe(canonicalJson(value, indent));
+    for (const indent of [undefined, 2, 4]) {
+      expect(canonicalJson(value, indent)).toBe(defined(value, indent));
+      for (const depth of [0, 1, 2, 3, 6]) expect(joined(value, indent, depth)).toBe(canonicalJson(value, indent));
+    }
   });
 
   it('joins to canonicalJson for 3,000 random documents', () => {
@@ -50,7 +60,10 @@ describe('canonicalJsonChunks', () => {
     for (let i = 0; i < 3000; i++) {
       // A document, never undefined itself (which JSON.stringify gives no text for at all).
       const v = value(0) ?? null;
-      for (const indent of [undefined, 2]) expect(joined(v, indent, 1 + (i % 3))).toBe(canonicalJson(v, indent));
+      for (const indent of [undefined, 2]) {
+        expect(canonicalJson(v, indent)).toBe(defined(v, indent));
+        expect(joined(v, indent, 1 + (i % 3))).toBe(canonicalJson(v, indent));
+      }
     }
   });
 
