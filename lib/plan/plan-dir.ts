@@ -64,12 +64,14 @@ export function objectPath(sha256: string): string {
 
 /**
  * What a plan directory holds at its top: what writePlanDir writes, and bin/apply's journal
- * (apply-journal.json, with the temp file of a write it was killed in).
+ * (apply-journal.json); WRITE_TEMP names the temporary files of writes that were killed.
  */
 const PLAN_DIR_FILES = new Set(['plan.json', 'plan.md', CALENDAR_FILE, 'apply-journal.json']);
 // hosts/ is format 2's, so that a plan directory of that format can be replaced by a new plan.
 const PLAN_DIR_DIRS = new Set(['objects', 'hosts', 'terraform']);
-const JOURNAL_TEMP = /^apply-journal\.json\.tmp-\d+$/;
+// The temporary files bin/apply's journal and `upkeep update`'s calendar are written through, as a
+// process killed while writing one leaves it.
+const WRITE_TEMP = /^(?:apply-journal\.json|\.calendar\.ics)\.tmp-\d+$/;
 
 /**
  * Throws, naming `dir`, unless it is missing, empty, or a plan directory: a plan.json of a plan
@@ -99,8 +101,46 @@ function assertReplaceable(dir: string): void {
   }
   for (const name of names) {
     const entry = lstatSync(join(dir, name));
-    const expected = ((PLAN_DIR_FILES.has(name) || JOURNAL_TEMP.test(name)) && entry.isFile()) || (PLAN_DIR_DIRS.has(name) && entry.isDirectory());
+    const expected = ((PLAN_DIR_FILES.has(name) || WRITE_TEMP.test(name)) && entry.isFile()) || (PLAN_DIR_DIRS.has(name) && entry.isDirectory());
     if (!expected) throw refuse(`holds ${name}, which a plan directory does not`);
+  }
+}
+
+/** A plan into `dir` is written in `.<name of dir>.tmp-<pid>`; the directory it replaces waits in `<that>.old`. */
+const temporaryPrefix = (dir: string) => `.${basename(dir)}.tmp-`;
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: running, as somebody else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Clears up after plans into `dir` whose process is gone (killed, or the machine stopped): their
+ * temporary directories are removed, and if one was killed between moving the old plan directory
+ * aside and moving the new one into place, the old one is moved back first. So `dir` is always an
+ * old or a new plan, never missing because a plan was killed, and killed plans leave nothing
+ * behind for long. A plan still running into the same directory is left alone.
+ */
+async function recoverFromKilledPlans(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  const prefix = temporaryPrefix(dir);
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names.sort()) {
+    const match = name.startsWith(prefix) ? /^(\d+)(\.old)?$/.exec(name.slice(prefix.length)) : null;
+    if (!match || isRunning(Number(match[1]))) continue;
+    const path = join(parent, name);
+    if (match[2] !== undefined && !existsSync(dir)) await rename(path, dir);
+    else await rm(path, { recursive: true, force: true });
   }
 }
 
@@ -138,8 +178,9 @@ export class PlanDirWriter {
    * `queueLimit`: contents queued before room() waits (tests make it small to exercise the wait).
    */
   static async open(dir: string, options: { queueLimit?: number } = {}): Promise<PlanDirWriter> {
+    await recoverFromKilledPlans(dir);
     assertReplaceable(dir);
-    const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
+    const tmp = join(dirname(dir), `${temporaryPrefix(dir)}${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     return new PlanDirWriter(dir, tmp, options.queueLimit ?? QUEUE_LIMIT);

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -15,10 +15,10 @@ afterAll(() => rmSync(work, { recursive: true, force: true }), 120_000);
 
 const CANARY = 'canary-secret-7f3a9c1e5b';
 
+// No tofu/terraform on PATH: these tests are about the offline plan (the engine has its own tests).
+const env = { ...process.env, PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, UPKEEP_TERRAFORM: '', RESTIC_PASSWORD: CANARY, ALERT_TOKEN: CANARY, HCLOUD_TOKEN: CANARY, NO_COLOR: '1' };
+
 function plan(args: string[], cwd = root) {
-  // No tofu/terraform on PATH: these tests are about the offline plan (the engine has its own tests).
-  const path = `${dirname(process.execPath)}:/usr/bin:/bin`;
-  const env = { ...process.env, PATH: path, UPKEEP_TERRAFORM: '', RESTIC_PASSWORD: CANARY, ALERT_TOKEN: CANARY, HCLOUD_TOKEN: CANARY, NO_COLOR: '1' };
   const r = spawnSync(bin, args, { cwd, env, encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -108,6 +108,31 @@ describe('bin/plan', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('nope.ts');
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('killed while writing, leaves the old plan directory; the next plan removes what the killed one left', { timeout: 120_000 }, async () => {
+    const out = join(work, 'killed');
+    expect(plan([example, '--out', out]).code).toBe(2);
+    const before = tree(out);
+    // A fleet large enough to be killed in the middle of writing it.
+    const large = join(work, 'large-fleet.ts');
+    writeFileSync(large, `import { generatedFleet } from ${JSON.stringify(join(root, 'test', 'fixtures', 'generated-fleet.ts'))};\nexport default generatedFleet(600);\n`);
+    const child = spawn(bin, [large, '--out', out], { cwd: root, env, stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    // bin/plan execs node: the pid is the planner's, and so is the temporary directory's name.
+    const temporary = join(work, `.killed.tmp-${child.pid}`, 'objects');
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(temporary) && readdirSync(temporary).length > 10) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    expect(tree(out)).toEqual(before);
+    expect(readdirSync(work).filter((name) => name.startsWith('.killed.tmp-'))).toEqual([`.killed.tmp-${child.pid}`]);
+
+    expect(plan([example, '--out', out]).code).toBe(2);
+    expect(readdirSync(work).filter((name) => name.startsWith('.killed.'))).toEqual([]);
+    // The same plan as before the kill, but for when it was made.
+    const undated = (files: Record<string, string>) => ({ ...files, 'plan.json': JSON.stringify({ ...JSON.parse(files['plan.json']!), metadata: null }) });
+    expect(undated(tree(out))).toEqual(undated(before));
   });
 
   describe('replaces an existing --out directory only when it is a plan directory or empty', () => {

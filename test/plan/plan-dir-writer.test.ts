@@ -1,8 +1,10 @@
 // The streaming plan writer (what bin/plan does: each host's contents written as it is compiled)
 // against the whole-fleet path (compileFleet + buildPlan + writePlanDir): the same directory, byte
-// for byte; and a write that fails leaves the old directory as it was and no temporary behind.
+// for byte; a write that fails leaves the old directory as it was and no temporary behind; and
+// what a killed plan left behind is cleared up by the next one.
 
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -102,5 +104,56 @@ describe('PlanDirWriter', () => {
     await expect(writer.finish({ document: { format_version: 3 } as never, markdown: 'new' })).rejects.toThrow(/EISDIR/);
     expect(tree(out)).toEqual(before);
     expect(readdirSync(work).filter((n) => n.startsWith('.kept2.tmp-'))).toEqual([]);
+  });
+
+  describe('after a plan was killed', () => {
+    /** A process id that was just in use and is not any more. */
+    const deadPid = () => spawnSync('true').pid!;
+    const temporaries = (name: string) => readdirSync(work).filter((n) => n.startsWith(`.${name}.tmp-`)).sort();
+
+    it("removes a killed plan's temporary directories, and leaves a running plan's alone", async () => {
+      const out = join(work, 'killed');
+      await whole(prepareFleet(hosting), out);
+      const before = tree(out);
+      const dead = deadPid();
+      const running = spawn('sleep', ['60']);
+      try {
+        for (const name of [`.killed.tmp-${dead}`, `.killed.tmp-${dead}.old`, `.killed.tmp-${running.pid}`]) {
+          mkdirSync(join(work, name, 'objects'), { recursive: true });
+          writeFileSync(join(work, name, 'plan.json'), '{}');
+        }
+        const writer = await PlanDirWriter.open(out);
+        expect(temporaries('killed')).toEqual([`.killed.tmp-${process.pid}`, `.killed.tmp-${running.pid}`].sort());
+        await writer.abandon();
+        expect(tree(out)).toEqual(before);
+      } finally {
+        running.kill();
+      }
+    });
+
+    it('moves the old plan directory back when the plan was killed between moving it aside and moving the new one in', async () => {
+      const out = join(work, 'between');
+      await whole(prepareFleet(hosting), out);
+      const before = tree(out);
+      const dead = deadPid();
+      // Where finish() had got to: the old directory aside, the new one not yet in place.
+      renameSync(out, join(work, `.between.tmp-${dead}.old`));
+      mkdirSync(join(work, `.between.tmp-${dead}`));
+      expect(existsSync(out)).toBe(false);
+      const writer = await PlanDirWriter.open(out);
+      expect(tree(out)).toEqual(before);
+      await writer.abandon();
+      expect(tree(out)).toEqual(before);
+      expect(temporaries('between')).toEqual([]);
+    });
+
+    it("replaces a plan directory that holds the temporary file of a killed calendar or journal write", async () => {
+      const out = join(work, 'calendar-temp');
+      await whole(prepareFleet(hosting), out);
+      writeFileSync(join(out, '.calendar.ics.tmp-4242'), 'half');
+      writeFileSync(join(out, 'apply-journal.json.tmp-4242'), 'half');
+      await whole(prepareFleet(hosting), out);
+      expect(readdirSync(out).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    });
   });
 });
