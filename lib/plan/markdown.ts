@@ -184,24 +184,25 @@ export function renderPlanMarkdown(plan: PlanDocument, options: PlanMarkdownOpti
       '## Hosts',
       '',
     ].join('\n');
-  // Room for the hosts' changes and the truncation note below.
-  const room = (head: string) => MARKDOWN_LIMIT - 300 - head.length;
+  // Room for the hosts' changes and the truncation note below (its three names escaped, at most 600 characters).
+  const room = (head: string) => MARKDOWN_LIMIT - 600 - head.length;
   let head = headOf(false);
   if (room(head) < MARKDOWN_LIMIT / 4) head = headOf(true);
   if (room(head) < 0) {
-    head = `${head.slice(0, MARKDOWN_LIMIT - 400)}\n\n_Cut here: the rest does not fit a pull-request comment; plan.json holds the whole plan._\n\n## Hosts\n\n`;
+    head = `${head.slice(0, MARKDOWN_LIMIT - 1000)}\n\n_Cut here: the rest does not fit a pull-request comment; plan.json holds the whole plan._\n\n## Hosts\n\n`;
   }
   const changed = Object.values(plan.hosts).filter(hasChanges);
   const sets = alikeHosts(changed);
   let body = '';
-  let shown = 0;
+  // A fold too large for the room left is skipped, not the end: smaller ones after it may fit.
+  const unshown: string[] = [];
   for (const hosts of sets) {
     const details = hostDetails(hosts);
-    if (details.length > room(head) - body.length) break;
-    body += details;
-    shown += hosts.length;
+    if (details.length > room(head) - body.length) unshown.push(...hosts.map((h) => mdText(h.name)));
+    else body += details;
   }
   if (changed.length === 0) body = 'No host changes.\n';
-  if (shown < changed.length) body += `\n_Truncated: ${changed.length - shown} more host(s) with changes are not shown here; plan.json lists every change._\n`;
+  // Three names at most: the note must fit the room kept for it (host names are up to 63 characters).
+  if (unshown.length > 0) body += `\n_Truncated: ${unshown.length} more host(s) with changes are not shown here (${cappedNames(unshown, 3)}); plan.json lists every change._\n`;
   return `${head}${body}`;
 }

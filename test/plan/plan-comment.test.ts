@@ -82,6 +82,17 @@ describe('plan.md of a 1,000-host fleet, as a pull-request comment', { timeout: 
     expect(first).toMatch(/<details><summary>The same changes on 9\d\d hosts \(web00000, web00001, .*\): 5\d to create, 0 to update, 0 to delete<\/summary>/);
     expect(first).toContain('| secret derived for `upkeep restic repository {host}` from env `RESTIC_PASSWORD` |');
     // The backup hosts and the monitor (a check of every host) are exceptions too large to follow it.
-    expect(first).toContain('_Truncated: 6 more host(s) with changes are not shown here');
+    expect(first).toContain('_Truncated: 6 more host(s) with changes are not shown here (backup00000, backup00001, backup00002 and 3 more)');
+  });
+
+  it('skips a fold too large for the comment and still shows the smaller ones after it', () => {
+    // A host with a change of its own, whose fold comes after the backup hosts' and the monitor's
+    // (exceptions are in name order), which do not fit.
+    const spec = structuredClone(before) as { -readonly [K in keyof FleetSpec]: any };
+    spec.hosts['zz-edge'] = { ...structuredClone(spec.hosts.web00600), monitoring: { checks: { ...spec.hosts.web00600.monitoring.checks, units: { kind: 'failed-units', interval: '3m' } } } };
+    const md = renderPlanMarkdown(planOf(spec as FleetSpec));
+    expect(md.length).toBeLessThanOrEqual(MARKDOWN_LIMIT);
+    expect(md).toContain('<details><summary>zz-edge (production): ');
+    expect(md).toContain('_Truncated: 6 more host(s) with changes are not shown here (backup00000, backup00001, backup00002 and 3 more)');
   });
 });
