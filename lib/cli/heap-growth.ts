@@ -4,8 +4,8 @@
 // data before collecting again. Planning 10,000 hosts keeps about 320 MiB alive but produces
 // gigabytes of short-lived strings (each host's files, hashes and JSON), so the process peaked at
 // 1,335 MiB, most of it garbage not yet collected: enough to fail on a small CI runner. Growing by
-// at most the live data again (a factor of 2) kept the peak at 850 to 950 MiB, for a few more seconds of
-// collection (test/bench/plan-scale.ts). This is a growth rate, not a cap: a fleet whose live
+// at most the live data again (a factor of 2) kept the peak at 850 to 950 MiB, for more frequent
+// collections (test/bench/plan-scale.ts). This is a growth rate, not a cap: a fleet whose live
 // data is larger still gets the memory it needs.
 
 import { setFlagsFromString } from 'node:v8';
