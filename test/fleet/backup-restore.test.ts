@@ -384,4 +384,41 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
     expect(log).toMatch(/dated in the future/);
     expect(await snapshotsOnBackupHost()).toEqual(before);
   }, FLEET_TEST_TIMEOUT_MS);
+
+  it("waits while web1's backup holds the repository's lock, then applies retention", async () => {
+    const web1 = fleet.host('web1');
+    const backup1 = fleet.host('backup1');
+    const password = '--password-file /etc/upkeep/restic/clients/web1.password --no-cache';
+    // The operator removes the forged snapshot of the test before, as backup-prune.sh told them to.
+    const forged = (await snapshotsOnBackupHost()).filter((snap) => Date.parse(snap.time) > Date.now() + 86_400_000);
+    expect(forged).toHaveLength(1);
+    const removed = await backup1.ssh(`restic -r /srv/restic/web1 ${password} forget ${forged[0]!.short_id} && chown -R restic-web1:restic-web1 /srv/restic/web1`, { timeoutMs: 300_000 });
+    expect(removed.exitCode, removed.stderr).toBe(0);
+    const age = (t: string) => (Date.now() - Date.parse(t)) / 86_400_000;
+    const before = await snapshotsOnBackupHost();
+    expect(before.filter((snap) => age(snap.time) > 90).length).toBeGreaterThan(0);
+    // Retries two seconds apart instead of a minute, so that the test sees several.
+    const dropIn = '/run/systemd/system/upkeep-backup-prune-web1.service.d';
+    await backup1.ssh(`mkdir -p ${dropIn} && printf '[Service]\nEnvironment=UPKEEP_LOCK_RETRY=2\n' > ${dropIn}/retry.conf && systemctl daemon-reload`);
+    try {
+      // A backup that holds its lock for as long as its input stays open: 20 seconds.
+      const held = await web1.ssh(`rm -f /root/held.log; (setsid sh -c '{ sleep 20; echo held; } | { ${webRestic('backup --quiet --stdin --stdin-filename held.txt')}; }; echo "exit $?" >> /root/held.log' </dev/null >>/root/held.log 2>&1 &)`);
+      expect(held.exitCode, held.stderr).toBe(0);
+      const locked = await backup1.ssh('for i in $(seq 100); do [ -n "$(ls /srv/restic/web1/locks)" ] && exit 0; sleep 0.1; done; exit 1');
+      expect(locked.exitCode, 'web1 holds a lock').toBe(0);
+
+      const since = (await backup1.ssh('date +%s')).stdout.trim();
+      const prune = await backup1.ssh('systemctl start upkeep-backup-prune-web1.service; echo "exit $?"', { timeoutMs: 600_000 });
+      const journal = (await backup1.ssh(`journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since}`)).stdout;
+      expect(prune.stdout, journal).toBe('exit 0\n');
+      // It waited, and the backup that held the lock finished as it would have without retention.
+      expect(journal).toMatch(/is locked by a client's backup or drill; trying again in 2s/);
+      expect((await web1.ssh('cat /root/held.log')).stdout).toBe('exit 0\n');
+      const after = await snapshotsOnBackupHost();
+      expect(after.filter((snap) => age(snap.time) > 90)).toEqual([]);
+      expect(after.length).toBe(before.filter((snap) => age(snap.time) <= 90).length + 1);
+    } finally {
+      await backup1.ssh(`rm -rf ${dropIn} && systemctl daemon-reload`);
+    }
+  }, FLEET_TEST_TIMEOUT_MS);
 });

@@ -1,13 +1,13 @@
 // backup-prune.sh with the real restic on a local repository: the retention the backup host applies
 // to a client's append-only repository. The fleet test (test/fleet/backup-restore.test.ts) runs
 // it as the systemd unit on a real backup host; this one covers the rules quickly.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keepWithin } from '../../lib/compile/backups.ts';
 import { programsAvailable } from '../programs.ts';
-import { runScript, tempDir } from './run-script.ts';
+import { runScript, runScriptAsync, tempDir } from './run-script.ts';
 
 const DAY = 86_400_000;
 
@@ -31,7 +31,23 @@ function repository() {
   };
   const snapshots = () => (JSON.parse(restic('snapshots', '--json')) as { short_id: string; time: string }[]).map((s) => s.short_id).sort();
   const prune = (rules: string[]) => runScript('backup-prune.sh', [], { ...env, UPKEEP_KEEP_WITHIN: rules.join(' ') });
-  return { backup, snapshots, prune };
+  /** As prune, without blocking this process: for a run that waits on a lock this process holds. */
+  const pruneAsync = (rules: string[], extra: Record<string, string>) => runScriptAsync('backup-prune.sh', [], { ...env, UPKEEP_KEEP_WITHIN: rules.join(' '), ...extra });
+  /**
+   * A backup that holds the repository's lock until its input ends (release()), as a client's long
+   * backup does; resolves once the lock is there. restic is this process's own child, so that a
+   * killed one is reaped at once and its lock is then stale.
+   */
+  const holdLock = async () => {
+    const holder = spawn('restic', ['backup', '--stdin', '--stdin-filename', 'held.txt'], { env: { ...process.env, ...env }, stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => holder.on('exit', (code) => resolve(code)));
+    const locks = join(env.RESTIC_REPOSITORY, 'locks');
+    for (let i = 0; i < 400 && readdirSync(locks).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(readdirSync(locks)).toHaveLength(1);
+    return { exited, release: () => holder.stdin.end('held\n'), kill: () => holder.kill('SIGKILL') };
+  };
+  const locks = () => readdirSync(join(env.RESTIC_REPOSITORY, 'locks'));
+  return { backup, snapshots, prune, pruneAsync, holdLock, locks };
 }
 
 describe('keepWithin: retention as --keep-within rules', () => {
@@ -62,5 +78,57 @@ describe.skipIf(!programsAvailable('test/runtime/backup-prune.test.ts', ['restic
     expect(run.stderr).toContain(`snapshot ${future} is dated`);
     expect(run.stderr).toContain('in the future');
     expect(r.snapshots()).toEqual([old, now, future].sort());
+  });
+
+  describe("while a client's backup holds the repository's lock", () => {
+    const rules = ['--keep-within', '90d'];
+
+    it('waits for the backup to end, then forgets', async () => {
+      const r = repository();
+      const old = r.backup(200);
+      const now = r.backup(0);
+      const held = await r.holdLock();
+      const ends = setTimeout(held.release, 5000);
+      const run = await r.pruneAsync(rules, { UPKEEP_LOCK_RETRY: '1' });
+      clearTimeout(ends);
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain("is locked by a client's backup or drill; trying again in 1s");
+      expect(await held.exited).toBe(0);
+      const kept = r.snapshots();
+      expect(kept).toContain(now);
+      expect(kept).not.toContain(old);
+      expect(kept).toHaveLength(2);
+    });
+
+    it('gives up when the lock is still held after UPKEEP_LOCK_WAIT, forgetting nothing', async () => {
+      const r = repository();
+      const old = r.backup(200);
+      const held = await r.holdLock();
+      try {
+        const run = await r.pruneAsync(rules, { UPKEEP_LOCK_RETRY: '1', UPKEEP_LOCK_WAIT: '3' });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toContain('is still locked after 3s of waiting; nothing was forgotten');
+        expect(r.snapshots()).toEqual([old]);
+      } finally {
+        held.kill();
+        await held.exited;
+      }
+    });
+
+    it('removes the stale lock of a backup that was killed and forgets at once', async () => {
+      const r = repository();
+      r.backup(200);
+      const now = r.backup(0);
+      const held = await r.holdLock();
+      held.kill();
+      await held.exited;
+      // Killed outright, restic could not remove its lock. It is stale (its process is gone): the
+      // job's restic unlock removes such locks, where restic itself does not pass over them.
+      expect(r.locks()).toHaveLength(1);
+      const run = await r.pruneAsync(rules, { UPKEEP_LOCK_RETRY: '1', UPKEEP_LOCK_WAIT: '30' });
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).not.toContain('trying again');
+      expect(r.snapshots()).toEqual([now]);
+    });
   });
 });
