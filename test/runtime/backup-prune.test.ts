@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keepWithin } from '../../lib/compile/backups.ts';
 import { programsAvailable } from '../programs.ts';
-import { runScript, runScriptAsync, tempDir } from './run-script.ts';
+import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
 
 const DAY = 86_400_000;
 
@@ -31,8 +31,21 @@ function repository() {
   };
   const snapshots = () => (JSON.parse(restic('snapshots', '--json')) as { short_id: string; time: string }[]).map((s) => s.short_id).sort();
   const prune = (rules: string[]) => runScript('backup-prune.sh', [], { ...env, UPKEEP_KEEP_WITHIN: rules.join(' ') });
-  /** As prune, without blocking this process: for a run that waits on a lock this process holds. */
-  const pruneAsync = (rules: string[], extra: Record<string, string>) => runScriptAsync('backup-prune.sh', [], { ...env, UPKEEP_KEEP_WITHIN: rules.join(' '), ...extra });
+  /**
+   * As prune, without blocking this process (for a run that waits on a lock this process holds);
+   * `onStderr` sees what it says as it says it.
+   */
+  const pruneAsync = (rules: string[], extra: Record<string, string>, onStderr: (text: string) => void = () => {}) =>
+    new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn('/bin/sh', [join(RUNTIME_SOURCE, 'backup-prune.sh')], { env: { ...process.env, ...env, UPKEEP_KEEP_WITHIN: rules.join(' '), ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        onStderr(stderr);
+      });
+      child.on('close', (status) => resolve({ status, stderr }));
+    });
+  const locks = () => readdirSync(join(env.RESTIC_REPOSITORY, 'locks'));
   /**
    * A backup that holds the repository's lock until its input ends (release()), as a client's long
    * backup does; resolves once the lock is there. restic is this process's own child, so that a
@@ -41,12 +54,17 @@ function repository() {
   const holdLock = async () => {
     const holder = spawn('restic', ['backup', '--stdin', '--stdin-filename', 'held.txt'], { env: { ...process.env, ...env }, stdio: ['pipe', 'ignore', 'ignore'] });
     const exited = new Promise<number | null>((resolve) => holder.on('exit', (code) => resolve(code)));
-    const locks = join(env.RESTIC_REPOSITORY, 'locks');
-    for (let i = 0; i < 400 && readdirSync(locks).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(readdirSync(locks)).toHaveLength(1);
-    return { exited, release: () => holder.stdin.end('held\n'), kill: () => holder.kill('SIGKILL') };
+    for (let i = 0; i < 400 && locks().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(locks()).toHaveLength(1);
+    // Once, and quietly if restic is gone already.
+    holder.stdin.on('error', () => {});
+    let released = false;
+    const release = () => {
+      if (!released) holder.stdin.end('held\n');
+      released = true;
+    };
+    return { exited, release, kill: () => holder.kill('SIGKILL') };
   };
-  const locks = () => readdirSync(join(env.RESTIC_REPOSITORY, 'locks'));
   return { backup, snapshots, prune, pruneAsync, holdLock, locks };
 }
 
@@ -88,9 +106,9 @@ describe.skipIf(!programsAvailable('test/runtime/backup-prune.test.ts', ['restic
       const old = r.backup(200);
       const now = r.backup(0);
       const held = await r.holdLock();
-      const ends = setTimeout(held.release, 5000);
-      const run = await r.pruneAsync(rules, { UPKEEP_LOCK_RETRY: '1' });
-      clearTimeout(ends);
+      // The backup ends once the job has found it holding the lock and said it waits.
+      const run = await r.pruneAsync(rules, { UPKEEP_LOCK_RETRY: '1' }, (stderr) => stderr.includes('trying again') && held.release());
+      held.release();
       expect(run.status, run.stderr).toBe(0);
       expect(run.stderr).toContain("is locked by a client's backup or drill; trying again in 1s");
       expect(await held.exited).toBe(0);
