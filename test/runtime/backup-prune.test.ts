@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keepWithin } from '../../lib/compile/backups.ts';
 import { programsAvailable } from '../programs.ts';
-import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
+import { runScript, runScriptAsync, tempDir } from './run-script.ts';
 
 const DAY = 86_400_000;
 
@@ -31,20 +31,9 @@ function repository() {
   };
   const snapshots = () => (JSON.parse(restic('snapshots', '--json')) as { short_id: string; time: string }[]).map((s) => s.short_id).sort();
   const prune = (rules: string[]) => runScript('backup-prune.sh', [], { ...env, UPKEEP_KEEP_WITHIN: rules.join(' ') });
-  /**
-   * As prune, without blocking this process (for a run that waits on a lock this process holds);
-   * `onStderr` sees what it says as it says it.
-   */
-  const pruneAsync = (rules: string[], extra: Record<string, string>, onStderr: (text: string) => void = () => {}) =>
-    new Promise<{ status: number | null; stderr: string }>((resolve) => {
-      const child = spawn('/bin/sh', [join(RUNTIME_SOURCE, 'backup-prune.sh')], { env: { ...process.env, ...env, UPKEEP_KEEP_WITHIN: rules.join(' '), ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d) => {
-        stderr += d;
-        onStderr(stderr);
-      });
-      child.on('close', (status) => resolve({ status, stderr }));
-    });
+  /** As prune, without blocking this process (for a run that waits on a lock this process holds). */
+  const pruneAsync = (rules: string[], extra: Record<string, string>, onStderr?: (stderr: string) => void) =>
+    runScriptAsync('backup-prune.sh', [], { ...env, UPKEEP_KEEP_WITHIN: rules.join(' '), ...extra }, onStderr);
   const locks = () => readdirSync(join(env.RESTIC_REPOSITORY, 'locks'));
   /**
    * A backup that holds the repository's lock until its input ends (release()), as a client's long

@@ -26,14 +26,20 @@ export function tempDir(files: Record<string, string> = {}): string {
   return dir;
 }
 
-/** As runScript, without blocking the event loop (for tests that serve HTTP in this process). */
-export function runScriptAsync(name: string, args: readonly string[] = [], env: Record<string, string> = {}): Promise<ScriptRun> {
+/**
+ * As runScript, without blocking the event loop (for tests that serve HTTP in this process, or
+ * hold what the script waits for); `onStderr` sees its stderr so far as it grows.
+ */
+export function runScriptAsync(name: string, args: readonly string[] = [], env: Record<string, string> = {}, onStderr: (stderr: string) => void = () => {}): Promise<ScriptRun> {
   return new Promise((resolve) => {
     const child = spawn('/bin/sh', [join(RUNTIME_SOURCE, name), ...args], { env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      onStderr(stderr);
+    });
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
