@@ -4,9 +4,11 @@
 // every non-array object from its entries sorted by key (test/compile/canonical-json.test.ts
 // compares against exactly that). A replacer is called back for every value of the document,
 // which made it half the cost of hashing and writing a large fleet's plan: a document of plain
-// objects and arrays, as every plan is, is copied with its keys sorted and serialized natively.
+// objects and arrays, as every plan is, is copied with its keys sorted and serialized natively,
+// and one whose keys are in order already (the plan's own objects are built so) is not even copied.
 
 export function canonicalJson(value: unknown, indent?: number): string {
+  if (inCanonicalOrder(value)) return JSON.stringify(value, null, indent);
   let sorted: unknown;
   try {
     sorted = sortedCopy(value);
@@ -39,8 +41,35 @@ function sortedCopy(value: unknown): unknown {
   return copy;
 }
 
+/**
+ * Whether JSON.stringify(value) already is the canonical text: plain objects and arrays only (no
+ * toJSON), every object's keys in sorted order. Array-index keys ("7") come first in numeric order
+ * in any object, as in the replacer's copies, so only the other keys are compared. An own
+ * "__proto__" key is serialized as the replacer's copy has it. Walks without copying.
+ */
+function inCanonicalOrder(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!inCanonicalOrder(value[i])) return false;
+    return true;
+  }
+  if (!isPlain(value)) return false;
+  let previous: string | undefined;
+  for (const key of Object.keys(value)) {
+    if (!isIndexKey(key)) {
+      if (previous !== undefined && !(previous < key)) return false;
+      previous = key;
+    }
+    if (!inCanonicalOrder((value as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
 const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+/** An array-index key, which every object lists first, in numeric order (a digit first: most keys are not). */
+const isIndexKey = (key: string) => key.charCodeAt(0) <= 57 && ARRAY_INDEX.test(key) && Number(key) < 4294967295;
 
 /**
  * An object's keys in the order canonicalJson writes them: the replacer rebuilds each object from
@@ -49,7 +78,7 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 function sortedKeys(value: object): string[] {
   const indices: string[] = [];
   const names: string[] = [];
-  for (const key of Object.keys(value)) (ARRAY_INDEX.test(key) && Number(key) < 4294967295 ? indices : names).push(key);
+  for (const key of Object.keys(value)) (isIndexKey(key) ? indices : names).push(key);
   indices.sort((a, b) => Number(a) - Number(b));
   return [...indices, ...names.sort(byCodeUnits)];
 }

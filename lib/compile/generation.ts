@@ -39,18 +39,21 @@ function contentHash(content: string): string {
   return hash;
 }
 
+// The objects below are built with their keys in sorted order: canonicalJson then serializes them
+// as they are instead of copying them (the text is the same either way).
+
 export function plannedFile(file: ManagedFile): PlannedFile {
   return {
-    path: file.path,
     mode: file.mode,
     owner: file.owner,
+    path: file.path,
+    ...(file.secret !== undefined && { secret: Object.fromEntries(Object.entries(file.secret).sort(([a], [b]) => (a < b ? -1 : 1))) as FileSecret }),
     ...(file.content !== undefined && { sha256: contentHash(file.content) }),
-    ...(file.secret !== undefined && { secret: file.secret }),
   };
 }
 
 export function generationOf(files: readonly PlannedFile[], units: readonly string[], packages: readonly string[]): string {
-  return sha256(canonicalJson({ files, units, packages }));
+  return sha256(canonicalJson({ files, packages, units }));
 }
 
 export function hostGeneration(state: HostDesiredState): string {

@@ -290,10 +290,14 @@ function buildStack(stack: TerraformStack, fleet: ResolvedFleet, hosts: readonly
     return new SshKey(stack, `ssh_key:operator-${id}`, { name: `${fleet.name}-operator-${id}`, publicKey: publicKey.trim(), labels: fleetLabels });
   });
 
-  const placement = new Map<string, PlacementGroup>();
+  // Each reference to an attribute (k.id) is a new token, and cdktf records the call stack of every
+  // token it makes: the ones every server shares are made once.
+  const operatorKeyIds = operatorKeys.map((k) => k.id);
+  const placement = new Map<string, number>();
   for (const [key, members] of placementGroups(hosts)) {
     const group = new PlacementGroup(stack, `placement_group:${key}`, { name: `${fleet.name}-${key}`, type: 'spread', labels: { ...fleetLabels, 'upkeep-group': members[0].group } });
-    for (const member of members) placement.set(member.name, group);
+    const groupId = Token.asNumber(group.id);
+    for (const member of members) placement.set(member.name, groupId);
   }
 
   const network = provisioning.privateNetwork ? new Network(stack, 'network:private', { name: `${fleet.name}-private`, ipRange: provisioning.privateNetwork, labels: fleetLabels }) : undefined;
@@ -315,28 +319,31 @@ function buildStack(stack: TerraformStack, fleet: ResolvedFleet, hosts: readonly
     const key = hostKey(stack, `tls_private_key:${host.name}`);
     // The address outlives the server: replacing a server keeps its IP, its DNS and its PTR record.
     const address = new PrimaryIp(stack, `primary_ip:${host.name}`, { name: `${fleet.name}-${host.name}-ipv4`, type: 'ipv4', assigneeType: 'server', autoDelete: false, location: provision.location, labels: resourceLabels });
+    const addressId = Token.asNumber(address.id);
     const server = new Server(stack, `server:${host.name}`, {
       name: host.name,
       serverType: provision.serverType,
       image: provision.image,
       location: provision.location,
       userData: bootstrapUserData(host.name, key, host.port),
-      sshKeys: operatorKeys.map((k) => k.id),
-      publicNet: [{ ipv4Enabled: true, ipv4: Token.asNumber(address.id), ipv6Enabled: true }],
-      placementGroupId: Token.asNumber(placement.get(host.name)!.id),
+      sshKeys: operatorKeyIds,
+      publicNet: [{ ipv4Enabled: true, ipv4: addressId, ipv6Enabled: true }],
+      placementGroupId: placement.get(host.name)!,
       labels,
       // First-boot settings only: operator keys are maintained by the host rollout from then on,
       // and a newer bootstrap document must not rebuild servers that already run.
       lifecycle: { ignoreChanges: ['ssh_keys', 'user_data'] },
     });
     servers.set(host.name, { server, address });
-    inventory[host.name] = { address: address.ipAddress, host_key: Fn.trimspace(key.publicKeyOpenssh), port: host.port };
+    const serverId = Token.asNumber(server.id);
+    const ipAddress = address.ipAddress;
+    inventory[host.name] = { address: ipAddress, host_key: Fn.trimspace(key.publicKeyOpenssh), port: host.port };
 
     if (network) {
-      new ServerNetwork(stack, `server_network:${host.name}`, { serverId: Token.asNumber(server.id), subnetId: subnets.get(NETWORK_ZONES[provision.location])!.id });
+      new ServerNetwork(stack, `server_network:${host.name}`, { serverId, subnetId: subnets.get(NETWORK_ZONES[provision.location])!.id });
     }
     if (provision.reverseDns) {
-      new Rdns(stack, `rdns:${host.name}`, { primaryIpId: Token.asNumber(address.id), ipAddress: address.ipAddress, dnsPtr: provision.reverseDns });
+      new Rdns(stack, `rdns:${host.name}`, { primaryIpId: addressId, ipAddress, dnsPtr: provision.reverseDns });
     }
     if (provision.volumeSize !== undefined) {
       // Deletion protection: the backups on it must survive a mistaken plan.
@@ -344,7 +351,7 @@ function buildStack(stack: TerraformStack, fleet: ResolvedFleet, hosts: readonly
       // A backup host mounts its volume at the backup root itself (upkeep-backup-volume.service);
       // Hetzner's automount would mount it a second time, at /mnt/HC_Volume_<id>.
       const receivesBackups = fleet.hosts.some((h) => h.name !== host.name && h.backups?.repositoryHost === host.name);
-      new VolumeAttachment(stack, `volume_attachment:${host.name}`, { volumeId: Token.asNumber(volume.id), serverId: Token.asNumber(server.id), automount: !receivesBackups });
+      new VolumeAttachment(stack, `volume_attachment:${host.name}`, { volumeId: Token.asNumber(volume.id), serverId, automount: !receivesBackups });
     }
   }
 

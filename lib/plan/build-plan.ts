@@ -48,8 +48,9 @@ function fileChanges(base: readonly PlannedFile[], next: readonly PlannedFile[])
   const changes: FileChange[] = [];
   for (const f of next) {
     const old = before.get(f.path);
+    // Keys in sorted order, as every object of a plan (canonicalJson serializes them as they are).
     if (!old) {
-      changes.push({ path: f.path, action: 'create' });
+      changes.push({ action: 'create', path: f.path });
       continue;
     }
     // A secret's value never reaches a plan: a live base knows its hash, a plan only its reference,
@@ -62,9 +63,9 @@ function fileChanges(base: readonly PlannedFile[], next: readonly PlannedFile[])
       ...(old.mode !== f.mode ? (['mode'] as const) : []),
       ...(old.owner !== f.owner ? (['owner'] as const) : []),
     ];
-    if (fields.length > 0) changes.push({ path: f.path, action: 'update', fields });
+    if (fields.length > 0) changes.push({ action: 'update', fields, path: f.path });
   }
-  for (const f of base) if (!after.has(f.path)) changes.push({ path: f.path, action: 'delete' });
+  for (const f of base) if (!after.has(f.path)) changes.push({ action: 'delete', path: f.path });
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -78,24 +79,25 @@ function plannedHost(host: ResolvedHost, state: PlannedState, base: BaseHost): P
   const unitsBefore = new Set(base.units);
   const unitsAfter = new Set(state.units);
   const packagesBefore = new Set(base.packages);
+  // Keys in sorted order: canonicalJson serializes the host as it is, without a sorted copy.
   return {
-    name: host.name,
-    group: host.group,
     ...(host.address !== undefined && { address: host.address }),
-    port: host.port,
-    ...(host.hostKey !== undefined && { hostKey: host.hostKey }),
-    files,
-    units: state.units,
-    packages: state.packages,
-    contract: contractOf(host),
-    generation,
     baseGeneration: base.generation,
     changes: {
       files: fileChanges(base.files, files),
-      unitsEnabled: state.units.filter((u) => !unitsBefore.has(u)),
-      unitsDisabled: base.units.filter((u) => !unitsAfter.has(u)),
       packagesAdded: state.packages.filter((p) => !packagesBefore.has(p)),
+      unitsDisabled: base.units.filter((u) => !unitsAfter.has(u)),
+      unitsEnabled: state.units.filter((u) => !unitsBefore.has(u)),
     },
+    contract: contractOf(host),
+    files,
+    generation,
+    group: host.group,
+    ...(host.hostKey !== undefined && { hostKey: host.hostKey }),
+    name: host.name,
+    packages: state.packages,
+    port: host.port,
+    units: state.units,
   };
 }
 

@@ -41,30 +41,37 @@ export interface HostContract {
   readonly exempt: { readonly updates?: string; readonly backups?: string; readonly monitoring?: string };
 }
 
+// Every object here is built with its keys in sorted order, as the rest of a plan: canonicalJson
+// then serializes it as it is instead of copying it (the text is the same either way).
+
 function contractWindow(w: ResolvedWindow): ContractWindow {
   return {
-    every: w.every,
     days: w.days,
+    durationSeconds: w.durationSeconds,
+    every: w.every,
     ...(w.nth !== undefined && { nth: w.nth }),
     startMinute: w.startMinute,
-    durationSeconds: w.durationSeconds,
     timeZone: w.timeZone,
   };
 }
 
+const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+
 export function contractOf(host: ResolvedHost): HostContract {
+  const { daily, monthly, weekly, yearly } = host.backups?.retention ?? { daily: 0, monthly: 0, weekly: 0, yearly: 0 };
+  const { backups, monitoring, updates } = host.exempt;
   return {
-    ...(host.updates && {
-      updates: { window: contractWindow(host.updates.window), securityDeadlineSeconds: host.updates.securityDeadlineSeconds, reboot: host.updates.reboot },
-    }),
-    ...(host.backups && { backups: { retention: host.backups.retention } }),
+    ...(host.backups && { backups: { retention: { daily, monthly, weekly, yearly } } }),
+    exempt: { ...(backups !== undefined && { backups }), ...(monitoring !== undefined && { monitoring }), ...(updates !== undefined && { updates }) },
     ...(host.monitoring && {
       monitoring: {
-        slaSeconds: host.monitoring.slaSeconds,
+        checks: Object.fromEntries(host.monitoring.checks.map((c): [string, ContractCheck] => [c.name, { intervalSeconds: c.intervalSeconds, kind: c.spec.kind, runsOn: c.runsOn }]).sort(byKey)),
         failureThreshold: host.monitoring.failureThreshold,
-        checks: Object.fromEntries(host.monitoring.checks.map((c) => [c.name, { kind: c.spec.kind, intervalSeconds: c.intervalSeconds, runsOn: c.runsOn }])),
+        slaSeconds: host.monitoring.slaSeconds,
       },
     }),
-    exempt: host.exempt,
+    ...(host.updates && {
+      updates: { reboot: host.updates.reboot, securityDeadlineSeconds: host.updates.securityDeadlineSeconds, window: contractWindow(host.updates.window) },
+    }),
   };
 }

@@ -67,6 +67,30 @@ describe('canonicalJsonChunks', () => {
     }
   });
 
+  it('gives the defined text for documents already in key order, which it serializes as they are', () => {
+    // Objects are built key by key in sorted order, as the plan's own objects are, with one
+    // exception somewhere below: an unsorted object, an own "__proto__" key, a Date, a toJSON.
+    const sortedRebuild = (v: unknown): unknown =>
+      v && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, sortedRebuild(x)]))
+        : Array.isArray(v) ? v.map(sortedRebuild) : v;
+    const exceptions: unknown[] = [{ b: 1, a: 2 }, JSON.parse('{"__proto__":{"b":1,"a":2},"a":1}'), new Date(0), { toJSON: () => ({ b: 1, a: 2 }) }, { '10': 1, '9': 2, b: { d: 1, c: 2 }, a: 3 }];
+    const next = random(11);
+    for (let i = 0; i < 500; i++) {
+      const exception = exceptions[i % exceptions.length];
+      const deep = sortedRebuild({ a: [{ b: 1, c: { d: [i, { e: 'x', f: null }] } }], g: { h: { i: [] } }, k: next() });
+      // The exception replaces a value at some depth of the sorted document.
+      const spot = [(d: Record<string, any>) => (d.a[0].c.d[1].f = exception), (d: Record<string, any>) => (d.g.h.i = [exception]), (d: Record<string, any>) => (d.k = exception)][i % 3]!;
+      const withException = structuredClone(deep) as Record<string, unknown>;
+      spot(withException as Record<string, any>);
+      for (const indent of [undefined, 2]) {
+        expect(canonicalJson(deep, indent)).toBe(defined(deep, indent));
+        expect(canonicalJson(withException, indent)).toBe(defined(withException, indent));
+        expect(joined(withException, indent, 2)).toBe(defined(withException, indent));
+      }
+    }
+  });
+
   it("gives a plan's plan.json and plan_id as the whole text does", () => {
     const fleet = prepareFleet(generatedFleet(30));
     const { document } = buildPlan({ fleet, hosts: compileFleet(fleet).hosts, base: new Map(), policy: 'fleet.ts', metadata: { created_at: '', upkeep_version: '' } });
