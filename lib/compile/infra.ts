@@ -72,18 +72,22 @@ const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const GROUP_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
 
 /**
- * Runs `build` with stack traces that cost nothing to format. cdktf records the call stack of
- * every token it creates (a few per resource) for its error messages, and formatting them through
- * the source maps tsx installs took a fifth of a large fleet's synth. The policy is validated
- * before the stack is built (infraIssues), so those messages would only ever describe a bug here.
+ * Runs `build` without recording call stacks. cdktf records the call stack of every token it
+ * creates (a few per resource, more while resolving them) for its error messages, at unlimited
+ * depth: formatting them through the source maps tsx installs took a fifth of a large fleet's
+ * synth, and only capturing the frames still a sixth. The policy is validated before the stack is
+ * built (infraIssues), so those messages would only ever describe a bug here; an error thrown
+ * meanwhile still has its message.
  */
 function withoutCreationStacks<T>(build: () => T): T {
-  const previous = Error.prepareStackTrace;
+  const previous = { prepare: Error.prepareStackTrace, capture: Error.captureStackTrace };
   Error.prepareStackTrace = () => '';
+  Error.captureStackTrace = () => undefined;
   try {
     return build();
   } finally {
-    Error.prepareStackTrace = previous;
+    Error.prepareStackTrace = previous.prepare;
+    Error.captureStackTrace = previous.capture;
   }
 }
 
