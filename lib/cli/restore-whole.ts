@@ -1,13 +1,14 @@
 // upkeep restore HOST --whole --onto ADDRESS: a lost host's newest scheduled snapshot restored onto
 // a freshly installed machine, then the host's generation re-applied with bin/apply.
 //
-// The repository is read on the backup host itself, as root, with the password file it already
-// holds for retention (/etc/upkeep/restic/clients/HOST.password): the new machine gets no login on
-// the backup host and no repository password, so the append-only promise is untouched (no client
-// key that can read, let alone delete, is created for the restore), and nothing secret crosses the
-// operator's machine. The snapshot travels as a tar stream (restic dump) from the backup host
-// through the operator's ssh to the new machine, which unpacks it into / while keeping what is its
-// own: machine-id, hostname, hosts, fstab, ssh host keys, network configuration (with
+// The repository is read on the backup host itself, as its retention reads it: as the repository's
+// own user, under restic's lock (so retention waits for the restore), with the password the host
+// already holds for retention (/etc/upkeep/restic/clients/HOST.password). The new machine gets no
+// login on the backup host and no repository password, so the append-only promise is untouched (no
+// client key that can read, let alone delete, is created for the restore), and nothing secret
+// crosses the operator's machine. The snapshot travels as a tar stream (restic dump) from the
+// backup host through the operator's ssh to the new machine, which unpacks it into / while keeping
+// what is its own: machine-id, hostname, hosts, fstab, ssh host keys, network configuration (with
 // resolv.conf), backup client key.
 
 import { spawn } from 'node:child_process';
@@ -54,11 +55,17 @@ export function backupHostOf(document: PlanDocument, host: string): string {
 export function dumpCommand(host: string, snapshot?: string): string {
   if (!HOST_NAME.test(host)) throw new Error(`${JSON.stringify(host)} is not a host name`);
   if (snapshot !== undefined && !/^[0-9a-f]{8,64}$/.test(snapshot)) throw new Error(`--snapshot ${JSON.stringify(snapshot)} is not a snapshot id`);
+  const prune = `upkeep-backup-prune-${host}.service`;
   return [
     'set -eu',
     `. /etc/upkeep/restic/clients/${host}.env`,
-    // Read only: no lock files of root's in the client's repository, no cache.
-    `r() { restic -r "$RESTIC_REPOSITORY" --password-file /etc/upkeep/restic/clients/${host}.password --no-lock --no-cache "$@"; }`,
+    // As the repository's own user, the one its retention runs as, and with restic's shared lock:
+    // retention (an exclusive lock) waits for the restore instead of removing data it still
+    // reads, and the lock file stays readable by the client's server. The password reaches restic
+    // as a credential, as it reaches retention; no cache.
+    `user=$(systemctl show -p User --value ${prune})`,
+    `[ -n "$user" ] || { echo "restore: this backup host has no retention unit for ${host} (${prune}) to read its repository as" >&2; exit 1; }`,
+    `r() { systemd-run --quiet --pipe --wait --collect --service-type=exec -p User="$user" -p Group="$user" -p LoadCredential=password:/etc/upkeep/restic/clients/${host}.password -- /bin/sh -c 'exec restic -r "$0" --password-file "$CREDENTIALS_DIRECTORY/password" --no-cache "$@"' "$RESTIC_REPOSITORY" "$@"; }`,
     // The newest snapshot the scheduled job made (tag upkeep), unless one is named.
     snapshot !== undefined
       ? `id=${snapshot}`

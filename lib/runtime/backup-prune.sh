@@ -13,7 +13,8 @@
 #   UPKEEP_LOCK_RETRY     seconds between tries while it waits (60)
 #
 # Pruning needs the repository to itself, and a client's backup or restore drill holds a lock on
-# it while it runs: a backup that is still running at 04:00 would otherwise fail retention, and
+# it while it runs, as does `upkeep restore --whole` reading it here (which pruning must not remove
+# data under): a backup that is still running at 04:00 would otherwise fail retention, and
 # the failed-units check would page a human for nothing. So the job waits for such locks, trying
 # again every UPKEEP_LOCK_RETRY seconds for up to UPKEEP_LOCK_WAIT seconds, and each time first
 # removes the stale ones a client cut off mid-backup left (restic unlock removes only locks older
@@ -67,6 +68,6 @@ while :; do
     echo "backup-prune: $RESTIC_REPOSITORY is still locked after ${UPKEEP_LOCK_WAIT:-14400}s of waiting; nothing was forgotten" >&2
     exit 1
   fi
-  echo "backup-prune: $RESTIC_REPOSITORY is locked by a client's backup or drill; trying again in ${UPKEEP_LOCK_RETRY:-60}s" >&2
+  echo "backup-prune: $RESTIC_REPOSITORY is locked (by a client's backup, its restore drill or a restore reading it); trying again in ${UPKEEP_LOCK_RETRY:-60}s" >&2
   sleep "${UPKEEP_LOCK_RETRY:-60}"
 done

@@ -47,10 +47,12 @@ describe('unpackCommand', () => {
 });
 
 describe('dumpCommand', () => {
-  it('reads the repository with the password the backup host keeps for the client, read only', () => {
+  it("reads the repository as its retention does: the repository's user, the password the backup host keeps for the client, a lock", () => {
     const command = dumpCommand('web1');
     expect(command).toContain('. /etc/upkeep/restic/clients/web1.env');
-    expect(command).toContain('--password-file /etc/upkeep/restic/clients/web1.password --no-lock --no-cache');
+    expect(command).toContain('user=$(systemctl show -p User --value upkeep-backup-prune-web1.service)');
+    expect(command).toContain('-p User="$user" -p Group="$user" -p LoadCredential=password:/etc/upkeep/restic/clients/web1.password');
+    expect(command).not.toContain('--no-lock');
     expect(command).toContain('snapshots --tag upkeep --latest 1');
     expect(dumpCommand('web1', 'abcd1234')).toContain('id=abcd1234\n');
   });

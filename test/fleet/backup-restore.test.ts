@@ -414,7 +414,7 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
       expect((await backup1.ssh('systemctl start --no-block upkeep-backup-prune-web1.service')).exitCode).toBe(0);
       // Until it says it waits, or ends without having waited.
       const waiting = await backup1.ssh(
-        `for i in $(seq 600); do journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since} | grep -q "is locked by a client's backup or drill; trying again in 2s" && exit 0; [ "$(systemctl show -p ActiveState --value upkeep-backup-prune-web1.service)" = activating ] || exit 1; sleep 0.5; done; exit 1`,
+        `for i in $(seq 600); do journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since} | grep -q "is locked (by a client's backup, its restore drill or a restore reading it); trying again in 2s" && exit 0; [ "$(systemctl show -p ActiveState --value upkeep-backup-prune-web1.service)" = activating ] || exit 1; sleep 0.5; done; exit 1`,
         { timeoutMs: 600_000 },
       );
       expect(waiting.exitCode, await journal()).toBe(0);

@@ -99,7 +99,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup-prune.test.ts', ['restic
       const run = await r.pruneAsync(rules, { UPKEEP_LOCK_RETRY: '1' }, (stderr) => stderr.includes('trying again') && held.release());
       held.release();
       expect(run.status, run.stderr).toBe(0);
-      expect(run.stderr).toContain("is locked by a client's backup or drill; trying again in 1s");
+      expect(run.stderr).toContain("is locked (by a client's backup, its restore drill or a restore reading it); trying again in 1s");
       expect(await held.exited).toBe(0);
       const kept = r.snapshots();
       expect(kept).toContain(now);
