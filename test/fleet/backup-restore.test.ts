@@ -18,6 +18,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRestore } from '../../lib/cli/restore.ts';
 import { applyPlan, entries } from './apply-helpers.ts';
+import { expectRetentionToWait } from './retention-wait.ts';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
 
@@ -397,9 +398,6 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
     const age = (t: string) => (Date.now() - Date.parse(t)) / 86_400_000;
     const before = await snapshotsOnBackupHost();
     expect(before.filter((snap) => age(snap.time) > 90).length).toBeGreaterThan(0);
-    // Retries two seconds apart instead of a minute, so that the test sees several.
-    const dropIn = '/run/systemd/system/upkeep-backup-prune-web1.service.d';
-    await backup1.ssh(`mkdir -p ${dropIn} && printf '[Service]\nEnvironment=UPKEEP_LOCK_RETRY=2\n' > ${dropIn}/retry.conf && systemctl daemon-reload`);
     try {
       // A backup that holds its lock for as long as its input stays open: until the test writes to the FIFO.
       const held = await web1.ssh(
@@ -408,32 +406,18 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
       expect(held.exitCode, held.stderr).toBe(0);
       const locked = await backup1.ssh('for i in $(seq 300); do [ -n "$(ls /srv/restic/web1/locks)" ] && exit 0; sleep 0.1; done; exit 1');
       expect(locked.exitCode, 'web1 holds a lock').toBe(0);
-
-      const since = (await backup1.ssh('date +%s')).stdout.trim();
-      const journal = async () => (await backup1.ssh(`journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since}`)).stdout;
-      expect((await backup1.ssh('systemctl start --no-block upkeep-backup-prune-web1.service')).exitCode).toBe(0);
-      // Until it says it waits, or ends without having waited.
-      const waiting = await backup1.ssh(
-        `for i in $(seq 600); do journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since} | grep -q "is locked (by a client's backup, its restore drill or a restore reading it); trying again in 2s" && exit 0; [ "$(systemctl show -p ActiveState --value upkeep-backup-prune-web1.service)" = activating ] || exit 1; sleep 0.5; done; exit 1`,
-        { timeoutMs: 600_000 },
-      );
-      expect(waiting.exitCode, await journal()).toBe(0);
-      // The backup ends; the job goes on at its next try.
-      expect((await web1.ssh('echo held > /root/held.fifo')).exitCode).toBe(0);
-      const result = await backup1.ssh(
-        'for i in $(seq 1200); do [ "$(systemctl show -p ActiveState --value upkeep-backup-prune-web1.service)" = activating ] || break; sleep 0.5; done; systemctl show -p Result --value upkeep-backup-prune-web1.service',
-        { timeoutMs: 900_000 },
-      );
-      expect(result.stdout, await journal()).toBe('success\n');
+      // The backup ends once the job waits; the job goes on at its next try.
+      await expectRetentionToWait(backup1, 'web1', async () => {
+        expect((await web1.ssh('echo held > /root/held.fifo')).exitCode).toBe(0);
+      });
       // The backup that held the lock finished as it would have without retention.
       expect((await web1.ssh('for i in $(seq 300); do [ -s /root/held.log ] && break; sleep 0.1; done; cat /root/held.log')).stdout).toBe('exit 0\n');
       const after = await snapshotsOnBackupHost();
       expect(after.filter((snap) => age(snap.time) > 90)).toEqual([]);
       expect(after.length).toBe(before.filter((snap) => age(snap.time) <= 90).length + 1);
     } finally {
-      // Whatever happened, the held backup ends and the unit is as it was.
+      // Whatever happened, the held backup ends.
       await web1.ssh('[ -p /root/held.fifo ] && timeout 5 sh -c "echo held > /root/held.fifo"; rm -f /root/held.fifo');
-      await backup1.ssh(`rm -rf ${dropIn} && systemctl daemon-reload`);
     }
   }, FLEET_TEST_TIMEOUT_MS);
 });

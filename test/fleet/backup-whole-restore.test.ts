@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRestore } from '../../lib/cli/restore.ts';
 import { dumpCommand } from '../../lib/cli/restore-whole.ts';
 import { applyPlan, entries } from './apply-helpers.ts';
+import { expectRetentionToWait } from './retention-wait.ts';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
 
@@ -113,9 +114,6 @@ describe.skipIf(!fleetAvailable('the whole-host restore tests (test/fleet/backup
 
   it("reads web1's repository under a lock as its retention's user: retention waits for the read, which ends whole", async () => {
     const backup1 = fleet.host('backup1');
-    // Retries two seconds apart instead of a minute, so that the test sees them.
-    const dropIn = '/run/systemd/system/upkeep-backup-prune-web1.service.d';
-    await backup1.ssh(`mkdir -p ${dropIn} && printf '[Service]\nEnvironment=UPKEEP_LOCK_RETRY=2\n' > ${dropIn}/retry.conf && systemctl daemon-reload`);
     try {
       // The read --whole runs on backup1 (dumpCommand), its tar taken by a reader that starts only
       // once the test writes to a FIFO: until then the read blocks, holding whatever lock it took.
@@ -126,29 +124,16 @@ describe.skipIf(!fleetAvailable('the whole-host restore tests (test/fleet/backup
       expect(held.exitCode, held.stderr).toBe(0);
       const locked = await backup1.ssh('for i in $(seq 300); do [ -n "$(ls /srv/restic/web1/locks)" ] && exec stat -c %U /srv/restic/web1/locks/*; sleep 0.1; done; cat /root/dump.log; exit 1');
       expect(locked.stdout, 'the read holds a lock, as the repository user').toBe('restic-web1\n');
-
-      const since = (await backup1.ssh('date +%s')).stdout.trim();
-      const journal = async () => (await backup1.ssh(`journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since}`)).stdout;
-      expect((await backup1.ssh('systemctl start --no-block upkeep-backup-prune-web1.service')).exitCode).toBe(0);
-      const waiting = await backup1.ssh(
-        `for i in $(seq 600); do journalctl -u upkeep-backup-prune-web1.service --no-pager --since @${since} | grep -q "a restore reading it); trying again in 2s" && exit 0; [ "$(systemctl show -p ActiveState --value upkeep-backup-prune-web1.service)" = activating ] || exit 1; sleep 0.5; done; exit 1`,
-        { timeoutMs: 600_000 },
-      );
-      expect(waiting.exitCode, await journal()).toBe(0);
-      // The reader starts; the read ends whole, and retention goes on at its next try.
-      expect((await backup1.ssh('echo go > /root/go.fifo')).exitCode).toBe(0);
+      // The reader starts once retention waits; the read ends whole, and retention goes on.
+      await expectRetentionToWait(backup1, 'web1', async () => {
+        expect((await backup1.ssh('echo go > /root/go.fifo')).exitCode).toBe(0);
+      });
       const dumped = await backup1.ssh('for i in $(seq 1200); do grep -q "^exit " /root/dump.log && break; sleep 0.5; done; cat /root/dump.log', { timeoutMs: 900_000 });
       expect(dumped.stdout).toMatch(/restore: snapshot [0-9a-f]{8}\nexit 0\n$/);
       expect((await backup1.ssh('tar -tf /root/dump.tar | grep -cx "srv/www/data/big.bin"')).stdout).toBe('1\n');
-      const result = await backup1.ssh(
-        'for i in $(seq 1200); do [ "$(systemctl show -p ActiveState --value upkeep-backup-prune-web1.service)" = activating ] || break; sleep 0.5; done; systemctl show -p Result --value upkeep-backup-prune-web1.service',
-        { timeoutMs: 900_000 },
-      );
-      expect(result.stdout, await journal()).toBe('success\n');
       expect((await backup1.ssh('ls /srv/restic/web1/locks')).stdout, 'no lock is left behind').toBe('');
     } finally {
       await backup1.ssh('[ -p /root/go.fifo ] && timeout 5 sh -c "echo go > /root/go.fifo"; rm -f /root/go.fifo /root/dump.tar /root/dump.sh');
-      await backup1.ssh(`rm -rf ${dropIn} && systemctl daemon-reload`);
     }
   }, FLEET_TEST_TIMEOUT_MS);
 
