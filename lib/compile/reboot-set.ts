@@ -1,7 +1,14 @@
 // A reboot set member's files, for lib/runtime/reboot.sh: reboot-set.env (its slot of the window,
-// the peers that must answer and be ready before it reboots, the checks that make it ready itself)
-// and the socket serving its own readiness to the peers (serve-reboot-ready.sh). Peers are written
-// "host,address,port,readiness port", separated by spaces.
+// the peers that must answer and be ready before it reboots, the checks that make it ready itself),
+// the socket serving its own readiness to the peers (serve-reboot-ready.sh), and reboot-set-signers
+// (its peers' pinned ssh host keys). Peers are written "host,address,port,readiness port",
+// separated by spaces.
+//
+// A readiness answer is signed with the answering member's ssh host key over a nonce the asking
+// member chose (ssh-keygen -Y sign): whoever can pose as a member's address can then neither make
+// another member reboot while that member is down nor replay an earlier "ready". A peer whose key
+// the policy does not pin (a provisioned host, whose key exists only from its first apply on) is
+// trusted on its plain answer, as before; its readiness port is open to the set's members only.
 
 import type { ResolvedHost, ResolvedRebootSetMember, ResolvedWindow } from '../policy/resolved.ts';
 import { rebootSlot } from '../policy/reboot-slot.ts';
@@ -48,12 +55,36 @@ export function rebootReadiness(host: ResolvedHost): RebootReadiness {
   return { checks: own.map((c) => checkUnitName(c).slice('upkeep-check-'.length)).sort(), withinSeconds: 120 + 2 * longest };
 }
 
+/** The namespace of readiness signatures (ssh-keygen -Y), so that no other signature of a host key passes for one. */
+const READINESS_NAMESPACE = 'upkeep-reboot-ready';
+/** The peers' pinned host keys, in ssh-keygen's allowed signers format. */
+const REBOOT_SET_SIGNERS = `${CONFIG_DIR}/reboot-set-signers`;
+
+const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,3})(?: .*)?$/;
+
+/** The private key file of sshd that matches a pinned public host key, or undefined for a key type sshd has no host key of. */
+function hostKeyFile(publicKey: string): string | undefined {
+  const type = HOST_KEY.exec(publicKey)?.[1];
+  if (type === undefined) return undefined;
+  return `/etc/ssh/ssh_host_${type === 'ssh-ed25519' ? 'ed25519' : type === 'ssh-rsa' ? 'rsa' : 'ecdsa'}_key`;
+}
+
+/** reboot-set-signers: one line per peer whose host key is pinned, the only key its readiness may be signed with. */
+export function rebootSetSigners(member: ResolvedRebootSetMember): string {
+  const lines = member.peers.flatMap((p) => {
+    const key = p.hostKey === undefined ? undefined : HOST_KEY.exec(p.hostKey);
+    return key ? [`${checked(p.host, HOST_NAME, 'reboot set peer')} namespaces="${READINESS_NAMESPACE}" ${key[1]} ${key[2]}`] : [];
+  });
+  return `# Reboot set "${member.set}": the peers' pinned ssh host keys, which sign their readiness (reboot.sh checks).\n${lines.map((l) => `${l}\n`).join('')}`;
+}
+
 export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMember, readiness: RebootReadiness): string {
   const slot = rebootSlot(window.durationSeconds, member.index, member.count);
   // The peers in set order without this member: peer j is member j before it, j + 1 after it.
   const peers = member.peers.map((p, j) => `${checked(p.host, HOST_NAME, 'reboot set peer')},${checked(p.address, PEER_ADDRESS, 'reboot set peer address')},${p.port},${readyPortOf(j < member.index ? j : j + 1)}`);
   return renderEnvFile(`Reboot set "${member.set}": slot ${member.index + 1} of ${member.count}, for reboot.sh and reboot-ready.sh.`, {
     UPKEEP_REBOOT_SET: checked(member.set, HOST_NAME, 'reboot set'),
+    UPKEEP_REBOOT_MEMBER: checked(member.host, HOST_NAME, 'reboot set member'),
     UPKEEP_REBOOT_SLOT_START: slot.startSeconds,
     UPKEEP_REBOOT_SLOT_BEGIN_BY: slot.beginBySeconds,
     UPKEEP_REBOOT_PEERS: peers.join(' '),
@@ -63,20 +94,24 @@ export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMe
 }
 
 /**
- * reboot-set.env and the readiness socket of a member. The socket listens on the host's own
- * address when the policy gives an IP address (hosts sharing a network namespace, such as
- * containers, each answer for themselves), else on every address.
+ * reboot-set.env, reboot-set-signers and the readiness socket of a member. The socket listens on
+ * the host's own address when the policy gives an IP address (hosts sharing a network namespace,
+ * such as containers, each answer for themselves), else on every address. Its service gets the
+ * host key that the policy pins as a credential to sign with.
  */
 export function rebootSetFiles(host: ResolvedHost, window: ResolvedWindow, member: ResolvedRebootSetMember): ManagedFile[] {
   const port = readyPortOf(member.index);
   const listen = host.address !== undefined && IP_ADDRESS.test(host.address) ? `${host.address.includes(':') ? `[${host.address}]` : host.address}:${port}` : String(port);
+  const signingKey = host.hostKey === undefined ? undefined : hostKeyFile(host.hostKey);
   return [
     configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, member, rebootReadiness(host))),
+    configFile(REBOOT_SET_SIGNERS, rebootSetSigners(member)),
     ...socketServedFiles(
       'upkeep-reboot-ready',
       { stream: listen, freeBind: true },
       { socket: `upkeep: whether this host is ready, for the other members of reboot set ${member.set}`, service: 'upkeep: say whether this host is ready for another member of its reboot set to reboot' },
       'serve-reboot-ready.sh',
+      signingKey === undefined ? {} : { 'host-key': signingKey },
     ),
   ];
 }

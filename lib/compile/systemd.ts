@@ -63,8 +63,21 @@ export function seconds(value: number): string {
  * A socket-activated answer to other hosts: `<name>.socket` accepts on `listen` and each connection
  * runs `<name>@.service`, which runs the runtime program `script` on it without privileges
  * (a dynamic user, read-only system) for at most ten seconds.
+ *
+ * With `credentials` (name -> file, e.g. a host key to sign with), the service receives those
+ * files as systemd credentials and runs as root without any capability and without a network of
+ * its own (it answers on the socket it was given) instead: the programs that use such files
+ * (ssh-keygen) want a user in the passwd database, which a dynamic user is only where the host
+ * runs nss-systemd.
  */
-export function socketServedFiles(name: string, listen: { readonly stream: string; readonly freeBind?: boolean }, descriptions: { readonly socket: string; readonly service: string }, script: string): ManagedFile[] {
+export function socketServedFiles(
+  name: string,
+  listen: { readonly stream: string; readonly freeBind?: boolean },
+  descriptions: { readonly socket: string; readonly service: string },
+  script: string,
+  credentials: Readonly<Record<string, string>> = {},
+): ManagedFile[] {
+  const loaded = Object.entries(credentials).map(([id, path]) => `${id}:${path}`);
   return [
     unitFile(`${name}.socket`, {
       Unit: { Description: descriptions.socket },
@@ -84,7 +97,9 @@ export function socketServedFiles(name: string, listen: { readonly stream: strin
         ProtectHome: true,
         PrivateTmp: true,
         NoNewPrivileges: true,
-        DynamicUser: true,
+        ...(loaded.length === 0
+          ? { DynamicUser: true }
+          : { LoadCredential: loaded, CapabilityBoundingSet: '', PrivateNetwork: true, PrivateDevices: true }),
       },
     }),
   ];

@@ -81,9 +81,10 @@ export function resolveRebootSets(spec: FleetSpec, hosts: readonly ResolvedHost[
     members.forEach((h, index) => {
       member.set(h.name, {
         set: set.name,
+        host: h.name,
         index,
         count: members.length,
-        peers: members.filter((p) => p !== h).map((p) => ({ host: p.name, address: p.address ?? p.name, port: set.port ?? p.port })),
+        peers: members.filter((p) => p !== h).map((p) => ({ host: p.name, address: p.address ?? p.name, port: set.port ?? p.port, ...(p.hostKey !== undefined && { hostKey: p.hostKey }) })),
       });
     });
   }

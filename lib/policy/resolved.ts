@@ -43,11 +43,16 @@ export interface ResolvedUpdates {
 
 export interface ResolvedRebootSetMember {
   readonly set: string;
+  /** This member's own name, as its peers know it. */
+  readonly host: string;
   /** 0-based position in the set: which slot of the window is the host's. */
   readonly index: number;
   readonly count: number;
-  /** The other members, each with the address and TCP port at which it must answer before this host reboots. */
-  readonly peers: readonly { readonly host: string; readonly address: string; readonly port: number }[];
+  /**
+   * The other members, each with the address and TCP port at which it must answer before this host
+   * reboots, and its pinned ssh host key (absent for a provisioned host), which signs its readiness.
+   */
+  readonly peers: readonly { readonly host: string; readonly address: string; readonly port: number; readonly hostKey?: string }[];
 }
 
 export interface ResolvedBackups {

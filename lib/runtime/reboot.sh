@@ -12,10 +12,12 @@
 # checks passed since it last booted: reboot-ready.sh, served on the peer's readiness port). A peer
 # that does not answer (down, still booting, or not serving) or is not ready makes it carry the
 # reboot over: it looks again on the next tick of its timer, up to the middle of its slot, and
-# otherwise in its next slot. Why slots and a probe
-# rather than a lock held on another host: the hosts reboot from their own timers when no pipeline
-# runs, and a lock would need ssh keys from host to host and a lock holder that can itself be down;
-# here each host decides alone from its clock and what its peers serve. Disjoint slots keep two
+# otherwise in its next slot. A peer whose host key the policy pins must sign its answer with it
+# (reboot-set-signers), over a nonce of this run: an impostor at its address cannot answer for it.
+# Why slots and a probe rather than a lock held on another host: the hosts reboot from their own
+# timers when no pipeline runs, and a lock would need ssh keys from host to host and a lock holder
+# that can itself be down; here each host decides alone from its clock and what its peers serve
+# (and each only signs what it says, with the key it has anyway). Disjoint slots keep two
 # members from deciding at the same moment; the half-slot margin lets the member before have gone
 # down (so the probe fails) or come back serving before the next one probes.
 set -eu
@@ -76,8 +78,9 @@ if [ -r "$config_dir/reboot-set.env" ]; then
     echo "reboot: outside this host's slot in reboot set $UPKEEP_REBOOT_SET (it begins reboots from $UPKEEP_REBOOT_SLOT_START s to $UPKEEP_REBOOT_SLOT_BEGIN_BY s into the window)"
     exit 0
   fi
+  signers=$config_dir/reboot-set-signers
   reply=$(mktemp)
-  trap 'rm -f "$reply" "$reply.err"' EXIT
+  trap 'rm -f "$reply" "$reply.err" "$reply.sig"' EXIT
   for peer in $UPKEEP_REBOOT_PEERS; do
     name=${peer%%,*}
     rest=${peer#*,}
@@ -91,14 +94,24 @@ if [ -r "$config_dir/reboot-set.env" ]; then
       exit 0
     fi
     # Serving is not enough: a peer that came back from its own reboot must also have passed
-    # every one of its checks since (its reboot-ready.sh, served on the readiness port).
-    case $address in *:*) url="http://[$address]:$ready_port/" ;; *) url="http://$address:$ready_port/" ;; esac
+    # every one of its checks since (its reboot-ready.sh, served on the readiness port), and say
+    # so over a nonce of this run, signed with its pinned host key when the policy pins one.
+    nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    case $address in *:*) url="http://[$address]:$ready_port/?nonce=$nonce" ;; *) url="http://$address:$ready_port/?nonce=$nonce" ;; esac
     status=$(curl -sS --max-time 10 -o "$reply" -w '%{http_code}' "$url" 2>"$reply.err") || status=
     if [ "$status" != 200 ]; then
       why=$(head -n 1 "$reply" 2>/dev/null)
       [ -n "$why" ] || why="no answer on port $ready_port: $(head -n 1 "$reply.err" 2>/dev/null)"
       echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET is not ready ($why); the reboot carries over"
       exit 0
+    fi
+    if grep -q "^$name " "$signers" 2>/dev/null; then
+      sed -n '/^-----BEGIN SSH SIGNATURE-----$/,/^-----END SSH SIGNATURE-----$/p' "$reply" >"$reply.sig"
+      if ! printf 'upkeep reboot readiness\nset %s\nmember %s\nnonce %s\nstatus 200\n' "$UPKEEP_REBOOT_SET" "$name" "$nonce" |
+        ssh-keygen -Y verify -f "$signers" -I "$name" -n upkeep-reboot-ready -s "$reply.sig" >/dev/null 2>&1; then
+        echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET says it is ready, but not signed with its pinned host key over this run's nonce (an impostor at $address, or a peer on an older generation); the reboot carries over"
+        exit 0
+      fi
     fi
   done
 fi

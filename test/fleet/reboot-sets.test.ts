@@ -2,9 +2,11 @@
 // port 53 where each runs nsd) share one maintenance window and both have a kernel-like package
 // pending a reboot. Started together, only the one whose slot it is reboots; the other, in its own
 // slot, does not reboot while its peer does not answer (the reboot carries over), and does once the
-// peer serves again. Each host reboots exactly once, and their downtimes never overlap: measured
-// from the moment reboot.sh commits to the reboot (the mtime of reboot-last-opening) until nsd runs
-// again, on the clock the containers share, and by sampling both hosts every second throughout.
+// peer serves again (its readiness signed with its pinned host key: an impostor answering "ready"
+// at its address is not believed). Each host reboots exactly once, and their downtimes never
+// overlap: measured from the moment reboot.sh commits to the reboot (the mtime of
+// reboot-last-opening) until nsd runs again, on the clock the containers share, and by sampling
+// both hosts every second throughout.
 // bin/plan and bin/apply run for real. The tests build on each other in order.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,7 +153,41 @@ describe.skipIf(!fleetAvailable('the reboot set tests (test/fleet/reboot-sets.te
     expect((await host('ns2').ssh('test -e /var/run/reboot-required && echo pending; test -e /var/lib/upkeep/reboot-last-opening || echo none')).stdout.trim().split('\n')).toEqual(['pending', 'none']);
   }, FLEET_TEST_TIMEOUT_MS);
 
-  it('WHEN ns1 serves again, THEN ns2 reboots once; each host rebooted once, and their downtimes never overlapped', async () => {
+  it('GIVEN ns2 in its slot, WHEN an impostor answers "ready" on ns1\'s readiness port, THEN ns2 does not reboot: the answer is not signed with ns1\'s pinned key', async () => {
+    const ns1 = host('ns1');
+    // ns1 serves on port 53, but its readiness socket is stopped and a plain HTTP server that
+    // always says ready listens at its address and readiness port (9470, the first member's).
+    const impostor = `import http.server
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ready: every check passed\\n")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("${ns1.address}", 9470), Ready).serve_forever()
+`;
+    expect((await ns1.ssh('cat > /root/impostor.py', { input: impostor })).exitCode).toBe(0);
+    const started = await ns1.ssh(
+      `systemctl start nsd && systemctl stop upkeep-reboot-ready.socket && systemd-run --unit upkeep-test-impostor python3 /root/impostor.py && for i in $(seq 100); do curl -fs http://${ns1.address}:9470/ && exit 0; sleep 0.1; done; exit 1`,
+    );
+    expect(started.exitCode, started.stderr).toBe(0);
+    expect(started.stdout).toBe('ready: every check passed\n');
+    try {
+      const run = await host('ns2').ssh('systemctl start upkeep-reboot.service');
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(await journal('ns2')).toContain(`peer ns1 of reboot set dns says it is ready, but not signed with its pinned host key over this run's nonce (an impostor at ${ns1.address}, or a peer on an older generation); the reboot carries over`);
+      await sleep(5_000);
+      expect(host('ns2').reboots).toBe(0);
+      expect(await bootId('ns2')).toBe(boot2);
+    } finally {
+      const restored = await ns1.ssh('systemctl stop upkeep-test-impostor; systemctl start upkeep-reboot-ready.socket');
+      expect(restored.exitCode, restored.stderr).toBe(0);
+    }
+  }, FLEET_TEST_TIMEOUT_MS);
+
+  it('WHEN ns1 serves again, THEN ns2 reboots once, ns1 having signed its readiness; each host rebooted once, and their downtimes never overlapped', async () => {
     expect((await host('ns1').ssh('systemctl start nsd')).exitCode).toBe(0);
     const run = await host('ns2').ssh('systemctl start upkeep-reboot.service');
     expect([0, 255]).toContain(run.exitCode);

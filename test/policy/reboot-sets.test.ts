@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MIN_SLOT_SECONDS, rebootSlot } from '../../lib/policy/reboot-slot.ts';
 import { resolveFleet } from '../../lib/policy/resolve.ts';
-import { rebootReadiness, rebootSetEnv } from '../../lib/compile/reboot-set.ts';
+import { rebootReadiness, rebootSetEnv, rebootSetSigners } from '../../lib/compile/reboot-set.ts';
 import { editable } from '../fixtures/small-fleet.ts';
 
 describe('rebootSlot', () => {
@@ -30,8 +30,14 @@ describe('reboot sets', () => {
     const spec = editable();
     spec.rebootSets = { web: { hosts: ['web2', 'web1'], port: 443 } };
     expect(resolveFleet(spec).issues).toEqual([]);
-    expect(member(spec, 'web2')).toEqual({ set: 'web', index: 0, count: 2, peers: [{ host: 'web1', address: '192.0.2.2', port: 443 }] });
-    expect(member(spec, 'web1')).toEqual({ set: 'web', index: 1, count: 2, peers: [{ host: 'web2', address: '192.0.2.3', port: 443 }] });
+    // web1's host key is pinned: it signs its readiness, and web2 checks the signature with it.
+    const web1Key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3cQ1V7t4mYc0m2bq1pWw8k0p8zQd3Jx2sV1fN0aLm';
+    spec.hosts.web1.hostKey = `${web1Key} root@web1`;
+    expect(member(spec, 'web2')).toEqual({ set: 'web', host: 'web2', index: 0, count: 2, peers: [{ host: 'web1', address: '192.0.2.2', port: 443, hostKey: `${web1Key} root@web1` }] });
+    expect(member(spec, 'web1')).toEqual({ set: 'web', host: 'web1', index: 1, count: 2, peers: [{ host: 'web2', address: '192.0.2.3', port: 443 }] });
+    expect(rebootSetSigners(member(spec, 'web2')!)).toBe(`# Reboot set "web": the peers' pinned ssh host keys, which sign their readiness (reboot.sh checks).\nweb1 namespaces="upkeep-reboot-ready" ${web1Key}\n`);
+    // web2's key is not pinned (as a provisioned host's): web1 takes its answer unsigned.
+    expect(rebootSetSigners(member(spec, 'web1')!)).not.toContain('web2');
     expect(member(spec, 'backup1')).toBeUndefined();
     const web1 = resolveFleet(spec).fleet.hosts.find((h) => h.name === 'web1')!;
     // The 2h window: web1's slot is the second hour, in which it begins reboots in the first half.
@@ -68,11 +74,11 @@ describe('reboot sets', () => {
     spec.hosts.web1.roles = ['dns'];
     spec.hosts.web2.roles = ['dns'];
     expect(resolveFleet(spec).issues).toEqual([]);
-    expect(member(spec, 'web1')).toEqual({ set: 'dns', index: 0, count: 2, peers: [{ host: 'web2', address: '192.0.2.3', port: 53 }] });
+    expect(member(spec, 'web1')).toEqual({ set: 'dns', host: 'web1', index: 0, count: 2, peers: [{ host: 'web2', address: '192.0.2.3', port: 53 }] });
     expect(member(spec, 'web2')?.index).toBe(1);
     // A written set takes its hosts out of the derived one; a single nameserver left forms no set.
     spec.rebootSets = { pair: { hosts: ['web1', 'backup1'] } };
-    expect(member(spec, 'web1')).toEqual({ set: 'pair', index: 0, count: 2, peers: [{ host: 'backup1', address: '192.0.2.9', port: 22 }] });
+    expect(member(spec, 'web1')).toEqual({ set: 'pair', host: 'web1', index: 0, count: 2, peers: [{ host: 'backup1', address: '192.0.2.9', port: 22 }] });
     expect(member(spec, 'web2')).toBeUndefined();
   });
 

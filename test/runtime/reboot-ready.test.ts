@@ -24,7 +24,7 @@ function member(checks: Record<string, [string, number] | undefined>, within: nu
   const dir = tempDir();
   mkdirSync(join(dir, 'etc'));
   mkdirSync(join(dir, 'state/checks'), { recursive: true });
-  const env = rebootSetEnv(sundayWindow, { set: 'dns', index: 0, count: 2, peers: [{ host: 'ns2', address: '192.0.2.53', port: 53 }] }, { checks: Object.keys(checks), withinSeconds: within });
+  const env = rebootSetEnv(sundayWindow, { set: 'dns', host: 'ns1', index: 0, count: 2, peers: [{ host: 'ns2', address: '192.0.2.53', port: 53 }] }, { checks: Object.keys(checks), withinSeconds: within });
   writeFileSync(join(dir, 'etc/reboot-set.env'), env);
   for (const [id, state] of Object.entries(checks)) {
     if (!state) continue;
@@ -34,8 +34,10 @@ function member(checks: Record<string, [string, number] | undefined>, within: nu
   }
   const env2 = { UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state') };
   return {
+    dir,
     ready: () => runScript('reboot-ready.sh', [], env2),
-    serve: () => runScript('serve-reboot-ready.sh', [], env2, 'GET / HTTP/1.1\r\nHost: ns1:9470\r\nUser-Agent: curl\r\n\r\n'),
+    serve: (path = '/', credentials?: string) =>
+      runScript('serve-reboot-ready.sh', [], { ...env2, ...(credentials && { CREDENTIALS_DIRECTORY: credentials }) }, `GET ${path} HTTP/1.1\r\nHost: ns1:9470\r\nUser-Agent: curl\r\n\r\n`),
     check: () => runScript('check-reboot-required.sh', [], { ...env2, UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT_MAX_PENDING: '691200' }),
   };
 }
@@ -72,6 +74,40 @@ describe('reboot-ready.sh: is this reboot set member ready for another to reboot
     expect(ready.stdout).toMatch(/^HTTP\/1\.0 200 OK\r\nContent-Type: text\/plain\r\n\r\nready: every check/);
     const held = member({ 'ns1-dns': ['critical', now] }, LONG).serve();
     expect(held.stdout).toMatch(/^HTTP\/1\.0 503 Service Unavailable\r\nContent-Type: text\/plain\r\n\r\nnot ready \d+ s after booting: ns1-dns \(critical\)\n$/);
+  });
+
+  it("signs its answer over the asker's nonce with the host key it gets as a credential, and only then", () => {
+    // The credential as systemd's LoadCredential gives it: a copy of the host key the service may read.
+    const credentials = tempDir();
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(credentials, 'host-key')]);
+    const signers = join(credentials, 'signers');
+    writeFileSync(signers, `ns1 namespaces="upkeep-reboot-ready" ${readFileSync(join(credentials, 'host-key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+    const nonce = 'a1'.repeat(16);
+    const verify = (answer: string, status: number, asked = nonce) => {
+      const signature = join(credentials, 'signature');
+      writeFileSync(signature, /-----BEGIN SSH SIGNATURE-----\n[\s\S]*-----END SSH SIGNATURE-----\n/.exec(answer)?.[0] ?? '');
+      const lines = `upkeep reboot readiness\nset dns\nmember ns1\nnonce ${asked}\nstatus ${status}\n`;
+      try {
+        execFileSync('ssh-keygen', ['-Y', 'verify', '-f', signers, '-I', 'ns1', '-n', 'upkeep-reboot-ready', '-s', signature], { input: lines, stdio: ['pipe', 'ignore', 'ignore'] });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const ready = member({ 'ns1-dns': ['ok', now] }, LONG);
+    const signed = ready.serve(`/?nonce=${nonce}`, credentials);
+    expect(signed.stdout).toMatch(/^HTTP\/1\.0 200 OK\r\nContent-Type: text\/plain\r\n\r\nready: every check[^\n]*\n-----BEGIN SSH SIGNATURE-----\n/);
+    expect(verify(signed.stdout, 200)).toBe(true);
+    // Over that nonce and that status only.
+    expect(verify(signed.stdout, 200, 'b2'.repeat(16))).toBe(false);
+    expect(verify(signed.stdout, 503)).toBe(false);
+    const held = member({ 'ns1-dns': ['critical', now] }, LONG).serve(`/?nonce=${nonce}`, credentials);
+    expect(held.stdout).toMatch(/^HTTP\/1\.0 503 /);
+    expect(verify(held.stdout, 503)).toBe(true);
+    // No nonce, a malformed one, or no key: an answer as before, unsigned.
+    for (const [path, key] of [['/', credentials], ['/?nonce=xyz', credentials], [`/?nonce=${nonce}`, undefined]] as const) {
+      expect(ready.serve(path, key).stdout).not.toContain('SSH SIGNATURE');
+    }
   });
 
   it('makes the reboot-required check CRITICAL, naming the set, only once the member stays not ready past the bound', () => {

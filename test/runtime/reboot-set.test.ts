@@ -1,16 +1,18 @@
 // reboot.sh as a member of a reboot set, at the edges of its slot and with peers that answer or not,
 // and that are ready or not. The peers are real TCP listeners (and a closed port) on this machine,
 // each peer on its own loopback address serving its readiness over real HTTP on its readiness
-// port; only systemctl is a FAKE (no systemd as PID 1 here), recording the reboot it was
-// asked for.
+// port, signed with its own ed25519 key (real ssh-keygen) over the nonce it was asked with, as
+// serve-reboot-ready.sh signs it; only systemctl is a FAKE (no systemd as PID 1 here), recording
+// the reboot it was asked for.
 
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
-import { rebootSetEnv } from '../../lib/compile/reboot-set.ts';
+import { rebootSetEnv, rebootSetSigners } from '../../lib/compile/reboot-set.ts';
 import { windowEnv } from '../../lib/compile/updates.ts';
 import { rebootSlot } from '../../lib/policy/reboot-slot.ts';
 import { sundayWindow } from '../fixtures/resolved-fleet.ts';
@@ -36,8 +38,29 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
   let readyPort = 0;
   /** What each peer's readiness socket answers: its status and first line, as serve-reboot-ready.sh would. */
   const readiness: Record<Peer, [number, string]> = { ns1: [200, 'ready'], ns3: [200, 'ready'] };
+  /**
+   * How each peer signs: with its own key over the nonce it was asked with (as serve-reboot-ready.sh),
+   * not at all, with another key (an impostor at its address), or over another nonce (a replay).
+   */
+  const signing: Record<Peer, 'own' | 'none' | 'impostor' | 'replay'> = { ns1: 'own', ns3: 'own' };
+  const keys = tempDir();
+  /** Each peer's public key, as the policy pins it. */
+  const publicKeys: Partial<Record<Peer | 'impostor', string>> = {};
+
+  /** An ssh signature of serve-reboot-ready.sh's lines for `peer`, by `key`. */
+  function sign(peer: Peer, nonce: string, status: number, key: Peer | 'impostor'): string {
+    const lines = `upkeep reboot readiness\nset dns\nmember ${peer}\nnonce ${nonce}\nstatus ${status}\n`;
+    const signed = spawnSync('ssh-keygen', ['-Y', 'sign', '-q', '-f', join(keys, key), '-n', 'upkeep-reboot-ready'], { input: lines, encoding: 'utf8' });
+    expect(signed.status, signed.stderr).toBe(0);
+    return signed.stdout;
+  }
 
   beforeAll(async () => {
+    for (const key of ['ns1', 'ns3', 'impostor'] as const) {
+      const made = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', key, '-f', join(keys, key)], { encoding: 'utf8' });
+      expect(made.status, made.stderr).toBe(0);
+      publicKeys[key] = readFileSync(join(keys, `${key}.pub`), 'utf8').trim();
+    }
     for (const peer of Object.keys(ADDRESSES) as Peer[]) {
       const [server, port] = await listen(ADDRESSES[peer]);
       servers.push(server);
@@ -48,9 +71,12 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
     await new Promise((resolve) => closed.close(resolve));
     // One port for both peers' readiness here, each peer answering on its own address.
     for (const peer of Object.keys(ADDRESSES) as Peer[]) {
-      const server = createHttpServer((_request, response) => {
+      const server = createHttpServer((request, response) => {
         const [status, line] = readiness[peer];
-        response.writeHead(status, { 'Content-Type': 'text/plain' }).end(`${line}\n`);
+        const nonce = /^\/\?nonce=([0-9a-f]{32})$/.exec(request.url ?? '')?.[1];
+        const how = signing[peer];
+        const signature = nonce === undefined || how === 'none' ? '' : sign(peer, how === 'replay' ? '0'.repeat(32) : nonce, status, how === 'impostor' ? 'impostor' : peer);
+        response.writeHead(status, { 'Content-Type': 'text/plain' }).end(`${line}\n${signature}`);
       });
       await new Promise<void>((resolve, reject) => server.once('error', reject).listen(readyPort, ADDRESSES[peer], resolve));
       readyPort = (server.address() as { port: number }).port;
@@ -59,16 +85,22 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
   });
   afterAll(() => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))));
 
-  /** A fresh host, slot 2 of 3, whose peers ns1 and ns3 listen on `peerPorts` (on `addresses`); runs reboot.sh at `now`, returns what it said and whether it rebooted. */
-  async function rebootAt(now: number, peerPorts: [number, number], addresses: Record<Peer, string> = ADDRESSES) {
+  /**
+   * A fresh host ns2, slot 2 of 3, whose peers ns1 and ns3 listen on `peerPorts` (on `addresses`),
+   * with the peers' keys pinned unless `unpinned`; runs reboot.sh at `now`, returns what it said
+   * and whether it rebooted.
+   */
+  async function rebootAt(now: number, peerPorts: [number, number], addresses: Record<Peer, string> = ADDRESSES, unpinned: readonly Peer[] = []) {
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
     mkdirSync(join(dir, 'state'));
     mkdirSync(join(dir, 'bin'));
     writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
     writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'always' }));
-    const peers = (['ns1', 'ns3'] as const).map((host, i) => ({ host, address: addresses[host], port: peerPorts[i]! }));
-    const env = rebootSetEnv(sundayWindow, { set: 'dns', index: 1, count: 3, peers }, { checks: ['ns2-dns'], withinSeconds: 240 });
+    const peers = (['ns1', 'ns3'] as const).map((host, i) => ({ host, address: addresses[host], port: peerPorts[i]!, ...(!unpinned.includes(host) && { hostKey: publicKeys[host]! }) }));
+    const member = { set: 'dns', host: 'ns2', index: 1, count: 3, peers };
+    const env = rebootSetEnv(sundayWindow, member, { checks: ['ns2-dns'], withinSeconds: 240 });
+    writeFileSync(join(dir, 'etc/reboot-set-signers'), rebootSetSigners(member));
     // The peers' readiness ports by their place in the set (ns1 first, ns3 third), moved to the one this test could listen on.
     expect(env).toContain(`UPKEEP_REBOOT_PEERS='ns1,${addresses.ns1},${peerPorts[0]},9470 ns3,${addresses.ns3},${peerPorts[1]},9472'\n`);
     writeFileSync(join(dir, 'etc/reboot-set.env'), env.replace(',9470 ', `,${readyPort} `).replace(",9472'", `,${readyPort}'`));
@@ -130,6 +162,25 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
       expect(r.said).toMatch(/peer ns1 of reboot set dns is not ready \(no answer on port \d+: curl: \(7\) Failed to connect/);
     } finally {
       await new Promise((resolve) => lonely.close(resolve));
+    }
+  });
+
+  it('does not reboot on a "ready" that its pinned peer did not sign over this run\'s nonce: unsigned, by another key, or replayed', async () => {
+    const now = OPENS + 3000;
+    try {
+      for (const how of ['none', 'impostor', 'replay'] as const) {
+        signing.ns3 = how;
+        const r = await rebootAt(now, [ports.ns1, ports.ns3]);
+        expect(`${how}: ${r.rebooted}`).toBe(`${how}: false`);
+        expect(r.said).toContain('peer ns3 of reboot set dns says it is ready, but not signed with its pinned host key over this run\'s nonce (an impostor at 127.0.0.2, or a peer on an older generation); the reboot carries over');
+      }
+      // A peer whose key the policy does not pin (a provisioned host) is taken at its word.
+      signing.ns3 = 'none';
+      expect((await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, ['ns3'])).rebooted).toBe(true);
+      signing.ns3 = 'own';
+      expect((await rebootAt(now, [ports.ns1, ports.ns3])).rebooted).toBe(true);
+    } finally {
+      signing.ns3 = 'own';
     }
   });
 });
