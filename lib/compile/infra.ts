@@ -294,8 +294,8 @@ function buildStack(stack: TerraformStack, fleet: ResolvedFleet, hosts: readonly
     return new SshKey(stack, `ssh_key:operator-${id}`, { name: `${fleet.name}-operator-${id}`, publicKey: publicKey.trim(), labels: fleetLabels });
   });
 
-  // Each reference to an attribute (k.id) is a new token, and cdktf records the call stack of every
-  // token it makes: the ones every server shares are made once.
+  // Each reference to an attribute (k.id) is a new token for cdktf to make and resolve: the ones
+  // every server shares are made once.
   const operatorKeyIds = operatorKeys.map((k) => k.id);
   const placement = new Map<string, number>();
   for (const [key, members] of placementGroups(hosts)) {
