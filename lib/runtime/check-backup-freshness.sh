@@ -15,7 +15,8 @@ if [ ! -f "$status" ]; then
     echo "CRITICAL: no backup has run on this host in $((waited / 3600))h ($status is missing)"
     exit 2
   fi
-  echo "OK: no backup yet; the first scheduled one is awaited (due within $(((UPKEEP_BACKUP_MAX_AGE - waited) / 3600))h)"
+  # Hours rounded up: 25 h 59 min left is "due within 26h", not 25.
+  echo "OK: no backup yet; the first scheduled one is awaited (due within $(((UPKEEP_BACKUP_MAX_AGE - waited + 3599) / 3600))h)"
   exit 0
 fi
 rm -f "$awaited"

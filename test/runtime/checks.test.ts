@@ -98,6 +98,12 @@ describe('check-backup-freshness.sh reads the status backup.sh writes', () => {
     const first = runScript('check-backup-freshness.sh', [], { UPKEEP_STATE_DIR: dir, UPKEEP_BACKUP_MAX_AGE: '93600' });
     expect(first.stdout).toMatch(/^OK: no backup yet; the first scheduled one is awaited \(due within 26h\)/);
     expect(first.status).toBe(0);
+    // Rounded up, not down: a second later 25 h 59 min are left, still "within 26h" (the test
+    // once failed when a second passed between the script's two readings of the clock).
+    writeFileSync(join(dir, 'checks/backup-awaited-since'), `${now() - 1}\n`);
+    expect(runScript('check-backup-freshness.sh', [], { UPKEEP_STATE_DIR: dir, UPKEEP_BACKUP_MAX_AGE: '93600' }).stdout).toMatch(/\(due within 26h\)/);
+    writeFileSync(join(dir, 'checks/backup-awaited-since'), `${now() - 3600}\n`);
+    expect(runScript('check-backup-freshness.sh', [], { UPKEEP_STATE_DIR: dir, UPKEEP_BACKUP_MAX_AGE: '93600' }).stdout).toMatch(/\(due within 25h\)/);
     // The host has waited longer than the maximum age since the check first found no backup.
     writeFileSync(join(dir, 'checks/backup-awaited-since'), `${now() - 93_700}\n`);
     const overdue = runScript('check-backup-freshness.sh', [], { UPKEEP_STATE_DIR: dir, UPKEEP_BACKUP_MAX_AGE: '93600' });
