@@ -67,6 +67,14 @@ function inCanonicalOrder(value: unknown): boolean {
 }
 
 const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * A copy of the flat record `record` with its keys in the order canonicalJson writes them, for
+ * builders of documents that canonicalJson then serializes without a sorted copy of its own.
+ */
+export function inKeyOrder<T extends object>(record: T): T {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => byCodeUnits(a, b))) as T;
+}
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 /** An array-index key, which every object lists first, in numeric order (a digit first: most keys are not). */
 const isIndexKey = (key: string) => key.charCodeAt(0) <= 57 && ARRAY_INDEX.test(key) && Number(key) < 4294967295;

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import type { FileSecret, HostDesiredState, ManagedFile } from './desired-state.ts';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson, inKeyOrder } from './canonical-json.ts';
 
 /** A managed file as its host's generation hashes it and plan.json records it: content by its hash. */
 export interface PlannedFile {
@@ -47,7 +47,7 @@ export function plannedFile(file: ManagedFile): PlannedFile {
     mode: file.mode,
     owner: file.owner,
     path: file.path,
-    ...(file.secret !== undefined && { secret: Object.fromEntries(Object.entries(file.secret).sort(([a], [b]) => (a < b ? -1 : 1))) as FileSecret }),
+    ...(file.secret !== undefined && { secret: inKeyOrder(file.secret) }),
     ...(file.content !== undefined && { sha256: contentHash(file.content) }),
   };
 }

@@ -3,6 +3,7 @@
 // the checks and the alerting SLA, exemptions). Recorded so that a later plan can say, in words,
 // what a change does to the promise (contract-diff.ts), whatever base it is compared against.
 
+import { inKeyOrder } from '../compile/canonical-json.ts';
 import type { ResolvedHost, ResolvedWindow } from '../policy/resolved.ts';
 
 export interface ContractWindow {
@@ -55,17 +56,13 @@ function contractWindow(w: ResolvedWindow): ContractWindow {
   };
 }
 
-const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
-
 export function contractOf(host: ResolvedHost): HostContract {
-  const { daily, monthly, weekly, yearly } = host.backups?.retention ?? { daily: 0, monthly: 0, weekly: 0, yearly: 0 };
-  const { backups, monitoring, updates } = host.exempt;
   return {
-    ...(host.backups && { backups: { retention: { daily, monthly, weekly, yearly } } }),
-    exempt: { ...(backups !== undefined && { backups }), ...(monitoring !== undefined && { monitoring }), ...(updates !== undefined && { updates }) },
+    ...(host.backups && { backups: { retention: inKeyOrder(host.backups.retention) } }),
+    exempt: inKeyOrder(host.exempt),
     ...(host.monitoring && {
       monitoring: {
-        checks: Object.fromEntries(host.monitoring.checks.map((c): [string, ContractCheck] => [c.name, { intervalSeconds: c.intervalSeconds, kind: c.spec.kind, runsOn: c.runsOn }]).sort(byKey)),
+        checks: inKeyOrder(Object.fromEntries(host.monitoring.checks.map((c): [string, ContractCheck] => [c.name, { intervalSeconds: c.intervalSeconds, kind: c.spec.kind, runsOn: c.runsOn }]))),
         failureThreshold: host.monitoring.failureThreshold,
         slaSeconds: host.monitoring.slaSeconds,
       },

@@ -50,7 +50,8 @@ export interface ResolvedRebootSetMember {
   readonly count: number;
   /**
    * The other members, each with the address and TCP port at which it must answer before this host
-   * reboots, and its pinned ssh host key (absent for a provisioned host), which signs its readiness.
+   * reboots, and its ssh host key when the policy pins one (a provisioned host's is not), which
+   * signs its readiness.
    */
   readonly peers: readonly { readonly host: string; readonly address: string; readonly port: number; readonly hostKey?: string }[];
 }
