@@ -9,6 +9,7 @@
 
 import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
 import { exchangeBackupKeys, type BackupLink } from './backup-keys.ts';
+import { pinRebootSetPeers, type RebootSetPin } from './reboot-set-pins.ts';
 import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
 import { apply, breakLock, confirm, healthBefore, healthGate, HostAgentError, readState, rollback, type ApplyResult, type CheckResult, type HealthBefore, type HostBundle, type HostState } from '../hosts/host-agent.ts';
 import { judgeHealth, type RemoteCheckRun } from './health-judgement.ts';
@@ -80,6 +81,8 @@ export interface RolloutOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** sftp backup clients and their repository hosts: keys exchanged at the end (lib/apply/backup-keys.ts). */
   readonly backupLinks?: readonly BackupLink[];
+  /** Reboot set members with provisioned peers: their addresses and keys pinned at the end (lib/apply/reboot-set-pins.ts). */
+  readonly rebootSetPins?: readonly RebootSetPin[];
   /** Checks that watch a host from another host (lib/apply/remote-checks.ts): part of the subject's health gate. */
   readonly remoteChecks?: readonly RemoteCheck[];
 }
@@ -318,10 +321,16 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         }
       }
     }
-    // 5. Backup clients' keys into their repository hosts, once every group is through (backup-keys.ts).
+    // 5. Backup clients' keys into their repository hosts, and provisioned reboot set peers pinned on
+    // the other members, once every group is through (backup-keys.ts, reboot-set-pins.ts).
     const hostsWith = (...statuses: HostStatus[]) => new Set([...outcomes.values()].filter((o) => statuses.includes(o.status)).map((o) => o.host));
     const keyProblems = await exchangeBackupKeys({ links: options.backupLinks ?? [], applied: hostsWith('changed', 'unchanged'), changed: hostsWith('changed'), states, transport: connections.transport, journal, progress, parallel });
-    return finish(keyProblems.size > 0 ? `backup keys not in place: ${[...keyProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}` : undefined);
+    const pinProblems = await pinRebootSetPeers({ pins: options.rebootSetPins ?? [], applied: hostsWith('changed', 'unchanged'), states, transport: connections.transport, journal, progress, parallel });
+    const problems = [
+      ...(keyProblems.size > 0 ? [`backup keys not in place: ${[...keyProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}`] : []),
+      ...(pinProblems.size > 0 ? [`reboot set peers not pinned: ${[...pinProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}`] : []),
+    ];
+    return finish(problems.length > 0 ? problems.join('; ') : undefined);
   } finally {
     if (renewal) clearInterval(renewal);
     if (lock && lockHeld) await journal.step({ host: lock.host, step: 'fleet-unlock' }, () => lock.release()).catch(() => undefined);

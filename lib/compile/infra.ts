@@ -426,7 +426,12 @@ function addFirewalls(
     new Firewall(stack, `firewall:reboot-set-${set}`, {
       name: `${fleet.name}-reboot-set-${set}`,
       labels,
-      rule: [{ direction: 'in', protocol: 'tcp', port: `${readyPortOf(0)}-${readyPortOf(members.length - 1)}`, sourceIps: sourcesOf(members), description: `readiness, asked by the other members of reboot set ${set}` }],
+      rule: [
+        { direction: 'in', protocol: 'tcp', port: `${readyPortOf(0)}-${readyPortOf(members.length - 1)}`, sourceIps: sourcesOf(members), description: `readiness, asked by the other members of reboot set ${set}` },
+        // Whether a member serves at all (its ssh port unless the set names one), where no role
+        // opens that port to anyone: the other members would otherwise never see it answer.
+        ...probePorts(members, provisioned).map((port): FirewallRule => ({ direction: 'in', protocol: 'tcp', port: String(port), sourceIps: sourcesOf(members), description: `whether it serves, asked by the other members of reboot set ${set}` })),
+      ],
       applyTo: provisioned.map((m) => ({ labelSelector: selector(`upkeep-host=${m.name}`) })),
     });
   }
@@ -444,6 +449,16 @@ function heartbeatWatchers(fleet: ResolvedFleet, provisioned: readonly ResolvedH
     if (watchers.length > 0) result.set(monitor, watchers);
   }
   return result;
+}
+
+/**
+ * The TCP ports on which the members of a reboot set look whether their peers serve, in order,
+ * but those that the roles of every provisioned member already open to anyone (dns: 53).
+ */
+function probePorts(members: readonly ResolvedHost[], provisioned: readonly ResolvedHost[]): number[] {
+  const ports = [...new Set(members.flatMap((m) => m.updates?.rebootSet?.peers.map((p) => p.port) ?? []))];
+  const openToAnyone = (host: ResolvedHost, port: number) => host.roles.some((role) => ROLE_PORTS[role]?.some((s) => s.protocol === 'tcp' && s.port === String(port)));
+  return ports.filter((port) => !provisioned.every((m) => openToAnyone(m, port))).sort((a, b) => a - b);
 }
 
 /** The members of every reboot set, by set name. */

@@ -6,13 +6,16 @@
 //
 // A readiness answer is signed with the answering member's ssh host key over a nonce the asking
 // member chose (ssh-keygen -Y sign): whoever can pose as a member's address can then neither make
-// another member reboot while that member is down nor replay an earlier "ready". A peer whose key
-// the policy does not pin (a provisioned host, whose key exists only from its first apply on) is
-// trusted on its plain answer, as before; its readiness port is open to the set's members only.
+// another member reboot while that member is down nor replay an earlier "ready". A provisioned
+// peer has no address nor key in the policy (both exist from its creation and first apply on): its
+// entry has an empty address, and bin/apply pins its address and rotated host key on this host in
+// REBOOT_SET_PIN_DIR (lib/apply/reboot-set-pins.ts); until then reboot.sh does not ask it and the
+// reboot carries over. A peer with neither a pinned key nor provisioning is trusted on its plain
+// answer, as before.
 
 import type { ResolvedHost, ResolvedRebootSetMember, ResolvedWindow } from '../policy/resolved.ts';
 import { rebootSlot } from '../policy/reboot-slot.ts';
-import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
+import { CONFIG_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile } from './host-part.ts';
 import { checked } from './host-word.ts';
@@ -57,10 +60,18 @@ export function rebootReadiness(host: ResolvedHost): RebootReadiness {
 
 /** The namespace of readiness signatures (ssh-keygen -Y), so that no other signature of a host key passes for one. */
 const READINESS_NAMESPACE = 'upkeep-reboot-ready';
-/** The peers' pinned host keys, in ssh-keygen's allowed signers format. */
+/** The peers' host keys that the policy pins, in ssh-keygen's allowed signers format. */
 const REBOOT_SET_SIGNERS = `${CONFIG_DIR}/reboot-set-signers`;
+/**
+ * Where bin/apply pins the provisioned peers (lib/apply/reboot-set-pins.ts): `addresses` ("HOST
+ * ADDRESS" lines) and `signers` (their rotated host keys, in allowed signers format). Host state,
+ * not part of a generation: the addresses and keys exist only once the peers do.
+ */
+export const REBOOT_SET_PIN_DIR = `${STATE_DIR}/reboot-set`;
 
 const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,3})(?: .*)?$/;
+/** The host key bin/apply rotates a provisioned server to (lib/runtime/rotate-host-key.sh makes an ed25519 key). */
+const PROVISIONED_HOST_KEY_FILE = '/etc/ssh/ssh_host_ed25519_key';
 
 /** The private key file of sshd that matches a pinned public host key, or undefined for a key type sshd has no host key of. */
 function hostKeyFile(publicKey: string): string | undefined {
@@ -69,11 +80,17 @@ function hostKeyFile(publicKey: string): string | undefined {
   return `/etc/ssh/ssh_host_${type === 'ssh-ed25519' ? 'ed25519' : type === 'ssh-rsa' ? 'rsa' : 'ecdsa'}_key`;
 }
 
-/** reboot-set-signers: one line per peer whose host key is pinned, the only key its readiness may be signed with. */
+/** One allowed signers line: `host` may sign readiness answers with `publicKey`, and nothing else. Undefined for what is not a public key. */
+export function readinessSigner(host: string, publicKey: string): string | undefined {
+  const key = HOST_KEY.exec(publicKey);
+  return key ? `${checked(host, HOST_NAME, 'reboot set peer')} namespaces="${READINESS_NAMESPACE}" ${key[1]} ${key[2]}` : undefined;
+}
+
+/** reboot-set-signers: one line per peer whose host key the policy pins, the only key its readiness may be signed with. */
 export function rebootSetSigners(member: ResolvedRebootSetMember): string {
   const lines = member.peers.flatMap((p) => {
-    const key = p.hostKey === undefined ? undefined : HOST_KEY.exec(p.hostKey);
-    return key ? [`${checked(p.host, HOST_NAME, 'reboot set peer')} namespaces="${READINESS_NAMESPACE}" ${key[1]} ${key[2]}`] : [];
+    const line = p.provisioned || p.hostKey === undefined ? undefined : readinessSigner(p.host, p.hostKey);
+    return line === undefined ? [] : [line];
   });
   return `# Reboot set "${member.set}": the peers' pinned ssh host keys, which sign their readiness (reboot.sh checks).\n${lines.map((l) => `${l}\n`).join('')}`;
 }
@@ -81,7 +98,11 @@ export function rebootSetSigners(member: ResolvedRebootSetMember): string {
 export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMember, readiness: RebootReadiness): string {
   const slot = rebootSlot(window.durationSeconds, member.index, member.count);
   // The peers in set order without this member: peer j is member j before it, j + 1 after it.
-  const peers = member.peers.map((p, j) => `${checked(p.host, HOST_NAME, 'reboot set peer')},${checked(p.address, PEER_ADDRESS, 'reboot set peer address')},${p.port},${readyPortOf(j < member.index ? j : j + 1)}`);
+  // A provisioned peer's address is empty: reboot.sh reads it from REBOOT_SET_PIN_DIR.
+  const peers = member.peers.map((p, j) => {
+    const address = p.provisioned ? '' : checked(p.address, PEER_ADDRESS, 'reboot set peer address');
+    return `${checked(p.host, HOST_NAME, 'reboot set peer')},${address},${p.port},${readyPortOf(j < member.index ? j : j + 1)}`;
+  });
   return renderEnvFile(`Reboot set "${member.set}": slot ${member.index + 1} of ${member.count}, for reboot.sh and reboot-ready.sh.`, {
     UPKEEP_REBOOT_SET: checked(member.set, HOST_NAME, 'reboot set'),
     UPKEEP_REBOOT_MEMBER: checked(member.host, HOST_NAME, 'reboot set member'),
@@ -97,12 +118,13 @@ export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMe
  * reboot-set.env, reboot-set-signers and the readiness socket of a member. The socket listens on
  * the host's own address when the policy gives an IP address (hosts sharing a network namespace,
  * such as containers, each answer for themselves), else on every address. Its service gets the
- * host key that the policy pins as a credential to sign with.
+ * host key that the policy pins (a provisioned host: the one bin/apply rotated it to) as a
+ * credential to sign with.
  */
 export function rebootSetFiles(host: ResolvedHost, window: ResolvedWindow, member: ResolvedRebootSetMember): ManagedFile[] {
   const port = readyPortOf(member.index);
   const listen = host.address !== undefined && IP_ADDRESS.test(host.address) ? `${host.address.includes(':') ? `[${host.address}]` : host.address}:${port}` : String(port);
-  const signingKey = host.hostKey === undefined ? undefined : hostKeyFile(host.hostKey);
+  const signingKey = host.hostKey !== undefined ? hostKeyFile(host.hostKey) : host.provision ? PROVISIONED_HOST_KEY_FILE : undefined;
   return [
     configFile(`${CONFIG_DIR}/reboot-set.env`, rebootSetEnv(window, member, rebootReadiness(host))),
     configFile(REBOOT_SET_SIGNERS, rebootSetSigners(member)),

@@ -6,7 +6,7 @@
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { FleetSpec } from './model.ts';
 import { MIN_SLOT_SECONDS, rebootSlot } from './reboot-slot.ts';
-import type { ResolvedHost } from './resolved.ts';
+import type { RebootSetPeer, ResolvedHost } from './resolved.ts';
 
 const SET_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DNS_PORT = 53;
@@ -84,7 +84,13 @@ export function resolveRebootSets(spec: FleetSpec, hosts: readonly ResolvedHost[
         host: h.name,
         index,
         count: members.length,
-        peers: members.filter((p) => p !== h).map((p) => ({ host: p.name, address: p.address ?? p.name, port: set.port ?? p.port, ...(p.hostKey !== undefined && { hostKey: p.hostKey }) })),
+        peers: members
+          .filter((p) => p !== h)
+          .map((p): RebootSetPeer => {
+            const port = set.port ?? p.port;
+            if (p.provision) return { host: p.name, port, provisioned: true };
+            return { host: p.name, address: p.address ?? p.name, port, ...(p.hostKey !== undefined && { hostKey: p.hostKey }) };
+          }),
       });
     });
   }

@@ -50,11 +50,16 @@ export interface ResolvedRebootSetMember {
   readonly count: number;
   /**
    * The other members, each with the address and TCP port at which it must answer before this host
-   * reboots, and its ssh host key when the policy pins one (a provisioned host's is not), which
-   * signs its readiness.
+   * reboots, and its ssh host key when the policy pins one, which signs its readiness. A
+   * provisioned peer has neither in the policy (`provisioned`): bin/apply pins its address and
+   * rotated host key on this host (lib/apply/reboot-set-pins.ts).
    */
-  readonly peers: readonly { readonly host: string; readonly address: string; readonly port: number; readonly hostKey?: string }[];
+  readonly peers: readonly RebootSetPeer[];
 }
+
+export type RebootSetPeer =
+  | { readonly host: string; readonly address: string; readonly port: number; readonly hostKey?: string; readonly provisioned?: undefined }
+  | { readonly host: string; readonly port: number; readonly provisioned: true };
 
 export interface ResolvedBackups {
   readonly schedule: string;

@@ -14,6 +14,9 @@
 # reboot over: it looks again on the next tick of its timer, up to the middle of its slot, and
 # otherwise in its next slot. A peer whose host key the policy pins must sign its answer with it
 # (reboot-set-signers), over a nonce of this run: an impostor at its address cannot answer for it.
+# A provisioned peer (no address in reboot-set.env) is asked at the address, and must sign with
+# the host key, that bin/apply pinned here ($state_dir/reboot-set/addresses and signers); before
+# they are pinned it is not asked, and the reboot carries over.
 # Why slots and a probe rather than a lock held on another host: the hosts reboot from their own
 # timers when no pipeline runs, and a lock would need ssh keys from host to host and a lock holder
 # that can itself be down; here each host decides alone from its clock and what its peers serve
@@ -79,6 +82,7 @@ if [ -r "$config_dir/reboot-set.env" ]; then
     exit 0
   fi
   signers=$config_dir/reboot-set-signers
+  pins=$state_dir/reboot-set
   reply=$(mktemp)
   trap 'rm -f "$reply" "$reply.err" "$reply.sig"' EXIT
   for peer in $UPKEEP_REBOOT_PEERS; do
@@ -88,6 +92,17 @@ if [ -r "$config_dir/reboot-set.env" ]; then
     rest=${rest#*,}
     port=${rest%,*}
     ready_port=${rest#*,}
+    verify_with=
+    if [ -z "$address" ]; then
+      address=$(sed -n "s/^$name \([0-9A-Fa-f.:]*\)\$/\1/p" "$pins/addresses" 2>/dev/null | head -n 1)
+      if [ -z "$address" ] || ! grep -q "^$name " "$pins/signers" 2>/dev/null; then
+        echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET is provisioned, and bin/apply has not pinned its address and host key on this host ($pins); the reboot carries over"
+        exit 0
+      fi
+      verify_with=$pins/signers
+    elif grep -q "^$name " "$signers" 2>/dev/null; then
+      verify_with=$signers
+    fi
     # shellcheck disable=SC2016 # $1 and $2 are bash's, not ours.
     if ! timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe "$address" "$port" 2>/dev/null; then
       echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET does not answer on $address port $port; the reboot carries over"
@@ -105,10 +120,10 @@ if [ -r "$config_dir/reboot-set.env" ]; then
       echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET is not ready ($why); the reboot carries over"
       exit 0
     fi
-    if grep -q "^$name " "$signers" 2>/dev/null; then
+    if [ -n "$verify_with" ]; then
       sed -n '/^-----BEGIN SSH SIGNATURE-----$/,/^-----END SSH SIGNATURE-----$/p' "$reply" >"$reply.sig"
       if ! printf 'upkeep reboot readiness\nset %s\nmember %s\nnonce %s\nstatus 200\n' "$UPKEEP_REBOOT_SET" "$name" "$nonce" |
-        ssh-keygen -Y verify -f "$signers" -I "$name" -n upkeep-reboot-ready -s "$reply.sig" >/dev/null 2>&1; then
+        ssh-keygen -Y verify -f "$verify_with" -I "$name" -n upkeep-reboot-ready -s "$reply.sig" >/dev/null 2>&1; then
         echo "reboot: peer $name of reboot set $UPKEEP_REBOOT_SET says it is ready, but not signed with its pinned host key over this run's nonce (an impostor at $address, or a peer on an older generation); the reboot carries over"
         exit 0
       fi

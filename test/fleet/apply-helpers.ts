@@ -1,11 +1,12 @@
 // Shared steps of the applier's fleet tests: plan fixtures pointed at a test fleet, bin/apply run
 // in-process (so its transports' round trips can be counted), and reading a host's managed files.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { runApply } from '../../lib/cli/apply.ts';
 import type { JournalDocument } from '../../lib/apply/journal.ts';
 import type { FixtureAddress } from '../fixtures/plan-dir.ts';
+import { runCommand } from './run-command.ts';
 import type { TestFleet, TestHost } from './testbed.ts';
 
 export interface ApplyRun {
@@ -41,6 +42,22 @@ export async function applyPlan(fleet: TestFleet, planDir: string, args: readonl
   }).catch((error: unknown) => ({ exitCode: -1, roundTrips: {}, error }));
   if ('error' in result) throw new Error(`bin/apply threw: ${(result.error as Error).message}\n${err.text()}`);
   return { exitCode: result.exitCode, roundTrips: result.roundTrips, stderr: err.text(), journal: JSON.parse(readFileSync(journalFile, 'utf8')) as JournalDocument };
+}
+
+/**
+ * The test's own ssh pins the keys the hosts present now: after bin/apply rotated a provisioned
+ * host's bootstrap key, the test would otherwise not reach it.
+ */
+export async function pinPresentedKeys(fleet: TestFleet): Promise<void> {
+  const lines = await Promise.all(
+    fleet.hosts.map(async (h) => {
+      const scan = await runCommand('ssh-keyscan', ['-t', 'ed25519', h.address], { timeoutMs: 30_000 });
+      const line = scan.stdout.split('\n').find((l) => l.includes('ssh-ed25519'));
+      if (!line) throw new Error(`ssh-keyscan ${h.name}: no ed25519 key\n${scan.stderr}`);
+      return `${line}\n`;
+    }),
+  );
+  writeFileSync(fleet.knownHostsFile, lines.join(''));
 }
 
 /**

@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPlan } from '../../lib/cli/plan.ts';
 import { fakeHetzner } from '../contract/fake-hetzner.ts';
-import { applyPlan, entries, type ApplyRun } from './apply-helpers.ts';
-import { runCommand } from './run-command.ts';
+import { applyPlan, entries, pinPresentedKeys, type ApplyRun } from './apply-helpers.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
 
 const PASSWORD_ENV = 'TEST_PIN_BACKUP_SECRET';
@@ -66,22 +65,9 @@ describe.skipIf(!fleetAvailable('the backup host pin test (test/fleet/backup-hos
 
   const rotatedKey = (host: string) => (JSON.parse(readFileSync(pinsFile, 'utf8')) as { hosts: Record<string, { rotated: string }> }).hosts[host]!.rotated;
 
-  /** The test's own ssh pins the keys the hosts present now. */
-  async function pinPresentedKeys(): Promise<void> {
-    const lines = await Promise.all(
-      fleet.hosts.map(async (h) => {
-        const scan = await runCommand('ssh-keyscan', ['-t', 'ed25519', h.address], { timeoutMs: 30_000 });
-        const line = scan.stdout.split('\n').find((l) => l.includes('ssh-ed25519'));
-        if (!line) throw new Error(`ssh-keyscan ${h.name}: no ed25519 key\n${scan.stderr}`);
-        return `${line}\n`;
-      }),
-    );
-    writeFileSync(fleet.knownHostsFile, lines.join(''));
-  }
-
   async function apply(): Promise<ApplyRun> {
     const run = await applyPlan(fleet, planDir, ['--host-keys', pinsFile]);
-    await pinPresentedKeys();
+    await pinPresentedKeys(fleet);
     return run;
   }
 
@@ -191,7 +177,7 @@ describe.skipIf(!fleetAvailable('the backup host pin test (test/fleet/backup-hos
       'cp -p /etc/ssh/ssh_host_ed25519_key /root/pinned_key && cp -p /etc/ssh/ssh_host_ed25519_key.pub /root/pinned_key.pub && rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh.service',
     );
     expect(swap.exitCode, swap.stderr).toBe(0);
-    await pinPresentedKeys();
+    await pinPresentedKeys(fleet);
     try {
       const refused = await backup();
       expect(refused.exit).toBe('exit 1');
@@ -201,7 +187,7 @@ describe.skipIf(!fleetAvailable('the backup host pin test (test/fleet/backup-hos
     } finally {
       const back = await backup1.ssh('mv -f /root/pinned_key /etc/ssh/ssh_host_ed25519_key && mv -f /root/pinned_key.pub /etc/ssh/ssh_host_ed25519_key.pub && systemctl restart ssh.service');
       expect(back.exitCode, back.stderr).toBe(0);
-      await pinPresentedKeys();
+      await pinPresentedKeys(fleet);
     }
     const again = await backup();
     expect(`${again.exit}\n${again.status}`, again.journal).toMatch(/^exit 0\n\d+ ok snapshot saved$/);

@@ -140,6 +140,22 @@ describe('the synthesized stack of a provisioned fleet', () => {
     ]);
   });
 
+  it("lets the members of a reboot set see whether a provisioned member serves on the set's port, which no role opens to anyone", () => {
+    // Probed on each member's ssh port, which only the admin networks reach otherwise.
+    const onSsh = resources(stackOf(infraFleet((s) => (s.rebootSets = { app: { hosts: ['web1', 'legacy1'] } }))), 'hcloud_firewall')['reboot-set-app'];
+    expect(onSsh.rule.map((r: { port: string }) => r.port)).toEqual(['9470-9471', '22']);
+    expect(onSsh.rule[1]).toEqual({
+      direction: 'in',
+      protocol: 'tcp',
+      port: '22',
+      source_ips: ['198.51.100.20/32', '${hcloud_primary_ip.web1.ip_address}/32', '${hcloud_server.web1.ipv6_network}'],
+      description: 'whether it serves, asked by the other members of reboot set app',
+    });
+    // web1's role "web" opens 443 to anyone already; ns1 and ns2's "dns" opens 53 (the derived set, above).
+    const onHttps = resources(stackOf(infraFleet((s) => (s.rebootSets = { app: { hosts: ['web1', 'legacy1'], port: 443 } }))), 'hcloud_firewall')['reboot-set-app'];
+    expect(onHttps.rule.map((r: { port: string }) => r.port)).toEqual(['9470-9471']);
+  });
+
   it('admits an existing member of a reboot set by its IP address, and refuses one known only by its name', () => {
     const mixed = stackOf(infraFleet((s) => (s.rebootSets = { app: { hosts: ['web1', 'legacy1'], port: 443 } })));
     const firewall = resources(mixed, 'hcloud_firewall')['reboot-set-app'];

@@ -12,7 +12,9 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
+import { rebootSetPinFiles } from '../../lib/apply/reboot-set-pins.ts';
 import { rebootSetEnv, rebootSetSigners } from '../../lib/compile/reboot-set.ts';
+import type { RebootSetPeer } from '../../lib/policy/resolved.ts';
 import { windowEnv } from '../../lib/compile/updates.ts';
 import { rebootSlot } from '../../lib/policy/reboot-slot.ts';
 import { sundayWindow } from '../fixtures/resolved-fleet.ts';
@@ -88,21 +90,40 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
   /**
    * A fresh host ns2, slot 2 of 3, whose peers ns1 and ns3 listen on `peerPorts` (on `addresses`),
    * with the peers' keys pinned unless `unpinned`; runs reboot.sh at `now`, returns what it said
-   * and whether it rebooted.
+   * and whether it rebooted. A peer in `provisioned` has neither address nor key in the policy:
+   * bin/apply's pin files give them (the key `pin.key` names), or nothing is pinned yet (null).
    */
-  async function rebootAt(now: number, peerPorts: [number, number], addresses: Record<Peer, string> = ADDRESSES, unpinned: readonly Peer[] = []) {
+  async function rebootAt(
+    now: number,
+    peerPorts: [number, number],
+    addresses: Record<Peer, string> = ADDRESSES,
+    unpinned: readonly Peer[] = [],
+    provisioned: Partial<Record<Peer, { address: string; key: Peer | 'impostor' } | null>> = {},
+  ) {
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
     mkdirSync(join(dir, 'state'));
     mkdirSync(join(dir, 'bin'));
     writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
     writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'always' }));
-    const peers = (['ns1', 'ns3'] as const).map((host, i) => ({ host, address: addresses[host], port: peerPorts[i]!, ...(!unpinned.includes(host) && { hostKey: publicKeys[host]! }) }));
+    const peers = (['ns1', 'ns3'] as const).map((host, i): RebootSetPeer => {
+      if (provisioned[host] !== undefined) return { host, port: peerPorts[i]!, provisioned: true };
+      return { host, address: addresses[host], port: peerPorts[i]!, ...(!unpinned.includes(host) && { hostKey: publicKeys[host]! }) };
+    });
     const member = { set: 'dns', host: 'ns2', index: 1, count: 3, peers };
     const env = rebootSetEnv(sundayWindow, member, { checks: ['ns2-dns'], withinSeconds: 240 });
     writeFileSync(join(dir, 'etc/reboot-set-signers'), rebootSetSigners(member));
-    // The peers' readiness ports by their place in the set (ns1 first, ns3 third), moved to the one this test could listen on.
-    expect(env).toContain(`UPKEEP_REBOOT_PEERS='ns1,${addresses.ns1},${peerPorts[0]},9470 ns3,${addresses.ns3},${peerPorts[1]},9472'\n`);
+    const pinned = Object.entries(provisioned).flatMap(([name, pin]) => (pin ? [{ name, address: pin.address, hostKey: publicKeys[pin.key]! }] : []));
+    if (pinned.length > 0) {
+      const files = rebootSetPinFiles('dns', pinned);
+      mkdirSync(join(dir, 'state/reboot-set'));
+      writeFileSync(join(dir, 'state/reboot-set/addresses'), files.addresses);
+      writeFileSync(join(dir, 'state/reboot-set/signers'), files.signers);
+    }
+    // The peers' readiness ports by their place in the set (ns1 first, ns3 third), moved to the one
+    // this test could listen on; a provisioned peer's address is left to the pin.
+    const at = (peer: Peer) => (provisioned[peer] === undefined ? addresses[peer] : '');
+    expect(env).toContain(`UPKEEP_REBOOT_PEERS='ns1,${at('ns1')},${peerPorts[0]},9470 ns3,${at('ns3')},${peerPorts[1]},9472'\n`);
     writeFileSync(join(dir, 'etc/reboot-set.env'), env.replace(',9470 ', `,${readyPort} `).replace(",9472'", `,${readyPort}'`));
     writeFileSync(join(dir, 'state/routine-last-opening'), '2026-11-08\n');
     writeFileSync(join(dir, 'bin/systemctl'), `#!/bin/sh\necho "systemctl $*" >> '${dir}/calls'\n`);
@@ -174,7 +195,7 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
         expect(`${how}: ${r.rebooted}`).toBe(`${how}: false`);
         expect(r.said).toContain('peer ns3 of reboot set dns says it is ready, but not signed with its pinned host key over this run\'s nonce (an impostor at 127.0.0.2, or a peer on an older generation); the reboot carries over');
       }
-      // A peer whose key the policy does not pin (a provisioned host) is taken at its word.
+      // A peer of the policy whose key it does not pin is taken at its word.
       signing.ns3 = 'none';
       expect((await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, ['ns3'])).rebooted).toBe(true);
       signing.ns3 = 'own';
@@ -182,5 +203,32 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
     } finally {
       signing.ns3 = 'own';
     }
+  });
+
+  it('asks a provisioned peer only at the address bin/apply pinned, and believes only its pinned rotated key; before the pin, it does not reboot', async () => {
+    const now = OPENS + 3000;
+    // Nothing pinned yet: ns3 is not asked at all (no address to ask), and the reboot carries over.
+    const early = await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: null });
+    expect(early.rebooted).toBe(false);
+    expect(early.said).toMatch(/peer ns3 of reboot set dns is provisioned, and bin\/apply has not pinned its address and host key on this host \(\S+\/state\/reboot-set\); the reboot carries over/);
+    // Pinned at its address with its own key: its signed "ready" is believed.
+    expect((await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: { address: ADDRESSES.ns3, key: 'ns3' } })).rebooted).toBe(true);
+    // Asked at the pinned address, not elsewhere: pinned where nothing listens, it does not answer.
+    const elsewhere = await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: { address: '127.0.0.4', key: 'ns3' } });
+    expect(elsewhere.rebooted).toBe(false);
+    expect(elsewhere.said).toContain(`peer ns3 of reboot set dns does not answer on 127.0.0.4 port ${ports.ns3}; the reboot carries over`);
+    // The answer at the pinned address signed by another key than the pinned one (say, the
+    // bootstrap key from user_data, which others may know), or not signed: not believed.
+    try {
+      for (const how of ['none', 'impostor', 'replay'] as const) {
+        signing.ns3 = how;
+        const r = await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: { address: ADDRESSES.ns3, key: 'ns3' } });
+        expect(`${how}: ${r.rebooted}`).toBe(`${how}: false`);
+        expect(r.said).toContain("peer ns3 of reboot set dns says it is ready, but not signed with its pinned host key over this run's nonce");
+      }
+    } finally {
+      signing.ns3 = 'own';
+    }
+    expect((await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: { address: ADDRESSES.ns3, key: 'impostor' } })).rebooted).toBe(false);
   });
 });
