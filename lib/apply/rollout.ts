@@ -9,7 +9,7 @@
 
 import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-format.ts';
 import { exchangeBackupKeys, type BackupLink } from './backup-keys.ts';
-import { pinRebootSetPeers, type RebootSetPin } from './reboot-set-pins.ts';
+import { pinPeers, type PeerPin } from './peer-pins.ts';
 import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
 import { apply, breakLock, confirm, healthBefore, healthGate, HostAgentError, readState, rollback, type ApplyResult, type CheckResult, type HealthBefore, type HostBundle, type HostState } from '../hosts/host-agent.ts';
 import { judgeHealth, type RemoteCheckRun } from './health-judgement.ts';
@@ -81,8 +81,8 @@ export interface RolloutOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** sftp backup clients and their repository hosts: keys exchanged at the end (lib/apply/backup-keys.ts). */
   readonly backupLinks?: readonly BackupLink[];
-  /** Reboot set members with provisioned peers: their addresses and keys pinned at the end (lib/apply/reboot-set-pins.ts). */
-  readonly rebootSetPins?: readonly RebootSetPin[];
+  /** Hosts that reach provisioned peers: their addresses and keys pinned before the first wave (lib/apply/peer-pins.ts). */
+  readonly peerPins?: readonly PeerPin[];
   /** Checks that watch a host from another host (lib/apply/remote-checks.ts): part of the subject's health gate. */
   readonly remoteChecks?: readonly RemoteCheck[];
 }
@@ -239,6 +239,11 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       return finish(message);
     }
 
+    // The addresses and keys of provisioned peers, where hosts reach them, before any host switches
+    // (peer-pins.ts): a problem is reported at the end, and the hosts it concerns fail their gate
+    // on their own if they need the peer.
+    const pinProblems = await pinPeers({ pins: options.peerPins ?? [], reachable: new Set(states.keys()), states, transport: connections.transport, journal, progress, parallel });
+
     // 3. Waves.
     const totalWaves = plan.groups.reduce((n, g) => n + wavesOf(g).length, 0);
     let waveNumber = 0;
@@ -321,14 +326,12 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         }
       }
     }
-    // 5. Backup clients' keys into their repository hosts, and provisioned reboot set peers pinned on
-    // the other members, once every group is through (backup-keys.ts, reboot-set-pins.ts).
+    // 5. Backup clients' keys into their repository hosts, once every group is through (backup-keys.ts).
     const hostsWith = (...statuses: HostStatus[]) => new Set([...outcomes.values()].filter((o) => statuses.includes(o.status)).map((o) => o.host));
     const keyProblems = await exchangeBackupKeys({ links: options.backupLinks ?? [], applied: hostsWith('changed', 'unchanged'), changed: hostsWith('changed'), states, transport: connections.transport, journal, progress, parallel });
-    const pinProblems = await pinRebootSetPeers({ pins: options.rebootSetPins ?? [], applied: hostsWith('changed', 'unchanged'), states, transport: connections.transport, journal, progress, parallel });
     const problems = [
+      ...(pinProblems.size > 0 ? [`provisioned peers not pinned: ${[...pinProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}`] : []),
       ...(keyProblems.size > 0 ? [`backup keys not in place: ${[...keyProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}`] : []),
-      ...(pinProblems.size > 0 ? [`reboot set peers not pinned: ${[...pinProblems].map(([host, why]) => `${host}: ${why}`).join('; ')}`] : []),
     ];
     return finish(problems.length > 0 ? problems.join('; ') : undefined);
   } finally {

@@ -7,7 +7,7 @@ import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupLinks } from '../apply/backup-keys.ts';
-import { rebootSetPins } from '../apply/reboot-set-pins.ts';
+import { peerPins } from '../apply/peer-pins.ts';
 import { hostBundle, loadReviewedPlan, reviewedHostFile } from '../apply/bundle.ts';
 import { FleetLock } from '../apply/fleet-lock.ts';
 import { FLEET, Journal } from '../apply/journal.ts';
@@ -173,9 +173,9 @@ export async function runApply(argv: readonly string[], io: { stdout: NodeJS.Wri
       // Planned backup.env files say which hosts back up over ssh to which fleet host; clients of a
       // provisioned one pin it as the rollout itself connects to it (address, rotated key).
       backupLinks: backupLinks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8'), inventory),
-      // Planned reboot-set.env files say which members have provisioned peers; those are pinned on
-      // them as the rollout itself connects to them (address, rotated key).
-      rebootSetPins: rebootSetPins(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8'), inventory),
+      // Planned provisioned-peers files say which hosts reach provisioned peers; those are pinned
+      // on them as the rollout itself connects to them (address, rotated key).
+      peerPins: peerPins(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8'), inventory),
       // Planned check files say which checks watch a host from another (a monitor): its gate runs them.
       remoteChecks: remoteChecks(plan, (host, path) => reviewedHostFile(planDir, plan.hosts[host]!, path).toString('utf8')),
     });

@@ -5,6 +5,7 @@ import { compileBackupReceiver, compileBackups } from './backups.ts';
 import type { HostDesiredState, ManagedFile } from './desired-state.ts';
 import type { HostPart } from './host-part.ts';
 import { compileMonitoring } from './monitoring.ts';
+import { compilePeerPins } from './peer-pins.ts';
 import { runtimeScript, withCallees } from './runtime-scripts.ts';
 import { compileUpdates } from './updates.ts';
 
@@ -17,6 +18,7 @@ export function compileHost(fleet: ResolvedFleet, host: ResolvedHost): HostDesir
     host.backups && compileBackups(fleet, host, host.backups),
     compileBackupReceiver(fleet, host),
     compileMonitoring(fleet, host),
+    compilePeerPins(fleet, host),
   ].filter((p): p is HostPart => p !== undefined);
 
   const scripts = withCallees(parts.flatMap((p) => p.scripts)).map(runtimeScript);

@@ -91,8 +91,10 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
       const monitor = fleet.hosts.find((h) => h.name === spec.monitor);
       const port = monitor?.monitoring?.heartbeat?.port;
       if (!monitor || port === undefined) throw new Error(`monitor-heartbeat check: host ${JSON.stringify(spec.monitor)} has no monitoring heartbeat`);
-      // A provisioned monitor has no address in the policy: it is reached by its name.
-      return { vars: { UPKEEP_HEARTBEAT_MONITOR: monitor.name, UPKEEP_HEARTBEAT_URL: `http://${monitor.address ?? monitor.name}:${port}/`, UPKEEP_HEARTBEAT_MAX_AGE: durationOr(spec.maxAge, '5m') }, packages: [] };
+      // A provisioned monitor has no address in the policy: the check reads the one bin/apply
+      // pinned on this host (lib/compile/peer-pins.ts), or its own name when it watches itself.
+      const at: Record<string, string | number> = monitor.provision && monitor.name !== runner.name ? { UPKEEP_HEARTBEAT_PORT: port } : { UPKEEP_HEARTBEAT_URL: `http://${monitor.address ?? monitor.name}:${port}/` };
+      return { vars: { UPKEEP_HEARTBEAT_MONITOR: monitor.name, ...at, UPKEEP_HEARTBEAT_MAX_AGE: durationOr(spec.maxAge, '5m') }, packages: [] };
     }
   }
 }
@@ -178,6 +180,12 @@ function checksRunOn(fleet: ResolvedFleet, host: ResolvedHost): readonly PlacedC
     checksByHost.set(fleet, index);
   }
   return index.get(host.name) ?? [];
+}
+
+/** The monitors whose heartbeat a check running on `host` reads. */
+export function heartbeatMonitorsOf(fleet: ResolvedFleet, host: ResolvedHost): ResolvedHost[] {
+  const names = new Set(checksRunOn(fleet, host).flatMap(({ check }) => (check.spec.kind === 'monitor-heartbeat' ? [check.spec.monitor] : [])));
+  return fleet.hosts.filter((h) => names.has(h.name));
 }
 
 /** Monitoring timers for every check that runs on `host`; undefined when none does. */

@@ -8,14 +8,13 @@
 // member chose (ssh-keygen -Y sign): whoever can pose as a member's address can then neither make
 // another member reboot while that member is down nor replay an earlier "ready". A provisioned
 // peer has no address nor key in the policy (both exist from its creation and first apply on): its
-// entry has an empty address, and bin/apply pins its address and rotated host key on this host in
-// REBOOT_SET_PIN_DIR (lib/apply/reboot-set-pins.ts); until then reboot.sh does not ask it and the
-// reboot carries over. A peer with neither a pinned key nor provisioning is trusted on its plain
-// answer, as before.
+// entry has an empty address, and bin/apply pins its address and rotated host key on this host
+// (lib/compile/peer-pins.ts); until then reboot.sh does not ask it and the reboot carries over. A
+// peer with neither a pinned key nor provisioning is trusted on its plain answer, as before.
 
 import type { ResolvedHost, ResolvedRebootSetMember, ResolvedWindow } from '../policy/resolved.ts';
 import { rebootSlot } from '../policy/reboot-slot.ts';
-import { CONFIG_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
+import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile } from './host-part.ts';
 import { checked } from './host-word.ts';
@@ -62,12 +61,6 @@ export function rebootReadiness(host: ResolvedHost): RebootReadiness {
 const READINESS_NAMESPACE = 'upkeep-reboot-ready';
 /** The peers' host keys that the policy pins, in ssh-keygen's allowed signers format. */
 const REBOOT_SET_SIGNERS = `${CONFIG_DIR}/reboot-set-signers`;
-/**
- * Where bin/apply pins the provisioned peers (lib/apply/reboot-set-pins.ts): `addresses` ("HOST
- * ADDRESS" lines) and `signers` (their rotated host keys, in allowed signers format). Host state,
- * not part of a generation: the addresses and keys exist only once the peers do.
- */
-export const REBOOT_SET_PIN_DIR = `${STATE_DIR}/reboot-set`;
 
 const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,3})(?: .*)?$/;
 /** The host key bin/apply rotates a provisioned server to (lib/runtime/rotate-host-key.sh makes an ed25519 key). */
@@ -98,7 +91,7 @@ export function rebootSetSigners(member: ResolvedRebootSetMember): string {
 export function rebootSetEnv(window: ResolvedWindow, member: ResolvedRebootSetMember, readiness: RebootReadiness): string {
   const slot = rebootSlot(window.durationSeconds, member.index, member.count);
   // The peers in set order without this member: peer j is member j before it, j + 1 after it.
-  // A provisioned peer's address is empty: reboot.sh reads it from REBOOT_SET_PIN_DIR.
+  // A provisioned peer's address is empty: reboot.sh reads the one bin/apply pinned (peer-pins.ts).
   const peers = member.peers.map((p, j) => {
     const address = p.provisioned ? '' : checked(p.address, PEER_ADDRESS, 'reboot set peer address');
     return `${checked(p.host, HOST_NAME, 'reboot set peer')},${address},${p.port},${readyPortOf(j < member.index ? j : j + 1)}`;

@@ -129,8 +129,8 @@ export interface HostState {
   readonly backupAccepts?: readonly { readonly user: string; readonly key: string }[];
   /** Its provisioned backup host as pinned here: "known_hosts LINE" and "ssh_config LINE" (see lib/apply/backup-keys.ts). */
   readonly backupHostPin?: readonly string[];
-  /** Its provisioned reboot set peers as pinned here: "addresses LINE" and "signers LINE" (see lib/apply/reboot-set-pins.ts). */
-  readonly rebootSetPin?: readonly string[];
+  /** Its provisioned peers as pinned here: "addresses LINE" and "signers LINE" (see lib/apply/peer-pins.ts). */
+  readonly peerPin?: readonly string[];
 }
 
 export interface RollbackResult {
@@ -372,7 +372,7 @@ export async function readState(t: Transport): Promise<HostState> {
       return { user: rest.slice(0, space), key: rest.slice(space + 1) };
     }),
     backupHostPin: out.all('backup-pin'),
-    rebootSetPin: out.all('reboot-pin'),
+    peerPin: out.all('peer-pin'),
   };
 }
 

@@ -15,8 +15,8 @@
 # otherwise in its next slot. A peer whose host key the policy pins must sign its answer with it
 # (reboot-set-signers), over a nonce of this run: an impostor at its address cannot answer for it.
 # A provisioned peer (no address in reboot-set.env) is asked at the address, and must sign with
-# the host key, that bin/apply pinned here ($state_dir/reboot-set/addresses and signers); before
-# they are pinned it is not asked, and the reboot carries over.
+# the host key, that bin/apply pinned here ($state_dir/peers/addresses and signers); before they
+# are pinned it is not asked, and the reboot carries over.
 # Why slots and a probe rather than a lock held on another host: the hosts reboot from their own
 # timers when no pipeline runs, and a lock would need ssh keys from host to host and a lock holder
 # that can itself be down; here each host decides alone from its clock and what its peers serve
@@ -82,7 +82,7 @@ if [ -r "$config_dir/reboot-set.env" ]; then
     exit 0
   fi
   signers=$config_dir/reboot-set-signers
-  pins=$state_dir/reboot-set
+  pins=$state_dir/peers
   reply=$(mktemp)
   trap 'rm -f "$reply" "$reply.err" "$reply.sig"' EXIT
   for peer in $UPKEEP_REBOOT_PEERS; do

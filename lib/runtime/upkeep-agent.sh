@@ -386,12 +386,12 @@ backup_keys() {
 	done
 }
 
-# The provisioned reboot set peers pinned here (lib/apply/reboot-set-pins.ts): "reboot-pin FILE
-# LINE" for each line of addresses and signers.
-reboot_set_pins() {
+# The provisioned peers pinned here (lib/apply/peer-pins.ts): "peer-pin FILE LINE" for each line
+# of addresses and signers.
+peer_pins() {
 	for f in addresses signers; do
-		[ -f "$STATE/reboot-set/$f" ] || continue
-		while IFS= read -r line; do [ -n "$line" ] && say "reboot-pin $f $line"; done <"$STATE/reboot-set/$f"
+		[ -f "$STATE/peers/$f" ] || continue
+		while IFS= read -r line; do [ -n "$line" ] && say "peer-pin $f $line"; done <"$STATE/peers/$f"
 	done
 }
 
@@ -418,7 +418,7 @@ cmd_read_state() {
 		unit_states $(awk '$1 == "unit" { print $2 }' "$m") | sed 's/^/unit /'
 	fi
 	backup_keys
-	reboot_set_pins
+	peer_pins
 	if live; then
 		systemctl list-units --state=failed --plain --no-legend 2>/dev/null | while read -r u _; do say "failed $u"; done
 		say "system $(systemctl is-system-running 2>/dev/null)"

@@ -2,7 +2,7 @@
 // addresses and bootstrap keys reach bin/apply as Terraform outputs from a FAKE Hetzner engine
 // (test/contract/fake-hetzner.ts). The policy knows neither their addresses nor their keys, so
 // bin/apply rotates the bootstrap keys and pins each member's address and rotated key on the other
-// (lib/apply/reboot-set-pins.ts). Then ns2, in its slot with a reboot pending, asks ns1 at the
+// (lib/apply/peer-pins.ts). Then ns2, in its slot with a reboot pending, asks ns1 at the
 // pinned address and believes only ns1's answer signed with the pinned key: not before the pin,
 // not an impostor's at ns1's address; and reboots once ns1 itself answers.
 //
@@ -21,7 +21,7 @@ import { bootId, clock, comesBack, EVERY_DAY, rebootJournal } from './reboot-hel
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
 
 const NAMES = ['ns1', 'ns2'] as const;
-const PIN_DIR = '/var/lib/upkeep/reboot-set';
+const PIN_DIR = '/var/lib/upkeep/peers';
 const EXEMPT = 'A throwaway test container: only its reboots are under test here.';
 
 describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reboot-set-provisioned.test.ts)'))('a reboot set of provisioned servers asks each member at the address, and believes only the key, that bin/apply pinned', () => {
@@ -96,7 +96,7 @@ describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reb
     expect(run.exitCode, run.stderr).toBe(0);
     for (const [member, peer] of [['ns1', 'ns2'], ['ns2', 'ns1']] as const) {
       expect(entries(run, peer, 'host-key-rotate')[0]?.result).toBe('changed');
-      expect(entries(run, member, 'reboot-set-pin')[0]).toMatchObject({ result: 'changed', detail: `${peer} pinned for reboot set pair` });
+      expect(entries(run, member, 'peer-pin')[0]).toMatchObject({ result: 'changed', detail: `${peer} pinned` });
       // The key bin/apply itself verified after the rotation, not the bootstrap key from Terraform.
       expect(rotatedKey(peer)).not.toBe(fleet.host(peer).hostKey);
       const pinned = await fleet.host(member).ssh(`cat ${PIN_DIR}/addresses ${PIN_DIR}/signers | grep -v '^#'`);
@@ -107,7 +107,7 @@ describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reb
   it('costs no round trip on the next apply while the pins are in place', async () => {
     const run = await apply();
     expect(run.exitCode, run.stderr).toBe(0);
-    for (const name of NAMES) expect(entries(run, name, 'reboot-set-pin')[0]?.result).toBe('unchanged');
+    for (const name of NAMES) expect(entries(run, name, 'peer-pin')[0]?.result).toBe('unchanged');
   }, FLEET_TEST_TIMEOUT_MS);
 
   it('GIVEN ns2 in its slot with a reboot pending, WHEN nothing is pinned on it, THEN it asks no one and does not reboot; the next apply pins ns1 again', async () => {
@@ -123,8 +123,8 @@ describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reb
 
     const run = await apply();
     expect(run.exitCode, run.stderr).toBe(0);
-    expect(entries(run, 'ns2', 'reboot-set-pin')[0]?.result).toBe('changed');
-    expect(entries(run, 'ns1', 'reboot-set-pin')[0]?.result).toBe('unchanged');
+    expect(entries(run, 'ns2', 'peer-pin')[0]?.result).toBe('changed');
+    expect(entries(run, 'ns1', 'peer-pin')[0]?.result).toBe('unchanged');
   }, FLEET_TEST_TIMEOUT_MS);
 
   it("GIVEN ns2 in its slot, WHEN an impostor answers \"ready\" at ns1's pinned address and readiness port, THEN ns2 does not reboot", async () => {

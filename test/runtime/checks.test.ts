@@ -210,3 +210,47 @@ describe.skipIf(!programsAvailable('test/runtime/checks.test.ts', ['curl']))('HT
     expect(JSON.parse(received[count].body).message).toBe('say "hi" \\ $(id)now');
   });
 });
+
+describe("check-monitor-heartbeat.sh against a real HTTP server answering the monitor's liveness time", () => {
+  let server: Server;
+  let port: number;
+  /** The time the server answers with (epoch seconds), as serve-liveness.sh would. */
+  let lastRun = 0;
+
+  beforeAll(async () => {
+    server = createServer((_request, response) => response.writeHead(200, { 'Content-Type': 'text/plain' }).end(`${lastRun}\n`));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const now = () => Math.floor(Date.now() / 1000);
+  // The server answers in this process: the script runs asynchronously, not blocking it.
+
+  it('is OK while the monitor ran its checks recently and CRITICAL once that is older than the maximum age, asked at its URL', async () => {
+    const env = { UPKEEP_HEARTBEAT_MONITOR: 'mon1', UPKEEP_HEARTBEAT_URL: `http://127.0.0.1:${port}/`, UPKEEP_HEARTBEAT_MAX_AGE: '300' };
+    lastRun = now() - 10;
+    const fresh = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
+    expect([fresh.status, fresh.stdout]).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran \d+s ago\n$/)]);
+    lastRun = now() - 900;
+    const silent = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
+    expect([silent.status, silent.stdout]).toEqual([2, expect.stringMatching(/^CRITICAL: monitor mon1 silent: its checks last all ran 9\d\ds ago \(more than 300s\)\n$/)]);
+  });
+
+  it('asks a provisioned monitor at the address bin/apply pinned, and is UNKNOWN, naming the pin, before there is one', async () => {
+    const state = tempDir();
+    const env = { UPKEEP_HEARTBEAT_MONITOR: 'mon1', UPKEEP_HEARTBEAT_PORT: String(port), UPKEEP_HEARTBEAT_MAX_AGE: '300', UPKEEP_STATE_DIR: state };
+    lastRun = now() - 10;
+    const unpinned = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
+    expect([unpinned.status, unpinned.stdout]).toEqual([3, `UNKNOWN: monitor mon1 is provisioned, and bin/apply has not pinned its address on this host (${state}/peers/addresses)\n`]);
+    mkdirSync(join(state, 'peers'));
+    // Another host's address first: the monitor's own line is the one read.
+    writeFileSync(join(state, 'peers', 'addresses'), '# Managed by upkeep (bin/apply).\nmon10 192.0.2.1\nmon1 127.0.0.1\n');
+    const pinned = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
+    expect([pinned.status, pinned.stdout]).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran \d+s ago\n$/)]);
+    // Pinned where nothing answers: the monitor does not answer, which is CRITICAL.
+    writeFileSync(join(state, 'peers', 'addresses'), 'mon1 127.0.0.9\n');
+    const elsewhere = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
+    expect([elsewhere.status, elsewhere.stdout]).toEqual([2, expect.stringContaining(`CRITICAL: monitor mon1 does not answer at http://127.0.0.9:${port}/`)]);
+  });
+});

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
-import { rebootSetPinFiles } from '../../lib/apply/reboot-set-pins.ts';
+import { peerPinFiles } from '../../lib/apply/peer-pins.ts';
 import { rebootSetEnv, rebootSetSigners } from '../../lib/compile/reboot-set.ts';
 import type { RebootSetPeer } from '../../lib/policy/resolved.ts';
 import { windowEnv } from '../../lib/compile/updates.ts';
@@ -113,12 +113,12 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
     const member = { set: 'dns', host: 'ns2', index: 1, count: 3, peers };
     const env = rebootSetEnv(sundayWindow, member, { checks: ['ns2-dns'], withinSeconds: 240 });
     writeFileSync(join(dir, 'etc/reboot-set-signers'), rebootSetSigners(member));
-    const pinned = Object.entries(provisioned).flatMap(([name, pin]) => (pin ? [{ name, address: pin.address, hostKey: publicKeys[pin.key]! }] : []));
+    const pinned = Object.entries(provisioned).flatMap(([name, pin]) => (pin ? [{ name, address: pin.address, hostKey: publicKeys[pin.key]!, signer: true }] : []));
     if (pinned.length > 0) {
-      const files = rebootSetPinFiles('dns', pinned);
-      mkdirSync(join(dir, 'state/reboot-set'));
-      writeFileSync(join(dir, 'state/reboot-set/addresses'), files.addresses);
-      writeFileSync(join(dir, 'state/reboot-set/signers'), files.signers);
+      const files = peerPinFiles(pinned);
+      mkdirSync(join(dir, 'state/peers'));
+      writeFileSync(join(dir, 'state/peers/addresses'), files.addresses);
+      writeFileSync(join(dir, 'state/peers/signers'), files.signers);
     }
     // The peers' readiness ports by their place in the set (ns1 first, ns3 third), moved to the one
     // this test could listen on; a provisioned peer's address is left to the pin.
@@ -210,7 +210,7 @@ describe('reboot.sh in a reboot set (FAKE systemctl)', () => {
     // Nothing pinned yet: ns3 is not asked at all (no address to ask), and the reboot carries over.
     const early = await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: null });
     expect(early.rebooted).toBe(false);
-    expect(early.said).toMatch(/peer ns3 of reboot set dns is provisioned, and bin\/apply has not pinned its address and host key on this host \(\S+\/state\/reboot-set\); the reboot carries over/);
+    expect(early.said).toMatch(/peer ns3 of reboot set dns is provisioned, and bin\/apply has not pinned its address and host key on this host \(\S+\/state\/peers\); the reboot carries over/);
     // Pinned at its address with its own key: its signed "ready" is believed.
     expect((await rebootAt(now, [ports.ns1, ports.ns3], ADDRESSES, [], { ns3: { address: ADDRESSES.ns3, key: 'ns3' } })).rebooted).toBe(true);
     // Asked at the pinned address, not elsewhere: pinned where nothing listens, it does not answer.
