@@ -9,14 +9,13 @@
 // The tests build on each other in order.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPlan } from '../../lib/cli/plan.ts';
-import { fakeHetzner } from '../contract/fake-hetzner.ts';
-import { applyPlan, entries, pinPresentedKeys, type ApplyRun } from './apply-helpers.ts';
-import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
+import { entries, pinPresentedKeys } from './apply-helpers.ts';
+import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, type TestFleet } from './testbed.ts';
+import { startProvisionedFleet, type ProvisionedTestFleet } from './provisioned-fleet.ts';
 
 const PASSWORD_ENV = 'TEST_PIN_BACKUP_SECRET';
 const EXEMPT = 'A throwaway test container: only the backups are under test here.';
@@ -57,19 +56,11 @@ function policy(operatorKey: string): string {
 }
 
 describe.skipIf(!fleetAvailable('the backup host pin test (test/fleet/backup-host-pin.test.ts)'))('backup clients of a provisioned backup host pin its address and key', () => {
+  let provisioned: ProvisionedTestFleet;
   let fleet: TestFleet;
-  let work: string;
-  let pinsFile: string;
   let planDir: string;
-  const savedEnv = { ...process.env };
-
-  const rotatedKey = (host: string) => (JSON.parse(readFileSync(pinsFile, 'utf8')) as { hosts: Record<string, { rotated: string }> }).hosts[host]!.rotated;
-
-  async function apply(): Promise<ApplyRun> {
-    const run = await applyPlan(fleet, planDir, ['--host-keys', pinsFile]);
-    await pinPresentedKeys(fleet);
-    return run;
-  }
+  const rotatedKey = (host: string) => provisioned.rotatedKey(host);
+  const apply = () => provisioned.apply(planDir);
 
   /** Starts web1's backup unit; its exit, status line and journal. */
   async function backup(): Promise<{ exit: string; status: string; journal: string }> {
@@ -89,22 +80,15 @@ describe.skipIf(!fleetAvailable('the backup host pin test (test/fleet/backup-hos
   }
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'upkeep-backup-pin-test-'));
-    fleet = await startFleet(['web1', 'backup1']);
+    provisioned = await startProvisionedFleet(['web1', 'backup1'], { [PASSWORD_ENV]: randomBytes(18).toString('base64') });
+    fleet = provisioned.fleet;
     const standIn = await fleet.host('backup1').ssh(MOUNT_STAND_IN);
     expect(standIn.exitCode, standIn.stderr).toBe(0);
-    const fake = fakeHetzner(join(work, 'hetzner'), fleet.hosts);
-    Object.assign(process.env, fake.env, { HCLOUD_TOKEN: 'fake-hcloud-token-for-the-pin-test', [PASSWORD_ENV]: randomBytes(18).toString('base64'), NO_COLOR: '1' });
-    writeFileSync(join(work, 'fleet.yaml'), policy(readFileSync(`${fleet.identityFile}.pub`, 'utf8').trim()));
-    pinsFile = join(work, 'upkeep-host-keys.json');
-    planDir = join(work, 'plan');
-    expect(await runPlan([join(work, 'fleet.yaml'), '--out', planDir])).toBe(2);
+    writeFileSync(join(provisioned.work, 'fleet.yaml'), policy(provisioned.operatorKey));
+    planDir = join(provisioned.work, 'plan');
+    expect(await runPlan([join(provisioned.work, 'fleet.yaml'), '--out', planDir])).toBe(2);
   }, FLEET_HOOK_TIMEOUT_MS);
-  afterAll(async () => {
-    process.env = savedEnv;
-    await fleet?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
-  }, FLEET_HOOK_TIMEOUT_MS);
+  afterAll(() => provisioned?.stop(), FLEET_HOOK_TIMEOUT_MS);
 
   it('plans no address or key for backup1 (they do not exist yet), and bin/apply pins the provisioned address with the rotated key on web1', async () => {
     const env = readFileSync(join(planDir, 'plan.json'), 'utf8');

@@ -39,3 +39,32 @@ export async function comesBack(host: TestHost, before: string, count: number, s
   expect(up.stdout.trim()).toBe('active');
   return now;
 }
+
+/**
+ * An impostor at `host`'s address and readiness port: its readiness socket stopped, and in its
+ * place a plain HTTP server that always says ready and signs nothing. Returns what puts the real
+ * socket back.
+ */
+export async function impostorReadiness(host: TestHost, port: number): Promise<() => Promise<void>> {
+  const impostor = `import http.server
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ready: every check passed\\n")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("${host.address}", ${port}), Ready).serve_forever()
+`;
+  expect((await host.ssh('cat > /root/impostor.py', { input: impostor })).exitCode).toBe(0);
+  const started = await host.ssh(
+    `systemctl stop upkeep-reboot-ready.socket && systemd-run --unit upkeep-test-impostor python3 /root/impostor.py && for i in $(seq 100); do curl -fs http://${host.address}:${port}/ && exit 0; sleep 0.1; done; exit 1`,
+  );
+  expect(started.exitCode, started.stderr).toBe(0);
+  expect(started.stdout).toBe('ready: every check passed\n');
+  return async () => {
+    const restored = await host.ssh('systemctl stop upkeep-test-impostor; systemctl start upkeep-reboot-ready.socket');
+    expect(restored.exitCode, restored.stderr).toBe(0);
+  };
+}

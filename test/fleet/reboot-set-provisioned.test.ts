@@ -8,31 +8,28 @@
 //
 // The tests build on each other in order.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { runPlan } from '../../lib/cli/plan.ts';
-import { fakeHetzner } from '../contract/fake-hetzner.ts';
-import { applyPlan, entries, pinPresentedKeys, type ApplyRun } from './apply-helpers.ts';
-import { bootId, clock, comesBack, EVERY_DAY, rebootJournal } from './reboot-helpers.ts';
-import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet } from './testbed.ts';
+import { entries } from './apply-helpers.ts';
+import { bootId, clock, comesBack, EVERY_DAY, impostorReadiness, rebootJournal } from './reboot-helpers.ts';
+import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, type TestFleet } from './testbed.ts';
+import { startProvisionedFleet, type ProvisionedTestFleet } from './provisioned-fleet.ts';
 
 const NAMES = ['ns1', 'ns2'] as const;
 const PIN_DIR = '/var/lib/upkeep/peers';
 const EXEMPT = 'A throwaway test container: only its reboots are under test here.';
 
 describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reboot-set-provisioned.test.ts)'))('a reboot set of provisioned servers asks each member at the address, and believes only the key, that bin/apply pinned', () => {
+  let provisioned: ProvisionedTestFleet;
   let fleet: TestFleet;
-  let work: string;
-  let pinsFile: string;
   let planDir: string;
-  const savedEnv = { ...process.env };
   let boot2: string;
-
-  const rotatedKey = (host: string) => (JSON.parse(readFileSync(pinsFile, 'utf8')) as { hosts: Record<string, { rotated: string }> }).hosts[host]!.rotated;
+  const rotatedKey = (host: string) => provisioned.rotatedKey(host);
+  const apply = () => provisioned.apply(planDir);
 
   /** Both in the window that opened 32 minutes ago: ns2's slot (the second half of the hour). */
   function policy(operatorKey: string) {
@@ -45,12 +42,6 @@ describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reb
       rebootSets: { pair: { hosts: [...NAMES] } },
       hosts: Object.fromEntries(NAMES.map((name) => [name, { group: 'staging', provision: { serverType: 'cx22' }, exempt: { backups: EXEMPT, monitoring: EXEMPT } }])),
     };
-  }
-
-  async function apply(): Promise<ApplyRun> {
-    const run = await applyPlan(fleet, planDir, ['--host-keys', pinsFile]);
-    await pinPresentedKeys(fleet);
-    return run;
   }
 
   /** ns2's reboot, as its timer starts it, when it does not reboot: what it said in this boot. */
@@ -68,25 +59,18 @@ describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reb
   }
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'upkeep-reboot-set-provisioned-test-'));
-    fleet = await startFleet([...NAMES]);
-    const fake = fakeHetzner(join(work, 'hetzner'), fleet.hosts);
-    Object.assign(process.env, fake.env, { HCLOUD_TOKEN: 'fake-hcloud-token-for-the-reboot-set-test', NO_COLOR: '1' });
-    writeFileSync(join(work, 'fleet.yaml'), stringify(policy(readFileSync(`${fleet.identityFile}.pub`, 'utf8').trim())));
-    pinsFile = join(work, 'upkeep-host-keys.json');
-    planDir = join(work, 'plan');
-    expect(await runPlan([join(work, 'fleet.yaml'), '--out', planDir])).toBe(2);
+    provisioned = await startProvisionedFleet([...NAMES], {});
+    fleet = provisioned.fleet;
+    writeFileSync(join(provisioned.work, 'fleet.yaml'), stringify(policy(provisioned.operatorKey)));
+    planDir = join(provisioned.work, 'plan');
+    expect(await runPlan([join(provisioned.work, 'fleet.yaml'), '--out', planDir])).toBe(2);
     for (const name of NAMES) {
       // No package archive: routine updates find nothing, quickly.
       const prepared = await fleet.host(name).ssh('rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*');
       expect(prepared.exitCode, prepared.stderr).toBe(0);
     }
   }, FLEET_HOOK_TIMEOUT_MS);
-  afterAll(async () => {
-    process.env = savedEnv;
-    await fleet?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
-  }, FLEET_HOOK_TIMEOUT_MS);
+  afterAll(() => provisioned?.stop(), FLEET_HOOK_TIMEOUT_MS);
 
   it("plans neither address nor key for the peers, and bin/apply pins each member's address and rotated key on the other", async () => {
     const plan = readFileSync(join(planDir, 'plan.json'), 'utf8');
@@ -129,27 +113,13 @@ describe.skipIf(!fleetAvailable('the provisioned reboot set test (test/fleet/reb
 
   it("GIVEN ns2 in its slot, WHEN an impostor answers \"ready\" at ns1's pinned address and readiness port, THEN ns2 does not reboot", async () => {
     const ns1 = fleet.host('ns1');
-    // A plain HTTP server that always says ready, signing nothing, where ns1's readiness socket was (9470: the first member's).
-    const impostor = `import http.server
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.end_headers()
-        self.wfile.write(b"ready: every check passed\\n")
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("${ns1.address}", 9470), Ready).serve_forever()
-`;
-    expect((await ns1.ssh('cat > /root/impostor.py', { input: impostor })).exitCode).toBe(0);
-    const started = await ns1.ssh(`systemctl stop upkeep-reboot-ready.socket && systemd-run --unit upkeep-test-impostor python3 /root/impostor.py && for i in $(seq 100); do curl -fs http://${ns1.address}:9470/ && exit 0; sleep 0.1; done; exit 1`);
-    expect(started.exitCode, started.stderr).toBe(0);
+    // Where ns1's readiness socket was: 9470, the first member's.
+    const restore = await impostorReadiness(ns1, 9470);
     try {
       expect(await rebootNs2()).toContain(`peer ns1 of reboot set pair says it is ready, but not signed with its pinned host key over this run's nonce (an impostor at ${ns1.address}, or a peer on an older generation); the reboot carries over`);
       await expectNoReboot();
     } finally {
-      const restored = await ns1.ssh('systemctl stop upkeep-test-impostor; systemctl start upkeep-reboot-ready.socket');
-      expect(restored.exitCode, restored.stderr).toBe(0);
+      await restore();
     }
   }, FLEET_TEST_TIMEOUT_MS);
 

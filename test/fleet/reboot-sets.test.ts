@@ -19,7 +19,7 @@ import { applyPlan } from './apply-helpers.ts';
 import { runCommand } from './run-command.ts';
 import { FLEET_HOOK_TIMEOUT_MS, FLEET_TEST_TIMEOUT_MS, fleetAvailable, startFleet, type TestFleet, type TestHost } from './testbed.ts';
 import { buildTinyDeb, installDeb } from './tiny-deb.ts';
-import { bootId as bootIdOf, clock, comesBack as comesBackOf, EVERY_DAY, rebootJournal } from './reboot-helpers.ts';
+import { bootId as bootIdOf, clock, comesBack as comesBackOf, EVERY_DAY, impostorReadiness, rebootJournal } from './reboot-helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const NAMES = ['ns1', 'ns2'] as const;
@@ -155,25 +155,9 @@ describe.skipIf(!fleetAvailable('the reboot set tests (test/fleet/reboot-sets.te
 
   it('GIVEN ns2 in its slot, WHEN an impostor answers "ready" on ns1\'s readiness port, THEN ns2 does not reboot: the answer is not signed with ns1\'s pinned key', async () => {
     const ns1 = host('ns1');
-    // ns1 serves on port 53, but its readiness socket is stopped and a plain HTTP server that
-    // always says ready listens at its address and readiness port (9470, the first member's).
-    const impostor = `import http.server
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.end_headers()
-        self.wfile.write(b"ready: every check passed\\n")
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("${ns1.address}", 9470), Ready).serve_forever()
-`;
-    expect((await ns1.ssh('cat > /root/impostor.py', { input: impostor })).exitCode).toBe(0);
-    const started = await ns1.ssh(
-      `systemctl start nsd && systemctl stop upkeep-reboot-ready.socket && systemd-run --unit upkeep-test-impostor python3 /root/impostor.py && for i in $(seq 100); do curl -fs http://${ns1.address}:9470/ && exit 0; sleep 0.1; done; exit 1`,
-    );
-    expect(started.exitCode, started.stderr).toBe(0);
-    expect(started.stdout).toBe('ready: every check passed\n');
+    // ns1 serves on port 53; a plain HTTP server answers at its readiness port (9470, the first member's).
+    expect((await ns1.ssh('systemctl start nsd')).exitCode).toBe(0);
+    const restore = await impostorReadiness(ns1, 9470);
     try {
       const run = await host('ns2').ssh('systemctl start upkeep-reboot.service');
       expect(run.exitCode, run.stderr).toBe(0);
@@ -182,8 +166,7 @@ http.server.HTTPServer(("${ns1.address}", 9470), Ready).serve_forever()
       expect(host('ns2').reboots).toBe(0);
       expect(await bootId('ns2')).toBe(boot2);
     } finally {
-      const restored = await ns1.ssh('systemctl stop upkeep-test-impostor; systemctl start upkeep-reboot-ready.socket');
-      expect(restored.exitCode, restored.stderr).toBe(0);
+      await restore();
     }
   }, FLEET_TEST_TIMEOUT_MS);
 

@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
-import { runScript, runScriptAsync, tempDir } from './run-script.ts';
+import { RUNTIME_SOURCE, runScript, runScriptAsync, tempDir } from './run-script.ts';
 import { programsAvailable } from '../programs.ts';
 
 /** Percent used of the file system holding "/", as df reports it. */
@@ -211,46 +211,82 @@ describe.skipIf(!programsAvailable('test/runtime/checks.test.ts', ['curl']))('HT
   });
 });
 
-describe("check-monitor-heartbeat.sh against a real HTTP server answering the monitor's liveness time", () => {
-  let server: Server;
+describe('check-monitor-heartbeat.sh asking a real serve-liveness.sh (a TCP server starting it per connection, as systemd\'s Accept=yes socket does)', () => {
+  let server: NetServer;
   let port: number;
-  /** The time the server answers with (epoch seconds), as serve-liveness.sh would. */
-  let lastRun = 0;
+  /** The monitor's state and config directories, which serve-liveness.sh reads. */
+  const monitorState = tempDir();
+  const monitorConfig = tempDir();
+  const now = () => Math.floor(Date.now() / 1000);
+
+  /** What the monitor recorded: its checks last all ran `secondsAgo` ago, or nothing yet (null). */
+  function recorded(secondsAgo: number | null): void {
+    rmSync(join(monitorState, 'heartbeat'), { recursive: true, force: true });
+    if (secondsAgo === null) return;
+    mkdirSync(join(monitorState, 'heartbeat'));
+    writeFileSync(join(monitorState, 'heartbeat', 'last'), `${now() - secondsAgo}\n`);
+  }
+
+  /** Its heartbeat settings, written `secondsAgo` ago (a rollout writes them when they change). */
+  function setUp(secondsAgo: number): void {
+    const file = join(monitorConfig, 'heartbeat.env');
+    writeFileSync(file, "UPKEEP_HEARTBEAT_CHECKS='mon1-disk:80'\n");
+    utimesSync(file, now() - secondsAgo, now() - secondsAgo);
+  }
 
   beforeAll(async () => {
-    server = createServer((_request, response) => response.writeHead(200, { 'Content-Type': 'text/plain' }).end(`${lastRun}\n`));
+    server = createNetServer((socket) => {
+      const child = spawn('sh', [join(RUNTIME_SOURCE, 'serve-liveness.sh')], { env: { ...process.env, UPKEEP_STATE_DIR: monitorState, UPKEEP_CONFIG_DIR: monitorConfig }, stdio: ['pipe', 'pipe', 'inherit'] });
+      socket.pipe(child.stdin);
+      child.stdout.pipe(socket);
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  const now = () => Math.floor(Date.now() / 1000);
-  // The server answers in this process: the script runs asynchronously, not blocking it.
+  // The script runs asynchronously: the server answers in this process.
+  const check = async (env: Record<string, string>) => {
+    const run = await runScriptAsync('check-monitor-heartbeat.sh', [], { UPKEEP_HEARTBEAT_MONITOR: 'mon1', UPKEEP_HEARTBEAT_MAX_AGE: '300', ...env });
+    return [run.status, run.stdout] as const;
+  };
+  const atUrl = () => ({ UPKEEP_HEARTBEAT_URL: `http://127.0.0.1:${port}/` });
 
-  it('is OK while the monitor ran its checks recently and CRITICAL once that is older than the maximum age, asked at its URL', async () => {
-    const env = { UPKEEP_HEARTBEAT_MONITOR: 'mon1', UPKEEP_HEARTBEAT_URL: `http://127.0.0.1:${port}/`, UPKEEP_HEARTBEAT_MAX_AGE: '300' };
-    lastRun = now() - 10;
-    const fresh = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
-    expect([fresh.status, fresh.stdout]).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran \d+s ago\n$/)]);
-    lastRun = now() - 900;
-    const silent = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
-    expect([silent.status, silent.stdout]).toEqual([2, expect.stringMatching(/^CRITICAL: monitor mon1 silent: its checks last all ran 9\d\ds ago \(more than 300s\)\n$/)]);
+  it('is OK while the monitor ran its checks recently and CRITICAL once that is older than the maximum age', async () => {
+    setUp(3600);
+    recorded(10);
+    expect(await check(atUrl())).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran 1\ds ago\n$/)]);
+    recorded(900);
+    expect(await check(atUrl())).toEqual([2, expect.stringMatching(/^CRITICAL: monitor mon1 silent: its checks last all ran 9\d\ds ago \(more than 300s\)\n$/)]);
+  });
+
+  it('gives a monitor that has recorded nothing yet the maximum age from when its heartbeat was set up (a first rollout), and not longer', async () => {
+    recorded(null);
+    setUp(20);
+    expect(await check(atUrl())).toEqual([0, expect.stringMatching(/^OK: monitor mon1 has recorded no heartbeat yet: set up 2\ds ago, its checks have 300s to all run\n$/)]);
+    setUp(900);
+    expect(await check(atUrl())).toEqual([2, expect.stringMatching(/^CRITICAL: monitor mon1 silent: its checks have not all run since its heartbeat was set up 9\d\ds ago \(more than 300s\)\n$/)]);
+    // Once it records a time, that time counts, however long ago it was set up.
+    recorded(10);
+    expect(await check(atUrl())).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran 1\ds ago\n$/)]);
+  });
+
+  it('is CRITICAL when nothing answers at the monitor\'s address', async () => {
+    expect(await check({ UPKEEP_HEARTBEAT_URL: `http://127.0.0.9:${port}/` })).toEqual([2, expect.stringContaining(`CRITICAL: monitor mon1 does not answer at http://127.0.0.9:${port}/`)]);
   });
 
   it('asks a provisioned monitor at the address bin/apply pinned, and is UNKNOWN, naming the pin, before there is one', async () => {
+    setUp(3600);
+    recorded(10);
     const state = tempDir();
-    const env = { UPKEEP_HEARTBEAT_MONITOR: 'mon1', UPKEEP_HEARTBEAT_PORT: String(port), UPKEEP_HEARTBEAT_MAX_AGE: '300', UPKEEP_STATE_DIR: state };
-    lastRun = now() - 10;
-    const unpinned = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
-    expect([unpinned.status, unpinned.stdout]).toEqual([3, `UNKNOWN: monitor mon1 is provisioned, and bin/apply has not pinned its address on this host (${state}/peers/addresses)\n`]);
+    const pinned = { UPKEEP_HEARTBEAT_PORT: String(port), UPKEEP_STATE_DIR: state };
+    expect(await check(pinned)).toEqual([3, `UNKNOWN: monitor mon1 is provisioned, and bin/apply has not pinned its address on this host (${state}/peers/addresses)\n`]);
     mkdirSync(join(state, 'peers'));
     // Another host's address first: the monitor's own line is the one read.
     writeFileSync(join(state, 'peers', 'addresses'), '# Managed by upkeep (bin/apply).\nmon10 192.0.2.1\nmon1 127.0.0.1\n');
-    const pinned = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
-    expect([pinned.status, pinned.stdout]).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran \d+s ago\n$/)]);
+    expect(await check(pinned)).toEqual([0, expect.stringMatching(/^OK: monitor mon1's checks all ran \d+s ago\n$/)]);
     // Pinned where nothing answers: the monitor does not answer, which is CRITICAL.
     writeFileSync(join(state, 'peers', 'addresses'), 'mon1 127.0.0.9\n');
-    const elsewhere = await runScriptAsync('check-monitor-heartbeat.sh', [], env);
-    expect([elsewhere.status, elsewhere.stdout]).toEqual([2, expect.stringContaining(`CRITICAL: monitor mon1 does not answer at http://127.0.0.9:${port}/`)]);
+    expect(await check(pinned)).toEqual([2, expect.stringContaining(`CRITICAL: monitor mon1 does not answer at http://127.0.0.9:${port}/`)]);
   });
 });
