@@ -25,6 +25,7 @@ import type { PlanDocument } from '../plan/plan-format.ts';
 import type { HostState } from '../hosts/host-agent.ts';
 import type { Inventory } from '../hosts/inventory.ts';
 import type { Journal } from './journal.ts';
+import { installPinFiles, pinLines } from './pin-files.ts';
 import type { Progress } from './progress.ts';
 import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
 
@@ -176,12 +177,12 @@ export async function exchangeBackupKeys(options: BackupKeysOptions): Promise<Ma
     }
     const files = backupHostPinFiles(l.receiver, l.pin);
     const current = states.get(l.client)?.backupHostPin ?? [];
-    if (current.join('\n') === pinLines(files).join('\n')) {
+    if (current.join('\n') === pinLines([['known_hosts', files.knownHosts], ['ssh_config', files.sshConfig]]).join('\n')) {
       journal.record({ host: l.client, step: 'backup-host-pin' }, 'unchanged', new Date(), `${l.receiver} pinned at ${l.pin.address}`);
       return;
     }
     try {
-      await journal.step({ host: l.client, step: 'backup-host-pin' }, () => installPin(options.transport(l.client), files), () => ({ result: 'changed', detail: `${l.receiver} pinned at ${l.pin!.address}` }));
+      await journal.step({ host: l.client, step: 'backup-host-pin' }, () => installPinFiles(options.transport(l.client), BACKUP_HOST_PIN_DIR, [['ssh_config', files.sshConfig], ['known_hosts', files.knownHosts]], 'pinning the backup host'), () => ({ result: 'changed', detail: `${l.receiver} pinned at ${l.pin!.address}` }));
       progress(`  ${l.client}  backup host ${l.receiver} pinned: ${l.pin.address} port ${l.pin.port}`, 'ok');
     } catch (error) {
       problems.set(l.client, firstLine(error));
@@ -205,28 +206,6 @@ export function backupHostPinFiles(receiver: string, pin: BackupHostPin): PinFil
     sshConfig: `# Managed by upkeep (bin/apply): the backup host ${receiver}, at its provisioned address.\nHost *\n  HostName ${pin.address}\n  Port ${pin.port}\n`,
     knownHosts: `${pin.port === 22 ? pin.address : `[${pin.address}]:${pin.port}`} ${pin.hostKey}\n`,
   };
-}
-
-/** The pin as the agent's read-state reports it: "<file> <line>" for each non-empty line. */
-function pinLines(files: PinFiles): string[] {
-  const lines = (name: string, text: string) => text.split('\n').filter((line) => line !== '').map((line) => `${name} ${line}`);
-  return [...lines('known_hosts', files.knownHosts), ...lines('ssh_config', files.sshConfig)];
-}
-
-/** One round trip on a client: both pin files replaced atomically (known_hosts last: ssh needs both). */
-async function installPin(t: Transport, files: PinFiles): Promise<void> {
-  const dir = BACKUP_HOST_PIN_DIR;
-  const script = [
-    'set -eu',
-    'umask 022',
-    `mkdir -p ${dir}`,
-    `printf '%s' ${shellQuote(files.sshConfig)} >${dir}/ssh_config.new`,
-    `printf '%s' ${shellQuote(files.knownHosts)} >${dir}/known_hosts.new`,
-    `mv -f ${dir}/ssh_config.new ${dir}/ssh_config`,
-    `mv -f ${dir}/known_hosts.new ${dir}/known_hosts`,
-  ].join('\n');
-  const result = await t.run(script);
-  if (result.exitCode !== 0) throw new Error(`${t.host}: pinning the backup host failed (exit ${result.exitCode}): ${lastLines(result.stderr, 3)}`);
 }
 
 /** One round trip: the client's public key, made on first use by backup.sh. */

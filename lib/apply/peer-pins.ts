@@ -12,15 +12,15 @@
 // counts on it. The pins are host state beside the generations, so writing them early leaves a
 // host's generation as it was.
 
-import { shellQuote } from '../compile/env-file.ts';
 import { parseProvisionedPeers, PEER_PIN_DIR, PROVISIONED_PEERS } from '../compile/peer-pins.ts';
 import { readinessSigner } from '../compile/reboot-set.ts';
 import type { HostState } from '../hosts/host-agent.ts';
 import type { Inventory } from '../hosts/inventory.ts';
 import type { PlanDocument } from '../plan/plan-format.ts';
 import type { Journal } from './journal.ts';
+import { installPinFiles, pinLines } from './pin-files.ts';
 import type { Progress } from './progress.ts';
-import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
+import { firstLine, pMap, type Transport } from '../hosts/transport.ts';
 
 /** What the runtime programs read an address as: an IPv4 or IPv6 literal. */
 const ADDRESS = /^[0-9A-Fa-f.:]+$/;
@@ -79,12 +79,6 @@ export function peerPinFiles(peers: readonly { readonly name: string; readonly a
   return { addresses: header('the addresses') + addresses.join(''), signers: header('the host keys that sign reboot readiness') + signers.join('') };
 }
 
-/** The pin as the agent's read-state reports it: "<file> <line>" for each non-empty line. */
-function pinLines(files: PeerPinFiles): string[] {
-  const lines = (name: string, text: string) => text.split('\n').filter((line) => line !== '').map((line) => `${name} ${line}`);
-  return [...lines('addresses', files.addresses), ...lines('signers', files.signers)];
-}
-
 export interface PeerPinOptions {
   readonly pins: readonly PeerPin[];
   /** Hosts that answered read-state; the others are pinned on a later run. */
@@ -114,12 +108,12 @@ export async function pinPeers(options: PeerPinOptions): Promise<Map<string, str
       return;
     }
     const detail = `${pin.peers.join(', ')} pinned`;
-    if ((states.get(pin.host)?.peerPin ?? []).join('\n') === pinLines(pin.files).join('\n')) {
+    if ((states.get(pin.host)?.peerPin ?? []).join('\n') === pinLines([['addresses', pin.files.addresses], ['signers', pin.files.signers]]).join('\n')) {
       journal.record(context, 'unchanged', new Date(), detail);
       return;
     }
     try {
-      await journal.step(context, () => installPin(options.transport(pin.host), pin.files!), () => ({ result: 'changed', detail }));
+      await journal.step(context, () => installPinFiles(options.transport(pin.host), PEER_PIN_DIR, [['signers', pin.files!.signers], ['addresses', pin.files!.addresses]], 'pinning its provisioned peers'), () => ({ result: 'changed', detail }));
       progress(`  ${pin.host}  provisioned peers pinned: ${pin.peers.join(', ')}`, 'ok');
     } catch (error) {
       problems.set(pin.host, firstLine(error));
@@ -127,20 +121,4 @@ export async function pinPeers(options: PeerPinOptions): Promise<Map<string, str
     }
   });
   return problems;
-}
-
-/** One round trip on a host: both pin files replaced atomically (signers first: reboot.sh needs both). */
-async function installPin(t: Transport, files: PeerPinFiles): Promise<void> {
-  const dir = PEER_PIN_DIR;
-  const script = [
-    'set -eu',
-    'umask 022',
-    `mkdir -p ${dir}`,
-    `printf '%s' ${shellQuote(files.signers)} >${dir}/signers.new`,
-    `printf '%s' ${shellQuote(files.addresses)} >${dir}/addresses.new`,
-    `mv -f ${dir}/signers.new ${dir}/signers`,
-    `mv -f ${dir}/addresses.new ${dir}/addresses`,
-  ].join('\n');
-  const result = await t.run(script);
-  if (result.exitCode !== 0) throw new Error(`${t.host}: pinning its provisioned peers failed (exit ${result.exitCode}): ${lastLines(result.stderr, 3)}`);
 }
