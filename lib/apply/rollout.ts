@@ -1,7 +1,13 @@
 // The rollout: a reviewed plan reaches the fleet group by group in plan order (staging first), each
 // group in batches of its batchSize. After every wave its changed hosts must confirm over a new
 // connection and pass their health gate; a wave that fails beyond its group's failure budget goes
-// back to its previous generation and nothing after it starts. Every action is journalled.
+// back to its previous generation and nothing after it starts, and a change that failed on any
+// staging host goes no further than staging. Every action is journalled.
+//
+// A change is done when its host passed its gates and its group's soak: then the host is told
+// (settle). A host a cut-off run left on the new generation unsettled (a CI job timed out during
+// the soak, the applier was killed) is gated again, and its group soaks what is left of its soak,
+// counted from the switch, before the next group starts.
 //
 // Round trips: every host is read once up front (state, stale-plan check, no-op detection). A host
 // that already matches the plan is not contacted again, so a no-op rollout costs one round trip per
@@ -11,7 +17,7 @@ import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-forma
 import { exchangeBackupKeys, type BackupLink } from './backup-keys.ts';
 import { pinPeers, type PeerPin } from './peer-pins.ts';
 import { UNIT_DIR, UNIT_PREFIX } from '../compile/desired-state.ts';
-import { apply, breakLock, confirm, healthBefore, healthGate, HostAgentError, readState, rollback, type ApplyResult, type CheckResult, type HealthBefore, type HostBundle, type HostState } from '../hosts/host-agent.ts';
+import { apply, breakLock, confirm, healthBefore, healthGate, HostAgentError, readState, rollback, settle as settleGeneration, type ApplyResult, type CheckResult, type HealthBefore, type HostBundle, type HostState } from '../hosts/host-agent.ts';
 import { judgeHealth, type RemoteCheckRun } from './health-judgement.ts';
 import type { RemoteCheck } from './remote-checks.ts';
 import { FLEET, type Journal, type StepContext } from './journal.ts';
@@ -160,6 +166,9 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     for (const c of options.remoteChecks ?? []) if (c.subject === host && states.get(c.runner)?.systemState !== OFFLINE) byRunner.set(c.runner, [...(byRunner.get(c.runner) ?? []), c.unit]);
     return byRunner;
   };
+  /** Seconds each host changed by an earlier, cut-off run had been on its new generation when read. */
+  const earlierSwitch = new Map<string, number>();
+  let readAt = Date.now();
   const groupOf = new Map<string, string>();
   for (const group of plan.groups) for (const host of group.hosts) groupOf.set(host, group.name);
   const hostNames = plan.groups.flatMap((g) => g.hosts);
@@ -228,6 +237,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         progress(`  ${host}  unreachable: ${firstLine(r.error)}`, 'fail');
       } else states.set(host, r);
     });
+    readAt = Date.now();
     const stale = [...states.values()]
       .map((s) => ({ host: s.host, current: s.generation, base: plan.hosts[s.host]?.baseGeneration ?? null, target: plan.hosts[s.host]?.generation }))
       .filter((s) => s.current !== s.base && s.current !== s.target);
@@ -250,6 +260,8 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     for (const [groupIndex, group] of plan.groups.entries()) {
       let failuresInGroup = 0;
       const changedInGroup: string[] = [];
+      // Whether the group's changes are judged once more after a soak before they are done.
+      const soaks = groupIndex + 1 < plan.groups.length && group.soakSeconds > 0 && !options.skipSoak;
       for (const wave of wavesOf(group)) {
         waveNumber += 1;
         if (lockLost) return finish(lockLost);
@@ -266,7 +278,16 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
           }
           const state = states.get(host) as HostState;
           const pendingConfirm = state.unconfirmedGeneration === planned.generation;
+          const unsettled = state.unsettled?.generation === planned.generation ? state.unsettled : undefined;
+          if (unsettled) earlierSwitch.set(host, unsettled.ageSeconds);
           if (state.generation === planned.generation && state.drift.length === 0 && !pendingConfirm) {
+            if (unsettled) {
+              // Switched by a run that ended before its gates (or its group's soak) passed.
+              const detail = `on it for ${formatDuration(unsettled.ageSeconds * 1000)}, switched by an earlier run that ended before its gates passed: gated now`;
+              journal.record(context(host, 'apply'), 'unchanged', new Date(), detail);
+              progress(`  ${host}  ${detail}`, 'warn');
+              return { host, group: group.name, wave: waveNumber, status: 'changed', generation: planned.generation, detail };
+            }
             journal.record(context(host, 'apply'), 'unchanged', new Date());
             progress(`  ${host}  unchanged`, 'ok');
             return { host, group: group.name, wave: waveNumber, status: 'unchanged', generation: planned.generation };
@@ -284,7 +305,8 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         const waveResults = results.map((r) => (gateFailures.has(r.host) ? { ...r, status: 'failed' as const, detail: gateFailures.get(r.host) } : r));
         const failures = waveResults.filter((r) => r.status === 'failed' || r.status === 'rolled-back');
         failuresInGroup += failures.length;
-        changedInGroup.push(...waveResults.filter((r) => r.status === 'changed').map((r) => r.host));
+        const passed = waveResults.filter((r) => r.status === 'changed').map((r) => r.host);
+        changedInGroup.push(...passed);
 
         if (failuresInGroup > group.failureBudget) {
           // Beyond the budget: the whole wave goes back, and nothing after it starts.
@@ -299,11 +321,22 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         // Within the budget: only the hosts whose gate failed go back.
         for (const r of waveResults) set(r);
         await rollBack([...gateFailures.keys()], waveNumber, group.name, 'its health gate failed');
+        // Done, unless the group's soak and its gate are still to come.
+        if (!soaks) await settleHosts(passed.filter((h) => !gateFailures.has(h)), waveNumber, group.name);
+      }
+
+      const next = plan.groups[groupIndex + 1];
+      if (next === undefined) continue;
+      // A change that failed on staging is not promoted, whatever the group's failure budget lets
+      // the rest of staging go on with (as upkeep update never promotes it).
+      if (group.staging && failuresInGroup > 0) {
+        const stopped = `${group.name}: ${failuresInGroup} staging host(s) failed; a change that failed on staging is not promoted: stopped before ${next.name}`;
+        journal.record({ host: FLEET, step: 'stop', wave: waveNumber, group: group.name }, 'failed', new Date(), stopped);
+        progress(stopped, 'fail');
+        return finish(stopped);
       }
 
       // 4. Soak before the next group, then look again at what this group changed.
-      const next = plan.groups[groupIndex + 1];
-      if (next === undefined) continue;
       const soakContext: StepContext = { host: FLEET, step: 'soak', group: group.name };
       if (changedInGroup.length === 0 || group.soakSeconds <= 0) {
         journal.record(soakContext, 'skipped', new Date(), changedInGroup.length === 0 ? 'nothing changed in the group' : 'no soak time');
@@ -313,8 +346,9 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         journal.record(soakContext, 'skipped', new Date(), `--skip-soak: ${group.soakSeconds}s soak of ${group.name} skipped`);
         progress(`soak of ${group.name} (${group.soakSeconds}s) skipped: --skip-soak`, 'warn');
       } else {
-        progress(`soak: watching ${group.name} for ${group.soakSeconds}s before ${next.name}`, 'heading');
-        await journal.step(soakContext, () => sleep(group.soakSeconds * 1000));
+        const remaining = soakLeft(group.soakSeconds, changedInGroup);
+        progress(`soak: watching ${group.name} for ${remaining}s${remaining < group.soakSeconds ? ` (what is left of its ${group.soakSeconds}s soak: switched by an earlier run)` : ''} before ${next.name}`, 'heading');
+        await journal.step(soakContext, () => sleep(remaining * 1000));
         if (lockLost) return finish(lockLost);
         const soakFailures = await gate(changedInGroup, waveNumber, group.name);
         if (soakFailures.size > 0) {
@@ -324,6 +358,7 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
           progress(stopped, 'fail');
           return finish(stopped);
         }
+        await settleHosts(changedInGroup, waveNumber, group.name);
       }
     }
     // 5. Backup clients' keys into their repository hosts, once every group is through (backup-keys.ts).
@@ -371,6 +406,8 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       return { ...base, status: 'failed', generation: state.generation, detail: firstLine(error) };
     }
     if (result.recovered) progress(`  ${host}  recovered an interrupted operation: ${result.recovered}`, 'warn');
+    // Switched (or repaired) now: its soak counts from now.
+    if (result.changed) earlierSwitch.delete(host);
 
     // The host waits for us to prove it still accepts new connections; otherwise it goes back.
     if (result.rollbackUnit !== null || state.unconfirmedGeneration === planned.generation) {
@@ -386,7 +423,31 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
       }
     }
     progress(`  ${host}  ${result.changed ? `changed: ${describeChange(result)}` : 'unchanged'}`, 'ok');
-    return { ...base, status: result.changed || state.generation !== planned.generation ? 'changed' : 'unchanged', generation: planned.generation };
+    // A switch an earlier run made but never saw through its gates is this run's to judge.
+    const earlier = state.unconfirmedGeneration === planned.generation || state.unsettled?.generation === planned.generation;
+    return { ...base, status: result.changed || state.generation !== planned.generation || earlier ? 'changed' : 'unchanged', generation: planned.generation };
+  }
+
+  /**
+   * Seconds of `soakSeconds` still to wait for `hosts`: all of it when one changed in this run, else
+   * what is left since the latest switch an earlier run made (by the hosts' own clocks).
+   */
+  function soakLeft(soakSeconds: number, hosts: readonly string[]): number {
+    if (hosts.some((h) => !earlierSwitch.has(h))) return soakSeconds;
+    const since = Math.min(...hosts.map((h) => earlierSwitch.get(h) as number)) + (Date.now() - readAt) / 1000;
+    return Math.max(0, Math.ceil(soakSeconds - since));
+  }
+
+  /** Tells each host its change is done; one that cannot be told is gated again by the next run. */
+  async function settleHosts(hosts: readonly string[], wave: number, group: string): Promise<void> {
+    // An image root has no gates: the agent settles its changes at once.
+    const live = hosts.filter((h) => states.get(h)?.systemState !== OFFLINE);
+    const results = await settle(live, Math.min(parallel, Math.max(1, live.length)), (host) =>
+      journal.step({ host, step: 'settle', wave, group }, () => settleGeneration(connections.transport(host), (plan.hosts[host] as PlannedHost).generation)),
+    );
+    results.forEach((r, i) => {
+      if (isError(r)) progress(`  ${live[i]}  could not record that its change passed (${firstLine(r.error)}): the next run gates it again`, 'warn');
+    });
   }
 
   /** Waits out the host's confirmation timeout and checks, over new connections, that it went back. */
@@ -438,19 +499,26 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
     before.set(host, { ...(local && { local }), remote });
   }
 
-  /** The checks other hosts run on `host`, run now; a runner that cannot be reached is reported. */
-  async function runRemoteChecks(host: string, reported: string[]): Promise<RemoteCheckRun[]> {
+  /**
+   * The checks other hosts run on `host`, run now. Checks that cannot run (their runner cannot be
+   * reached) fail the gate as a check that could not run does: nothing saw the change work. Only a
+   * runner that could not be read just before the change either is reported instead.
+   */
+  async function runRemoteChecks(host: string, blamed: string[], reported: string[]): Promise<RemoteCheckRun[]> {
     const runs: RemoteCheckRun[] = [];
+    const earlier = before.get(host);
     for (const [runner, units] of watchersOf(host)) {
       try {
         const report = await healthGate(connections.transport(runner), units);
-        const last = before.get(host)?.remote.get(runner) ?? [];
+        const last = earlier?.remote.get(runner) ?? [];
         for (const after of report.checks) {
-          const earlier = last.find((c) => c.unit === after.unit);
-          runs.push({ runner, after, ...(earlier && { before: earlier }) });
+          const previous = last.find((c) => c.unit === after.unit);
+          runs.push({ runner, after, ...(previous && { before: previous }) });
         }
       } catch (error) {
-        reported.push(`the checks ${runner} runs on this host could not run: ${firstLine(error)}`);
+        const why = `the checks ${runner} runs on this host could not run: ${firstLine(error)}`;
+        if (earlier !== undefined && !earlier.remote.has(runner)) reported.push(`${why}, nor could they be read before the change`);
+        else blamed.push(why);
       }
     }
     return runs;
@@ -467,10 +535,11 @@ export async function rollout(options: RolloutOptions): Promise<RolloutResult> {
         { host, step: 'health-gate', wave, group },
         async () => {
           const report = await healthGate(connections.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost));
-          const unreachable: string[] = [];
-          const remote = await runRemoteChecks(host, unreachable);
+          const cannotRun: string[] = [];
+          const unread: string[] = [];
+          const remote = await runRemoteChecks(host, cannotRun, unread);
           const verdict = judgeHealth(report, before.get(host)?.local, remote);
-          return { blamed: verdict.blamed, reported: [...verdict.reported, ...unreachable] };
+          return { blamed: [...verdict.blamed, ...cannotRun], reported: [...verdict.reported, ...unread] };
         },
         (v) => (v.blamed.length === 0 ? { result: 'ok', ...(v.reported.length > 0 && { detail: `reported, not blamed on the change: ${v.reported.join('; ')}` }) } : { result: 'failed', detail: v.blamed.join('; ') }),
       ),

@@ -119,6 +119,11 @@ export interface HostState {
   readonly lock: LockHolder | null;
   /** A generation that will roll itself back unless confirmed. */
   readonly unconfirmedGeneration: string | null;
+  /**
+   * The current generation when its change has not passed its gates (and its group's soak) yet,
+   * and how long ago, by the host's clock, it was switched to (see settle).
+   */
+  readonly unsettled: { readonly generation: string; readonly ageSeconds: number } | null;
   /** What recovery did while reading (the agent's first act), if anything. */
   readonly recovered: string | null;
   /** Whether a reboot is pending (apt's /var/run/reboot-required, dnf's needs-restarting -r); absent for an image root. */
@@ -364,6 +369,7 @@ export async function readState(t: Transport): Promise<HostState> {
     systemState: out.first('system') ?? 'unknown',
     lock: lock === undefined ? null : parseLock(lock),
     unconfirmedGeneration: out.first('unconfirmed') ?? null,
+    unsettled: parseUnsettled(out.first('unsettled')),
     recovered: out.first('recovered') ?? null,
     ...(out.first('reboot-required') ? { rebootRequired: out.first('reboot-required') === 'yes' } : {}),
     ...(out.first('backup-key') ? { backupKey: out.first('backup-key') } : {}),
@@ -417,6 +423,22 @@ export async function apply(t: Transport, bundle: HostBundle, options: ApplyOpti
   };
 }
 
+/** "GEN AGE" as read-state reports an unsettled change. */
+function parseUnsettled(rest: string | undefined): HostState['unsettled'] {
+  if (rest === undefined) return null;
+  const [generation = '', age = ''] = rest.split(' ');
+  // A host whose clock went backwards reports a negative age: counted as just switched.
+  return { generation, ageSeconds: /^-?\d+$/.test(age) ? Math.max(0, Number(age)) : 0 };
+}
+
+/**
+ * Records that `generation` passed its gates (and its group's soak): the change is done. Until
+ * then a later run gates and soaks it again, and a rollback of a repair returns to what it repaired.
+ */
+export async function settle(t: Transport, generation: string): Promise<void> {
+  await runAgent(t, `settle generation ${generation}`, ['settle', word(t.host, 'generation', generation)]);
+}
+
 /** Cancels the self-rollback of `generation`; call over a new connection to prove the host is reachable. */
 export async function confirm(t: Transport, generation: string): Promise<void> {
   await runAgent(t, `confirm generation ${generation}`, ['confirm', word(t.host, 'generation', generation)]);
@@ -424,7 +446,8 @@ export async function confirm(t: Transport, generation: string): Promise<void> {
 
 /**
  * Returns the host to the generation before the current one, byte for byte as it was on disk
- * (files, modes, owners, enabled and active units). `toGeneration` asserts which one that is.
+ * (files, modes, owners, enabled and active units); after a repair of the current generation that
+ * is not settled yet, to the state it repaired. `toGeneration` asserts which generation that is.
  */
 export async function rollback(t: Transport, options: { readonly toGeneration?: string | null } = {}): Promise<RollbackResult> {
   const args = ['rollback'];

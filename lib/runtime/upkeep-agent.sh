@@ -13,6 +13,12 @@
 # left on the old generation, 13 invalid input, 14 not supported here, 15 not on that generation,
 # 20 failed and could not restore (the journal stays; the next run retries the recovery).
 #
+# A change is settled only once the applier saw it pass its health gates (and its group's soak):
+# until then $STATE/unsettled names the generation, so a run that was cut off (a CI job's timeout
+# during the soak, a killed applier) leaves hosts the next run still gates and soaks, instead of
+# taking them as done. A repair of the same generation (drifted files put back) keeps the state it
+# repaired in $STATE/repair until it is settled, so its rollback returns to exactly that state.
+#
 # UPKEEP_ROOT=DIR applies into an image root: paths under DIR, `systemctl --root`, nothing started.
 
 # Names read from manifests and headers are validated words (no spaces), so word splitting them is safe.
@@ -335,6 +341,11 @@ recover() {
 		rm -f "$STATE/journal"
 		RECOVERED="finished interrupted rollback $from -> $to"
 		;;
+	rollback-repair)
+		restore_snapshot "$STATE/repair" || die 20 "could not finish the interrupted rollback of the repair of $from"
+		rm -rf "$STATE/repair" && rm -f "$STATE/journal"
+		RECOVERED="finished interrupted rollback of the repair of $from"
+		;;
 	*) die 20 "unknown journal entry in $STATE/journal: $op" ;;
 	esac
 	sync "$STATE"
@@ -348,10 +359,16 @@ finish_switch() { # FROM TO
 	if [ -d "$TXN/stage" ]; then
 		rm -rf "$STATE/generations/$2" && mv "$TXN/stage" "$STATE/generations/$2" || return 1
 	fi
-	if [ "$1" != "$2" ] && [ -d "$TXN/before" ]; then
-		rm -rf "$STATE/undo/$2" && mv "$TXN/before" "$STATE/undo/$2" || return 1
+	if [ "$1" != "$2" ]; then
+		# The repair snapshot belonged to the generation left behind.
+		rm -rf "$STATE/repair" || return 1
+		if [ -d "$TXN/before" ]; then rm -rf "$STATE/undo/$2" && mv "$TXN/before" "$STATE/undo/$2" || return 1; fi
+	elif [ -d "$TXN/before" ] && live; then
+		# A repair: until it is settled, the way back is to the state it repaired, not to the
+		# generation before. (An image root has no gates to settle it: its repair is done at once.)
+		rm -rf "$STATE/repair" && mv "$TXN/before" "$STATE/repair" || return 1
 	fi
-	sync "$STATE/generations" "$STATE/undo"
+	sync "$STATE/generations" "$STATE/undo" "$STATE"
 	rm -f "$STATE/journal" && rm -rf "$TXN" && sync "$STATE"
 }
 
@@ -395,6 +412,15 @@ peer_pins() {
 	done
 }
 
+# "unsettled GEN AGE": the current generation has not passed its gates yet, switched AGE seconds
+# ago by this host's clock (the applier soaks from it without trusting its own clock to agree).
+unsettled() {
+	[ -f "$STATE/unsettled" ] || return 0
+	g=$(cat "$STATE/unsettled")
+	[ "$g" = "$(current_generation)" ] || return 0
+	say "unsettled $g $(($(date +%s) - $(stat -c %Y "$STATE/unsettled")))"
+}
+
 cmd_read_state() {
 	RECOVERED=''
 	open_lock
@@ -410,6 +436,7 @@ cmd_read_state() {
 	say "plan $(mget plan "$m")"
 	say "previous $(mget previous "$m")"
 	[ -f "$STATE/unconfirmed" ] && say "unconfirmed $(cat "$STATE/unconfirmed")"
+	unsettled
 	if [ -f "$m" ]; then
 		awk '$1 == "file" { print "manifest", $5, $2, $3, $4 } $1 == "package" { print "package", $2 }' "$m"
 		# shellcheck disable=SC2046 # validated paths and unit names
@@ -675,6 +702,9 @@ cmd_apply() { # NEW BASE PLAN CONFIRMSECONDS
 	units=$( (awk '$1 == "unit" { print $2 }' "$TXN/header" && awk '$1 == "unit" { print $2 }' "$STATE/manifest" 2>/dev/null) | sort -u)
 	snapshot "$TXN/before" "$paths" "$units" "$STATE/manifest" || failed "cannot snapshot the current state (disk full?)"
 	step snapshot
+	# Before the commit, so no host is ever on a new generation without it; it names $new, so it says
+	# nothing while the host is still (or again) on $old.
+	if live; then say "$new" | write_atomic "$STATE/unsettled" || failed "cannot write $STATE/unsettled (disk full?)"; fi
 	say "switch $old $new" | write_atomic "$STATE/journal" || failed "cannot write the journal (disk full?)"
 	step journal
 	if ! switch_to "$new" || ! write_atomic "$STATE/manifest" <"$TXN/stage/manifest"; then
@@ -733,14 +763,33 @@ cmd_confirm() { # GEN
 	say "confirmed $1"
 }
 
+# The applier saw generation GEN pass its gates (and its group's soak): the change is done, and a
+# repair's way back is no longer needed.
+cmd_settle() { # GEN
+	valid_word "$1" || die 13 "bad generation"
+	RECOVERED=''
+	take_lock 30
+	recover
+	[ "$(current_generation)" = "$1" ] || die 15 "host is on generation $(current_generation), not $1: it rolled back"
+	rm -rf "$STATE/repair" && rm -f "$STATE/unsettled" && sync "$STATE"
+	say "settled $1"
+}
+
 do_rollback() {
 	cur=$(current_generation)
 	[ "$cur" != none ] || die 15 "nothing to roll back: upkeep never applied here"
-	[ -d "$STATE/undo/$cur" ] || die 14 "no snapshot to return from generation $cur"
-	to=$(mget previous "$STATE/manifest")
-	say "rollback $cur ${to:-none}" | write_atomic "$STATE/journal" || die 12 "cannot write the journal"
-	restore_snapshot "$STATE/undo/$cur" || die 20 "rollback from $cur failed; the next run retries"
-	rm -f "$STATE/journal" "$STATE/unconfirmed" && sync "$STATE"
+	if [ -d "$STATE/repair" ]; then
+		# An unsettled repair goes back to the state it repaired, on the same generation.
+		say "rollback-repair $cur $cur" | write_atomic "$STATE/journal" || die 12 "cannot write the journal"
+		restore_snapshot "$STATE/repair" || die 20 "rollback of the repair of $cur failed; the next run retries"
+		rm -rf "$STATE/repair"
+	else
+		[ -d "$STATE/undo/$cur" ] || die 14 "no snapshot to return from generation $cur"
+		to=$(mget previous "$STATE/manifest")
+		say "rollback $cur ${to:-none}" | write_atomic "$STATE/journal" || die 12 "cannot write the journal"
+		restore_snapshot "$STATE/undo/$cur" || die 20 "rollback from $cur failed; the next run retries"
+	fi
+	rm -f "$STATE/journal" "$STATE/unconfirmed" "$STATE/unsettled" && sync "$STATE"
 	say "from $cur"
 	say "to $(current_generation)"
 }
@@ -750,8 +799,8 @@ cmd_rollback() { # [EXPECTED-TARGET]
 	take_lock "$CHANGE_LOCK_WAIT"
 	recover
 	if [ -n "${1:-}" ]; then
-		want=$(mget previous "$STATE/manifest")
-		[ "$1" = "${want:-none}" ] || die 14 "only the previous generation (${want:-none}) can be restored, not $1"
+		if [ -d "$STATE/repair" ]; then want=$(current_generation); else want=$(mget previous "$STATE/manifest"); fi
+		[ "$1" = "${want:-none}" ] || die 14 "only ${want:-none} can be restored, not $1"
 	fi
 	do_rollback
 }
@@ -849,12 +898,13 @@ main() {
 	read-state) cmd_read_state ;;
 	apply) cmd_apply "$@" ;;
 	confirm) cmd_confirm "$@" ;;
+	settle) cmd_settle "$@" ;;
 	rollback) cmd_rollback "$@" ;;
 	rollback-unconfirmed) cmd_rollback_unconfirmed "$@" ;;
 	health) cmd_health "$@" ;;
 	health-before) cmd_health_before "$@" ;;
 	break-lock) cmd_break_lock ;;
-	*) die 13 "usage: upkeep-agent read-state|apply|confirm|rollback|rollback-unconfirmed|health|health-before|break-lock" ;;
+	*) die 13 "usage: upkeep-agent read-state|apply|confirm|settle|rollback|rollback-unconfirmed|health|health-before|break-lock" ;;
 	esac
 }
 

@@ -170,6 +170,19 @@ describe.skipIf(!programsAvailable('test/apply/rollout.test.ts', ['systemctl']))
     expect(partial.journal.entries.find((e) => e.host === 'web1' && e.step === 'apply')?.detail).toMatch(/lock/i);
   });
 
+  it('stops after staging when a staging host failed, even within staging\'s failure budget: production keeps its generation', async () => {
+    expect((await run(await plan())).result.exitCode).toBe(0);
+    const holder = spawn('flock', [join(root('stage1'), 'var/lib/upkeep/lock'), 'sleep', '60'], { stdio: 'ignore' });
+    lockHolders.push(holder);
+    await new Promise((done) => setTimeout(done, 300));
+    const failing = await run(await plan({ config: () => 'version=2', stagingFailureBudget: 1 }));
+    expect(failing.result.exitCode).toBe(1);
+    expect(Object.fromEntries(failing.result.hosts.map((h) => [h.host, h.status]))).toEqual({ stage1: 'failed', web1: 'not-started', web2: 'not-started', web3: 'not-started' });
+    expect(failing.result.stoppedBecause).toContain('a change that failed on staging is not promoted: stopped before production');
+    expect(failing.journal.entries.find((e) => e.step === 'stop')).toMatchObject({ group: 'staging', result: 'failed' });
+    for (const h of ['web1', 'web2', 'web3']) expect(readFileSync(join(root(h), CONFIG_FILE), 'utf8')).toBe('version=1\n');
+  });
+
   it('waits the soak time between groups, and records a skipped soak', async () => {
     const slept: number[] = [];
     const sleep = async (ms: number) => void slept.push(ms);

@@ -20,23 +20,31 @@ export function addressesOf(fleet: TestFleet): Record<string, FixtureAddress> {
   return Object.fromEntries(fleet.hosts.map((h) => [h.name, { address: h.address, port: h.port, hostKey: h.hostKey }]));
 }
 
-function collector(): { stream: Writable; text: () => string } {
+function collector(onWrite?: (text: string) => void): { stream: Writable; text: () => string } {
   const chunks: Buffer[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
       chunks.push(Buffer.from(chunk));
+      onWrite?.(Buffer.from(chunk).toString('utf8'));
       done();
     },
   });
   return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
+export interface ApplyPlanOptions {
+  /** Keep the groups' soak times (bin/apply is run with --skip-soak otherwise). */
+  readonly soak?: boolean;
+  /** Sees bin/apply's progress as it is written, e.g. to cut a host off at an exact point. */
+  readonly onProgress?: (text: string) => void;
+}
+
 /** bin/apply PLAN_DIR --identity ... --journal ... ARGS, in this process. */
-export async function applyPlan(fleet: TestFleet, planDir: string, args: readonly string[] = []): Promise<ApplyRun> {
+export async function applyPlan(fleet: TestFleet, planDir: string, args: readonly string[] = [], options: ApplyPlanOptions = {}): Promise<ApplyRun> {
   const journalFile = `${planDir}/apply-journal.json`;
   const out = collector();
-  const err = collector();
-  const result = await runApply([planDir, '--identity', fleet.identityFile, '--journal', journalFile, '--skip-soak', '--confirm-timeout', '20', ...args], {
+  const err = collector(options.onProgress);
+  const result = await runApply([planDir, '--identity', fleet.identityFile, '--journal', journalFile, ...(options.soak ? [] : ['--skip-soak']), '--confirm-timeout', '20', ...args], {
     stdout: out.stream,
     stderr: err.stream,
   }).catch((error: unknown) => ({ exitCode: -1, roundTrips: {}, error }));

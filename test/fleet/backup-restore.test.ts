@@ -100,9 +100,9 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
       expect((await fleet.host('backup1').ssh(`cat /var/lib/upkeep/backup-clients/restic-${client}.keys`)).stdout).toBe(key);
     }
     expect(entries(run, 'backup1', 'backup-keys')).toMatchObject([{ result: 'changed' }]);
-    // read-state, health before the change, apply, confirm, health gate; plus a client's key, or a
-    // receiver's keys; plus the fleet lock on stage1.
-    expect(run.roundTrips).toEqual({ backup1: 6, stage1: 8, web1: 6 });
+    // read-state, health before the change, apply, confirm, health gate, settle; plus a client's
+    // key, or a receiver's keys; plus the fleet lock on stage1.
+    expect(run.roundTrips).toEqual({ backup1: 7, stage1: 9, web1: 7 });
     const users = await fleet.host('backup1').ssh('stat -c "%U %a %n" /srv/restic/stage1 /srv/restic/web1');
     expect(users.stdout).toBe('restic-stage1 700 /srv/restic/stage1\nrestic-web1 700 /srv/restic/web1\n');
     const timers = await fleet.host('backup1').ssh('systemctl is-enabled upkeep-backup-prune-stage1.timer upkeep-backup-prune-web1.timer');
