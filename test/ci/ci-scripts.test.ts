@@ -1,5 +1,6 @@
 // The scripts the example pipelines call (examples/ci/scripts), run for real against a FAKE gh and
-// a FAKE curl: GitHub's and GitLab's APIs cannot exist here. The fakes record every command line
+// a FAKE curl: GitHub's and GitLab's APIs cannot exist here. commit-host-keys.sh runs against real
+// git repositories (a bare one plays the forge's). The fakes record every command line
 // (and the files handed to them) and answer with canned API output; the tests check the real
 // command lines the scripts would run, and run each jq filter the scripts give gh through the real
 // jq on the JSON GitHub's API answers with.
@@ -88,8 +89,8 @@ const comments = [
 describe.skipIf(!programsAvailable('test/ci/ci-scripts.test.ts', ['shellcheck', 'jq']))('the example pipelines\' scripts', () => {
   const scripts = readdirSync(SCRIPTS).filter((f) => f.endsWith('.sh')).sort();
 
-  it('are the three the pipelines call', () => {
-    expect(scripts).toEqual(['drift-issue.sh', 'reviewed-plan-id.sh', 'sticky-comment.sh']);
+  it('are the four the pipelines call', () => {
+    expect(scripts).toEqual(['commit-host-keys.sh', 'drift-issue.sh', 'reviewed-plan-id.sh', 'sticky-comment.sh']);
   });
 
   for (const script of scripts) {
@@ -235,6 +236,77 @@ describe.skipIf(!programsAvailable('test/ci/ci-scripts.test.ts', ['shellcheck', 
       expect(JSON.parse(open.file(2, 'data'))).toEqual({ title: 'upkeep: drift on fleet shop', description: readFileSync(join(drifted, 'plan.md'), 'utf8') });
       const noted = run('drift-issue.sh', ['gitlab', 'shop', drifted], ['[{"iid":8,"title":"upkeep: drift on fleet shop"}]']);
       expect(noted.calls[1]!.at(-1)).toBe('https://gitlab.example.com/api/v4/projects/77/issues/8/notes');
+    });
+  });
+
+  describe.skipIf(!programsAvailable('test/ci/ci-scripts.test.ts', ['git']))('commit-host-keys.sh', () => {
+    const KEYS = 'upkeep-host-keys.json';
+    const git = (cwd: string, ...args: string[]) => {
+      const r = spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@invalid', ...args], { cwd, encoding: 'utf8' });
+      expect(r.status, `git ${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.stdout.trim();
+    };
+    /** A forge's repository (bare) with the policy on main, and a pipeline's checkout of it, detached as CI checks out. */
+    function forge(): { remote: string; checkout: string } {
+      const dir = mkdtempSync(join(tmpdir(), 'upkeep-ci-git-'));
+      const remote = join(dir, 'remote.git');
+      git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', remote);
+      const seed = join(dir, 'seed');
+      git(dir, 'clone', '--quiet', remote, seed);
+      writeFileSync(join(seed, 'upkeep.ts'), 'export default {};\n');
+      git(seed, 'add', '.');
+      git(seed, 'commit', '--quiet', '-m', 'policy');
+      git(seed, 'push', '--quiet', 'origin', 'HEAD:main');
+      const checkout = join(dir, 'checkout');
+      git(dir, 'clone', '--quiet', remote, checkout);
+      git(checkout, 'checkout', '--quiet', '--detach');
+      return { remote, checkout };
+    }
+    const commit = (checkout: string) => spawnSync('/bin/sh', [join(SCRIPTS, 'commit-host-keys.sh'), KEYS, 'main'], { cwd: checkout, encoding: 'utf8' });
+
+    it('commits the keys bin/apply rotated to the branch, marked so that the push starts no pipeline', () => {
+      const { remote, checkout } = forge();
+      writeFileSync(join(checkout, KEYS), '{"web1":{"bootstrap":"ssh-ed25519 AAAA1","rotated":"ssh-ed25519 AAAA2"}}\n');
+      const r = commit(checkout);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain('committed to main');
+      expect(git(remote, 'log', '-1', '--format=%s', 'main')).toBe('upkeep: host keys rotated by bin/apply [skip ci]');
+      expect(git(remote, 'show', `main:${KEYS}`)).toContain('ssh-ed25519 AAAA2');
+    });
+
+    it('commits nothing when the keys did not change, or bin/apply wrote none', () => {
+      const { remote, checkout } = forge();
+      const head = git(remote, 'rev-parse', 'main');
+      const none = commit(checkout);
+      expect(none.status, none.stderr).toBe(0);
+      expect(none.stdout).toContain('nothing to commit');
+      writeFileSync(join(checkout, KEYS), '{}\n');
+      expect(commit(checkout).status).toBe(0);
+      const again = commit(checkout);
+      expect(again.stdout).toContain('unchanged');
+      expect(git(remote, 'rev-list', '--count', `${head}..main`)).toBe('1');
+    });
+
+    it('rebases onto a commit that landed on the branch meanwhile, keeping it', () => {
+      const { remote, checkout } = forge();
+      const other = join(checkout, '..', 'other');
+      git(join(checkout, '..'), 'clone', '--quiet', remote, other);
+      writeFileSync(join(other, 'README'), 'merged meanwhile\n');
+      git(other, 'add', '.');
+      git(other, 'commit', '--quiet', '-m', 'merged meanwhile');
+      git(other, 'push', '--quiet', 'origin', 'HEAD:main');
+      writeFileSync(join(checkout, KEYS), '{}\n');
+      const r = commit(checkout);
+      expect(r.status, r.stderr).toBe(0);
+      expect(git(remote, 'log', '--format=%s', 'main').split('\n').slice(0, 2)).toEqual(['upkeep: host keys rotated by bin/apply [skip ci]', 'merged meanwhile']);
+    });
+
+    it('refuses a branch that is not a name, committing nothing', () => {
+      const { remote, checkout } = forge();
+      writeFileSync(join(checkout, KEYS), '{}\n');
+      const r = spawnSync('/bin/sh', [join(SCRIPTS, 'commit-host-keys.sh'), KEYS, '--force'], { cwd: checkout, encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(git(remote, 'rev-list', '--count', 'main')).toBe('1');
     });
   });
 });

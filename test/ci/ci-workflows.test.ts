@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { tryParseDuration } from '../../lib/policy/duration.ts';
+import { stagingLayer } from '../../policies/standard.ts';
 import { programsAvailable } from '../programs.ts';
 
 const CI = join(import.meta.dirname, '..', '..', 'examples', 'ci');
@@ -26,7 +28,7 @@ function gitlabValidator() {
 }
 
 type Workflow = { on: unknown; concurrency?: { group: string; 'cancel-in-progress': boolean }; jobs: Record<string, { steps: { run?: string; uses?: string }[] }> };
-type GitlabJob = { script?: string[]; before_script?: string[]; resource_group?: string; rules?: { if: string }[] };
+type GitlabJob = { script?: string[]; before_script?: string[]; after_script?: string[]; resource_group?: string; rules?: { if: string }[]; timeout?: string };
 
 const workflowFiles = readdirSync(GITHUB).filter((f) => f.endsWith('.yml')).sort();
 const workflow = (file: string) => parse(readFileSync(join(GITHUB, file), 'utf8')) as Workflow;
@@ -94,8 +96,9 @@ describe('the example GitLab CI pipeline', () => {
 
   it.skipIf(!programsAvailable('test/ci/ci-workflows.test.ts', ['shellcheck']))('runs only shell that passes shellcheck (sh)', () => {
     for (const [name, job] of Object.entries(gitlab())) {
-      const lines = [...(job.before_script ?? []), ...(job.script ?? [])];
-      if (lines.length > 0) expect(shellcheck(lines.join('\n'), 'sh'), name).toBe('');
+      for (const lines of [[...(job.before_script ?? []), ...(job.script ?? [])], job.after_script ?? []]) {
+        if (lines.length > 0) expect(shellcheck(lines.join('\n'), 'sh'), name).toBe('');
+      }
     }
   });
 
@@ -107,11 +110,32 @@ describe('the example GitLab CI pipeline', () => {
   });
 });
 
+describe('the apply jobs', () => {
+  const soak = tryParseDuration(stagingLayer().soak) as number;
+
+  it("outlast the standard staging layer's soak, so that a CI timeout does not cut every rollout short", () => {
+    type Job = { 'timeout-minutes': number; steps: { run?: string; if?: string }[] };
+    const github = (workflow('upkeep-apply.yml').jobs as unknown as Record<string, Job>).apply!;
+    expect(github['timeout-minutes'] * 60).toBeGreaterThan(soak + 3600);
+    expect(tryParseDuration(gitlab().apply!.timeout) as number).toBeGreaterThan(soak + 3600);
+  });
+
+  it('commit the host keys bin/apply rotated, after a failed apply too: the next clean checkout needs them', () => {
+    type Job = { steps: { run?: string; if?: string }[] };
+    const steps = (workflow('upkeep-apply.yml').jobs as unknown as Record<string, Job>).apply!.steps;
+    const at = steps.findIndex((s) => s.run?.includes('commit-host-keys.sh" upkeep-host-keys.json main'));
+    expect(at).toBeGreaterThan(steps.findIndex((s) => s.run?.includes('npx upkeep apply')));
+    expect(steps[at]!.if).toBe('always()');
+    expect(workflow('upkeep-apply.yml')).toMatchObject({ permissions: { contents: 'write' } });
+    expect(gitlab().apply!.after_script!.join('\n')).toContain('commit-host-keys.sh" upkeep-host-keys.json "$CI_DEFAULT_BRANCH"');
+  });
+});
+
 describe('the scripts the pipelines call', () => {
   it('all exist in examples/ci/scripts', () => {
     const texts = [...workflowFiles.map((f) => readFileSync(join(GITHUB, f), 'utf8')), readFileSync(GITLAB_FILE, 'utf8')];
     const called = [...new Set(texts.flatMap((t) => [...t.matchAll(/\$CI_SCRIPTS\/([a-z-]+\.sh)/g)].map((m) => m[1]!)))].sort();
-    expect(called).toEqual(['drift-issue.sh', 'reviewed-plan-id.sh', 'sticky-comment.sh']);
+    expect(called).toEqual(['commit-host-keys.sh', 'drift-issue.sh', 'reviewed-plan-id.sh', 'sticky-comment.sh']);
     for (const script of called) expect(existsSync(join(CI, 'scripts', script)), script).toBe(true);
   });
 });
