@@ -34,6 +34,14 @@ export TZ LC_ALL
 
 at() { date -d "@$1" "+$2"; }
 
+days_in_month() { # YEAR MONTH
+  case $2 in
+    4 | 6 | 9 | 11) echo 30 ;;
+    2) if [ $(($1 % 4)) = 0 ] && { [ $(($1 % 100)) != 0 ] || [ $(($1 % 400)) = 0 ]; }; then echo 29; else echo 28; fi ;;
+    *) echo 31 ;;
+  esac
+}
+
 # True when the local date of the instant $1 is a day the window opens on.
 opens_on() {
   weekday=$(at "$1" %a | tr '[:upper:]' '[:lower:]')
@@ -41,7 +49,8 @@ opens_on() {
   day=$(at "$1" %-d)
   case $nth in
     '') return 0 ;;
-    last) [ "$(at $(($1 + 7 * 86400)) %m)" != "$(at "$1" %m)" ] ;;
+    # By the local calendar: a week of seconds later is another local date across a clock change.
+    last) [ $((day + 7)) -gt "$(days_in_month "$(at "$1" %Y)" "$(at "$1" %-m)")" ] ;;
     1 | 2 | 3 | 4) [ "$day" -gt $(((nth - 1) * 7)) ] && [ "$day" -le $((nth * 7)) ] ;;
     *) fail "bad UPKEEP_WINDOW_NTH: $nth" ;;
   esac

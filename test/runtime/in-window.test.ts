@@ -70,6 +70,20 @@ describe('in-window.sh: is the maintenance window open now?', () => {
       expect(opensAt(last, '2026-12-30T23:00:00Z')).toBe('2026-12-30');
       expect(opensAt(last, '2026-12-23T23:00:00Z')).toBeUndefined();
     });
+
+    it('with nth "last", counts by the local calendar across a clock change: a week of seconds is another local date', () => {
+      // Last Sunday of October 2026 is the 25th, the day Berlin's clocks go back; opening 00:30.
+      const lastSunday: ResolvedWindow = { ...monthlyWindow, days: ['sun'], nth: 'last', startMinute: 30, durationSeconds: 3600, timeZone: 'Europe/Berlin' };
+      expect(opensAt(lastSunday, '2026-10-24T22:31:00Z')).toBe('2026-10-25');
+      // The last Tuesday of March 2026 is the 31st, not the 24th (clocks go forward on the 29th).
+      const lastTuesday: ResolvedWindow = { ...monthlyWindow, days: ['tue'], nth: 'last', startMinute: 23 * 60 + 30, durationSeconds: 3600, timeZone: 'Europe/Berlin' };
+      expect(opensAt(lastTuesday, '2026-03-24T22:35:00Z')).toBeUndefined();
+      expect(opensAt(lastTuesday, '2026-03-31T21:35:00Z')).toBe('2026-03-31');
+      // February 2024 has 29 days: its last Thursday is the 29th, not the 22nd.
+      const lastThursday: ResolvedWindow = { ...monthlyWindow, days: ['thu'], nth: 'last', startMinute: 120, durationSeconds: 3600, timeZone: 'UTC' };
+      expect(opensAt(lastThursday, '2024-02-29T02:10:00Z')).toBe('2024-02-29');
+      expect(opensAt(lastThursday, '2024-02-22T02:10:00Z')).toBeUndefined();
+    });
   });
 
   it('fails with 255 (a failed unit under ExecCondition=, not a silent skip) on a broken configuration', () => {
