@@ -203,7 +203,7 @@ describe.skipIf(!fleetAvailable('the backup restore tests (test/fleet/backup-res
     expect(web1).not.toBe(createHash('sha256').update(secret).digest('hex'));
     // The recipe, as the README gives it, with the secret store's output on its stdin.
     const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
-    const recipe = /^pass show upkeep\/restic \| (python3 -c .*) web1$/m.exec(readme)?.[1];
+    const recipe = /^pass show upkeep\/restic \| (node -e .*) web1$/m.exec(readme)?.[1];
     expect(recipe, 'README: the password recipe under "Backup passwords"').toBeDefined();
     const recomputed = (host: string) => spawnSync('sh', ['-c', `${recipe} "$1"`, 'sh', host], { input: `${secret}\n`, encoding: 'utf8' });
     for (const [host, onHost] of [['web1', web1], ['stage1', stage1]] as const) {
