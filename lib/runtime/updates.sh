@@ -63,7 +63,16 @@ installed() {
   esac
 }
 
+# The line of apt's output $1 that says what went wrong: its first error, else its first warning,
+# else its last line.
+apt_error() {
+  printf '%s\n' "$1" | awk '/^E: / && e == "" { e = $0 } /^W: / && w == "" { w = $0 } { last = $0 }
+    END { print (e != "" ? e : w != "" ? w : last) }'
+}
+
 # Records the updates on offer with the time each was first seen (apt only; see the README).
+# Fails, keeping the record as it was, when apt cannot say what is on offer (unmet dependencies,
+# a broken package): an emptied record would restart the deadline's clock of every pending fix.
 record_pending() {
   [ "$UPKEEP_PACKAGE_FAMILY" = apt ] || return 0
   now=${UPKEEP_NOW:-$(date +%s)}
@@ -72,7 +81,13 @@ record_pending() {
   # An upgrade that needs a package the host lacks (a library transition on a rolling release, a
   # new kernel ABI package) is held back by a plain upgrade: with new packages allowed it is seen
   # and its clock runs. The new packages themselves ("Inst NAME (NEW ...)") are not updates.
-  apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade 2>/dev/null |
+  status=0
+  offered=$(apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade 2>&1) || status=$?
+  if [ "$status" != 0 ]; then
+    echo "updates: apt-get -s upgrade failed (exit $status), so the updates on offer are unknown: $(apt_error "$offered"); the record of pending updates is kept as it was" >&2
+    return 1
+  fi
+  printf '%s\n' "$offered" |
     awk -v channel="$channel" '/^Inst [^ ]+ \[/ {
       new = $0; sub(/^[^(]*\(/, "", new); origins = new; sub(/ .*/, "", new)
       kind = (channel == "rolling" || origins ~ /-security/) ? "security" : "routine"

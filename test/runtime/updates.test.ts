@@ -1,10 +1,12 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
 import { windowEnv } from '../../lib/compile/updates.ts';
 import { sundayWindow } from '../fixtures/resolved-fleet.ts';
-import { runScript, tempDir } from './run-script.ts';
+import { startDebRepo, type DebRepo } from '../fleet/deb-repo.ts';
+import { whichProgram } from '../programs.ts';
+import { runScript, runScriptAsync, tempDir } from './run-script.ts';
 
 /** FAKE commands (no systemd as PID 1, no firewall here) that record their arguments and stdin. */
 function fakes(dir: string, names: string[]): string {
@@ -339,6 +341,108 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(h.state('routine-last-opening')).toBe('');
     expect(h.run(['routine']).status).toBe(0);
     expect(h.state('routine-last-opening')).toBe('2026-11-08\n');
+  });
+});
+
+describe('updates.sh with the real apt-get of this machine, against a test repository over HTTP', () => {
+  interface Installed {
+    readonly name: string;
+    readonly version: string;
+    readonly depends?: string;
+  }
+  const utc = (time: string) => String(Date.parse(time) / 1000);
+
+  /**
+   * A host whose apt is this machine's apt-get, given its own package lists, sources (every suite
+   * of `repo`) and dpkg status (`installed`) through APT_CONFIG and DPKG_ADMINDIR. apt-get update
+   * and every simulation (-s) are apt's own; an install is recorded in "calls", not done: this
+   * machine's packages are not the test's to change.
+   */
+  function aptHost(repo: DebRepo, role: 'staging' | 'production', installed: readonly Installed[], settings: Record<string, string> = {}) {
+    const dir = tempDir();
+    for (const sub of ['etc', 'bin', 'apt/lists/partial', 'apt/cache/archives/partial', 'apt/etc/sources.list.d', 'apt/etc/preferences.d', 'apt/etc/apt.conf.d', 'dpkg/updates', 'dpkg/info']) mkdirSync(join(dir, sub), { recursive: true });
+    writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: role, ...settings }));
+    writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
+    const setInstalled = (packages: readonly Installed[]) =>
+      writeFileSync(
+        join(dir, 'dpkg/status'),
+        packages
+          .map((p) => `Package: ${p.name}\nStatus: install ok installed\nVersion: ${p.version}\nArchitecture: all\nMaintainer: tests\n${p.depends ? `Depends: ${p.depends}\n` : ''}Description: test package\n`)
+          .join('\n'),
+      );
+    setInstalled(installed);
+    writeFileSync(join(dir, 'apt/etc/sources.list'), `${repo.suites.map((s) => repo.sourceLine(s.name)).join('\n')}\n`);
+    const aptConfig = join(dir, 'apt/apt.conf');
+    writeFileSync(
+      aptConfig,
+      [
+        `Dir::State "${dir}/apt";`,
+        `Dir::State::status "${dir}/dpkg/status";`,
+        `Dir::Cache "${dir}/apt/cache";`,
+        `Dir::Etc::SourceList "${dir}/apt/etc/sources.list";`,
+        `Dir::Etc::SourceParts "${dir}/apt/etc/sources.list.d";`,
+        `Dir::Etc::Preferences "${dir}/apt/etc/preferences";`,
+        `Dir::Etc::PreferencesParts "${dir}/apt/etc/preferences.d";`,
+        `Dir::Etc::Parts "${dir}/apt/etc/apt.conf.d";`,
+        // Neither this machine's apt.conf nor its apt.conf.d: the host is only what the test says.
+        'Dir::Etc::main "/dev/null";',
+        // The lists are in a temporary directory the _apt user may not enter.
+        'APT::Sandbox::User "root";',
+        'Debug::NoLocking "true";',
+        '',
+      ].join('\n'),
+    );
+    const realAptGet = whichProgram('apt-get');
+    writeFileSync(join(dir, 'bin/apt-get'), `#!/bin/sh\ncase " $* " in *" -s "* | *" update "*) exec '${realAptGet}' "$@" ;; esac\necho "apt-get $*" >> '${dir}/calls'\n`);
+    writeFileSync(join(dir, 'bin/apt-mark'), `#!/bin/sh\necho "apt-mark $*" >> '${dir}/calls'\n`);
+    for (const name of ['apt-get', 'apt-mark']) chmodSync(join(dir, 'bin', name), 0o755);
+    const env = (time: string): Record<string, string> => ({
+      PATH: `${join(dir, 'bin')}:${process.env.PATH}`,
+      APT_CONFIG: aptConfig,
+      DPKG_ADMINDIR: join(dir, 'dpkg'),
+      UPKEEP_CONFIG_DIR: join(dir, 'etc'),
+      UPKEEP_STATE_DIR: join(dir, 'state'),
+      UPKEEP_REBOOT_REQUIRED_PKGS: join(dir, 'reboot-required.pkgs'),
+      UPKEEP_NOW: utc(time),
+    });
+    return {
+      dir,
+      setInstalled,
+      /** updates.sh ARGS at `time` (UTC), with `input` on stdin. */
+      run: (args: string[], time: string, input?: string) => runScriptAsync('updates.sh', args, env(time), () => {}, input),
+      /** The security-updates check at `time`, with a 24-hour deadline. */
+      check: (time: string) => runScript('check-security-updates.sh', [], { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_SECURITY_DEADLINE: '86400', UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: utc(time) }),
+      calls: () => read(join(dir, 'calls')),
+      state: (name: string) => read(join(dir, 'state', name)),
+    };
+  }
+
+  let repo: DebRepo | undefined;
+  afterEach(async () => {
+    await repo?.stop();
+    repo = undefined;
+  });
+
+  it('GIVEN a fix pending past the deadline, WHEN apt cannot say what is on offer (unmet dependencies), THEN the run fails, the record is kept and the check stays CRITICAL', async () => {
+    repo = await startDebRepo();
+    await repo.publish({ name: 'demo', version: '1.1', suite: 'bookworm-security' });
+    const h = aptHost(repo, 'production', [{ name: 'demo', version: '1.0' }]);
+    const first = await h.run(['security'], '2026-11-05T00:00:00Z');
+    expect(first.status, first.stderr).toBe(0);
+    const pending = h.state('updates/pending');
+    expect(pending).toBe(`demo 1.1 ${utc('2026-11-05T00:00:00Z')} security\n`);
+    expect(h.check('2026-11-08T00:00:00Z').stdout).toBe('CRITICAL: security fix demo 1.1 pending for 72h0m, past the 86400s deadline (1 pending)\n');
+
+    // A package whose dependency is missing: every apt-get upgrade now ends in "E: Unmet dependencies" (exit 100).
+    h.setInstalled([{ name: 'demo', version: '1.0' }, { name: 'broken', version: '1', depends: 'not-there' }]);
+    const failed = await h.run(['security'], '2026-11-08T00:00:00Z');
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('updates: apt-get -s upgrade failed (exit 100), so the updates on offer are unknown: E: Unmet dependencies.');
+    expect(failed.stderr).toContain('the record of pending updates is kept as it was');
+    expect(h.state('updates/pending')).toBe(pending);
+    const check = h.check('2026-11-08T00:00:00Z');
+    expect(check.stdout).toMatch(/^CRITICAL: security fix demo 1.1 pending for 72h0m/);
+    expect(check.status).toBe(2);
   });
 });
 
