@@ -18,7 +18,11 @@
 # Every run records the updates the archive offers in STATE/updates/pending as
 # "package version first-seen kind": first-seen (seconds since the epoch) is when this host first
 # saw an update of that package and kind, kept until it is installed; check-security-updates.sh
-# alerts on its age against the deadline.
+# alerts on its age against the deadline. A record is only as good as the package lists it was
+# made from: STATE/updates/archive-read holds when a run last refreshed every list and recorded
+# what they offer, STATE/updates/archive-problem ("since why") why runs have failed to since, and
+# the check alerts when that is longer ago than the deadline. A run that could not refresh the
+# lists still does what it can with the old ones, then fails.
 #
 # kind: security (the version comes from a security suite; every update on a rolling channel) or
 # routine. class: small (no reboot, no service restart), reboot (the package asked for one in
@@ -55,6 +59,27 @@ replace() {
   mv -f "$1.new" "$1"
 }
 
+# Why this run fails: "updates: ..." lines, printed at its end, after everything it could still do.
+failures=
+fail_at_end() {
+  failures="${failures}updates: $1
+"
+}
+finish() {
+  if [ -n "$failures" ]; then
+    printf '%s' "$failures" >&2
+    exit 1
+  fi
+}
+
+# Notes why the archive could not be read, for check-security-updates.sh: "SINCE WHY", SINCE
+# being when reading it first failed, kept while it keeps failing.
+archive_problem() {
+  since=
+  [ ! -f "$updates_dir/archive-problem" ] || read -r since _ <"$updates_dir/archive-problem" || true
+  echo "${since:-${UPKEEP_NOW:-$(date +%s)}} $1" | replace "$updates_dir/archive-problem"
+}
+
 # "package version" of every installed package.
 installed() {
   case $UPKEEP_PACKAGE_FAMILY in
@@ -84,7 +109,9 @@ record_pending() {
   status=0
   offered=$(apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade 2>&1) || status=$?
   if [ "$status" != 0 ]; then
-    echo "updates: apt-get -s upgrade failed (exit $status), so the updates on offer are unknown: $(apt_error "$offered"); the record of pending updates is kept as it was" >&2
+    why="apt-get -s upgrade failed (exit $status), so the updates on offer are unknown: $(apt_error "$offered")"
+    archive_problem "$why"
+    echo "updates: $why; the record of pending updates is kept as it was" >&2
     return 1
   fi
   printf '%s\n' "$offered" |
@@ -96,6 +123,10 @@ record_pending() {
     awk -v now="$now" 'FILENAME == ARGV[1] { seen[$1 " " $4] = $3; next }
       { key = $1 " " $3; print $1, $2, (key in seen ? seen[key] : now), $3 }' "$updates_dir/pending" - |
     replace "$updates_dir/pending"
+  if [ "$lists_fresh" = yes ]; then
+    echo "$now" | replace "$updates_dir/archive-read"
+    rm -f "$updates_dir/archive-problem"
+  fi
 }
 
 # The class of each package in $1 ("package version" lines) just installed.
@@ -227,7 +258,25 @@ if [ "$mode" = promote ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-if [ "$UPKEEP_PACKAGE_FAMILY" = apt ]; then apt-get -q update >&2; fi
+# Whether this run refreshed every package list: only then does the record of pending updates
+# say what the archive offers now.
+lists_fresh=no
+if [ "$UPKEEP_PACKAGE_FAMILY" = apt ]; then
+  # apt-get update exits 0 when it cannot fetch an index (the mirror down, the network cut) and
+  # keeps the old lists, so a host would go on seeing no new fix, for ever. Error-Mode=any (apt
+  # 2.1.16 and later: Debian 11, Ubuntu 22.04) makes that an error; older apt only warns.
+  status=0
+  fetched=$(apt-get -q -o APT::Update::Error-Mode=any update 2>&1) || status=$?
+  [ -z "$fetched" ] || printf '%s\n' "$fetched" >&2
+  unfetched=$(printf '%s\n' "$fetched" | grep -m1 '^[EW]: Failed to fetch' || true)
+  if [ "$status" = 0 ] && [ -z "$unfetched" ]; then
+    lists_fresh=yes
+  else
+    why="apt-get update could not refresh the package lists (exit $status: ${unfetched:-$(apt_error "$fetched")})"
+    archive_problem "$why"
+    fail_at_end "$why; this run went on with the lists of the last refresh"
+  fi
+fi
 
 if [ "$mode" = promote ]; then
   # The manifest: "package version kind class" lines from staging. A security wave takes
@@ -239,6 +288,7 @@ if [ "$mode" = promote ]; then
   if in_window; then disruptive=yes; else disruptive=no; fi
   install_promoted "$disruptive"
   record_pending
+  finish
   exit 0
 fi
 
@@ -254,13 +304,15 @@ else
   record_pending
 fi
 
-# For the metrics file (write-metrics.sh): when this kind of run last succeeded.
 mkdir -p "$state_dir"
-date +%s >"$state_dir/updates-$kind.last"
-
 if [ "$kind" = routine ]; then
-  # reboot.sh waits for this record, so a reboot never comes before this window's updates.
+  # reboot.sh waits for this record, so a reboot never comes before this window's updates (those
+  # this run could install, even when it fails below).
   if opening=$("$runtime_dir/in-window.sh" "$config_dir/window.env"); then
     echo "$opening" >"$state_dir/routine-last-opening"
   fi
 fi
+
+finish
+# For the metrics file (write-metrics.sh): when this kind of run last succeeded.
+date +%s >"$state_dir/updates-$kind.last"

@@ -186,7 +186,8 @@ describe('mitigations.sh reverts what the policy no longer declares, and verify 
 describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upgrade: nothing is installed here)', () => {
   /**
    * A host whose installed packages are the file "installed" ("name version" lines); the FAKE
-   * apt-get offers the "Inst" lines of the file "offered" to a simulation and records every call;
+   * apt-get offers the "Inst" lines of the file "offered" to a simulation, prints the file
+   * "update-output" (when there is one) on update and records every call;
    * the FAKE unattended-upgrade installs "upgrade" ("name version" lines) when it exists.
    */
   function host(role: 'staging' | 'production', installed: string, channel: 'stable' | 'rolling' = 'stable') {
@@ -204,7 +205,7 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
       writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(dir, 'bin', name), 0o755);
     };
-    fake('apt-get', `echo "apt-get $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\ncase "$*" in -s*) cat '${dir}/offered' ;; esac`);
+    fake('apt-get', `echo "apt-get $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\ncase "$*" in -s*) cat '${dir}/offered' ;; *' update') [ ! -f '${dir}/update-output' ] || cat '${dir}/update-output' ;; esac`);
     fake('apt-mark', `echo "apt-mark $*" >> '${dir}/calls'`);
     fake('dpkg-query', `awk '{ print "ii ", $1, $2 }' '${dir}/installed'`);
     fake('unattended-upgrade', `echo "unattended-upgrade $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\nif [ -f '${dir}/upgrade' ]; then awk 'NR == FNR { v[$1] = $2; next } { print $1, ($1 in v ? v[$1] : $2) }' '${dir}/upgrade' '${dir}/installed' > '${dir}/installed.new' && mv '${dir}/installed.new' '${dir}/installed'; fi`);
@@ -234,7 +235,7 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(h.calls()).toBe(
-      'apt-get -q update APT_CONFIG=\n' +
+      'apt-get -q -o APT::Update::Error-Mode=any update APT_CONFIG=\n' +
         'apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade APT_CONFIG=\n' +
         `unattended-upgrade -v APT_CONFIG=${h.dir}/etc/apt/security.conf\n` +
         'apt-get -s -o Debug::NoLocking=1 -o APT::Get::Upgrade-Allow-New=true upgrade APT_CONFIG=\n',
@@ -326,6 +327,23 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(lacking.calls()).not.toContain('apt-get install -y');
   });
 
+  it('GIVEN an apt that only warns when it cannot fetch (older than 2.1.16), THEN the run fails and notes why; the next good run clears it', () => {
+    const h = host('production', 'demo 1.0\n');
+    h.offer('Inst demo [1.0] (1.1 Debian-Security:12/bookworm-security [all])\n');
+    writeFileSync(join(h.dir, 'update-output'), 'Err:1 http://deb.debian.org/debian-security bookworm-security InRelease\nW: Failed to fetch http://deb.debian.org/debian-security/dists/bookworm-security/InRelease  Temporary failure resolving \'deb.debian.org\'\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n');
+    const failed = h.run(['security'], { utc: '2026-11-08T01:00:00Z' });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("updates: apt-get update could not refresh the package lists (exit 0: W: Failed to fetch http://deb.debian.org/debian-security/dists/bookworm-security/InRelease  Temporary failure resolving 'deb.debian.org'); this run went on with the lists of the last refresh\n");
+    // It went on: what the old lists offer is recorded; the archive was not read.
+    expect(h.state('updates/pending')).toBe(`demo 1.1 ${Date.parse('2026-11-08T01:00:00Z') / 1000} security\n`);
+    expect(h.state('updates/archive-read')).toBe('');
+    expect(h.state('updates/archive-problem')).toMatch(new RegExp(`^${Date.parse('2026-11-08T01:00:00Z') / 1000} apt-get update could not refresh`));
+    rmSync(join(h.dir, 'update-output'));
+    expect(h.run(['security'], { utc: '2026-11-08T02:00:00Z' }).status).toBe(0);
+    expect(h.state('updates/archive-read')).toBe(`${Date.parse('2026-11-08T02:00:00Z') / 1000}\n`);
+    expect(existsSync(join(h.dir, 'state/updates/archive-problem'))).toBe(false);
+  });
+
   it('refuses an unknown mode or kind, and promote on a staging host', () => {
     const h = host('staging', '');
     expect(h.run(['everything']).status).toBe(2);
@@ -389,6 +407,8 @@ describe('updates.sh with the real apt-get of this machine, against a test repos
         // The lists are in a temporary directory the _apt user may not enter.
         'APT::Sandbox::User "root";',
         'Debug::NoLocking "true";',
+        // apt retries an unreachable mirror with growing pauses; a test needs to see it fail once.
+        'Acquire::Retries "0";',
         '',
       ].join('\n'),
     );
@@ -427,8 +447,10 @@ describe('updates.sh with the real apt-get of this machine, against a test repos
     repo = await startDebRepo();
     await repo.publish({ name: 'demo', version: '1.1', suite: 'bookworm-security' });
     const h = aptHost(repo, 'production', [{ name: 'demo', version: '1.0' }]);
-    const first = await h.run(['security'], '2026-11-05T00:00:00Z');
-    expect(first.status, first.stderr).toBe(0);
+    for (const time of ['2026-11-05T00:00:00Z', '2026-11-07T23:00:00Z']) {
+      const run = await h.run(['security'], time);
+      expect(run.status, run.stderr).toBe(0);
+    }
     const pending = h.state('updates/pending');
     expect(pending).toBe(`demo 1.1 ${utc('2026-11-05T00:00:00Z')} security\n`);
     expect(h.check('2026-11-08T00:00:00Z').stdout).toBe('CRITICAL: security fix demo 1.1 pending for 72h0m, past the 86400s deadline (1 pending)\n');
@@ -441,18 +463,44 @@ describe('updates.sh with the real apt-get of this machine, against a test repos
     expect(failed.stderr).toContain('the record of pending updates is kept as it was');
     expect(h.state('updates/pending')).toBe(pending);
     const check = h.check('2026-11-08T00:00:00Z');
-    expect(check.stdout).toMatch(/^CRITICAL: security fix demo 1.1 pending for 72h0m/);
+    expect(check.stdout).toBe('CRITICAL: security fix demo 1.1 pending for 72h0m, past the 86400s deadline (1 pending)\n');
     expect(check.status).toBe(2);
+    // A day on, the check also says why no newer fix could have been seen.
+    expect(h.check('2026-11-09T00:00:00Z').stdout).toBe(
+      'CRITICAL: security fix demo 1.1 pending for 96h0m, past the 86400s deadline (1 pending); the updates on offer were last read from the archive 25h0m ago, longer than the 86400s deadline: ' +
+        "apt-get -s upgrade failed (exit 100), so the updates on offer are unknown: E: Unmet dependencies. Try 'apt --fix-broken install' with no packages (or specify a solution).\n",
+    );
+  });
+
+  it('GIVEN the archive becomes unreachable (apt-get update exits 0 then, on old lists), THEN every run fails naming it, and the check is UNKNOWN once the lists are older than the deadline', async () => {
+    repo = await startDebRepo();
+    await repo.publish({ name: 'demo', version: '1.0', suite: 'bookworm' });
+    const h = aptHost(repo, 'production', [{ name: 'demo', version: '1.0' }]);
+    expect((await h.run(['security'], '2026-11-08T00:00:00Z')).status).toBe(0);
+    expect(h.check('2026-11-08T00:00:00Z').stdout).toBe('OK: no security updates pending\n');
+    const url = repo.url;
+    // The mirror goes away (connection refused) and a fix appears that this host cannot see.
+    await repo.stop();
+    for (const time of ['2026-11-08T01:00:00Z', '2026-11-09T01:00:00Z']) {
+      const run = await h.run(['security'], time);
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain(`updates: apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ${url}/dists/bookworm/InRelease  Could not connect to 127.0.0.1`);
+      expect(run.stderr).toContain('this run went on with the lists of the last refresh');
+    }
+    expect(h.check('2026-11-08T23:00:00Z').stdout).toBe('OK: no security updates pending\n');
+    const blind = h.check('2026-11-09T01:00:00Z');
+    expect(blind.stdout).toContain(`UNKNOWN: the updates on offer were last read from the archive 25h0m ago, longer than the 86400s deadline: apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ${url}/dists/bookworm/InRelease`);
+    expect(blind.status).toBe(3);
   });
 });
 
 describe('check-security-updates.sh: the deadline as a clock', () => {
-  function check(pending: string | undefined, utc: string) {
+  /** The check at `utc` over the record `pending` and the other files of STATE/updates `others`. */
+  function check(pending: string | undefined, utc: string, others: Record<string, string> = {}) {
     const dir = tempDir();
-    if (pending !== undefined) {
-      mkdirSync(join(dir, 'updates'));
-      writeFileSync(join(dir, 'updates/pending'), pending);
-    }
+    mkdirSync(join(dir, 'updates'));
+    if (pending !== undefined) writeFileSync(join(dir, 'updates/pending'), pending);
+    for (const [name, content] of Object.entries(others)) writeFileSync(join(dir, 'updates', name), content);
     return runScript('check-security-updates.sh', [], { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_SECURITY_DEADLINE: '86400', UPKEEP_STATE_DIR: dir, UPKEEP_NOW: String(Date.parse(utc) / 1000) });
   }
   const seen = Date.parse('2026-11-08T00:00:00Z') / 1000;
@@ -475,6 +523,25 @@ describe('check-security-updates.sh: the deadline as a clock', () => {
     const fresh = check(undefined, '2026-11-09T00:30:00Z');
     expect(fresh.stdout).toBe('OK: no updates recorded yet (upkeep-security-updates.service has not run)\n');
     expect(fresh.status).toBe(0);
+  });
+
+  it('is UNKNOWN once the archive was last read longer ago than the deadline, naming why (or that no run has read it since)', () => {
+    const readAt = `${seen - 3600}\n`;
+    expect(check(pending, '2026-11-08T22:00:00Z', { 'archive-read': readAt }).status).toBe(0);
+    const stopped = check(pending, '2026-11-09T00:00:00Z', { 'archive-read': readAt });
+    expect(stopped.stdout).toBe('UNKNOWN: the updates on offer were last read from the archive 25h0m ago, longer than the 86400s deadline: no run of upkeep-security-updates.service has read it since\n');
+    expect(stopped.status).toBe(3);
+    const unreachable = check('', '2026-11-09T00:00:00Z', { 'archive-read': readAt, 'archive-problem': `${seen} apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ...)\n` });
+    expect(unreachable.stdout).toBe('UNKNOWN: the updates on offer were last read from the archive 25h0m ago, longer than the 86400s deadline: apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ...)\n');
+    expect(unreachable.status).toBe(3);
+  });
+
+  it('GIVEN the archive has never been read on this host, THEN it is UNKNOWN once the first failure is older than the deadline', () => {
+    const problem = { 'archive-problem': `${seen} apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ...)\n` };
+    expect(check(undefined, '2026-11-08T23:00:00Z', problem).stdout).toBe('OK: no updates recorded yet (upkeep-security-updates.service has not run)\n');
+    const never = check(undefined, '2026-11-09T01:00:00Z', problem);
+    expect(never.stdout).toBe('UNKNOWN: the updates on offer have not been read from the archive for 25h0m, longer than the 86400s deadline: apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ...)\n');
+    expect(never.status).toBe(3);
   });
 });
 
