@@ -14,7 +14,8 @@
 #   production  installs nothing from the archive on its own. It installs only versions
 #               `upkeep update` promoted (STATE/updates/promoted, written by `promote`), never
 #               newer ones (apt-get install package=version): small ones at any run, disruptive
-#               ones only on the routine run, inside the window
+#               ones only on the routine run, inside the window; never a held package (UPKEEP_HOLD,
+#               the policy's `hold`)
 # Every run records the updates the archive offers in STATE/updates/pending as
 # "package version first-seen kind": first-seen (seconds since the epoch) is when this host first
 # saw an update of that package and kind, kept until it is installed; check-security-updates.sh
@@ -40,6 +41,7 @@ runtime_dir=$(dirname "$0")
 . "$config_dir/updates.env"
 role=${UPKEEP_UPDATE_ROLE:-staging}
 channel=${UPKEEP_UPDATE_CHANNEL:-stable}
+hold=${UPKEEP_HOLD:-}
 reboot_pkgs=${UPKEEP_REBOOT_REQUIRED_PKGS:-/var/run/reboot-required.pkgs}
 
 kind=
@@ -176,8 +178,14 @@ install_from_archive() {
     sort | replace "$updates_dir/staged"
 }
 
+# Whether the policy holds package $1: never upgraded automatically, promoted or not.
+held() {
+  case " $hold " in *" $1 "*) return 0 ;; esac
+  return 1
+}
+
 # Installs the promoted versions this host is older than; disruptive ones only when $1 is "yes".
-# Prints "installed NAME VERSION" and "deferred NAME VERSION CLASS" lines.
+# Prints "installed NAME VERSION", "deferred NAME VERSION CLASS" and "held NAME VERSION" lines.
 install_promoted() {
   touch "$updates_dir/promoted"
   targets=
@@ -191,6 +199,10 @@ install_promoted() {
       apt) dpkg --compare-versions "$have" lt "$version" || continue ;;
       dnf) [ "$have" != "$version" ] || continue ;;
     esac
+    if held "$name"; then
+      echo "held $name $version"
+      continue
+    fi
     if [ "$class" != small ] && [ "$1" != yes ]; then
       echo "deferred $name $version $class"
       continue
@@ -216,7 +228,12 @@ install_promoted() {
         apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold $targets >&2
       fi
       ;;
-    dnf) dnf -y upgrade $targets >&2 ;;
+    dnf)
+      # Nor as a dependency of another: dnf then fails the transaction rather than upgrade it.
+      excludes=
+      for name in $hold; do excludes="$excludes --exclude=$name"; done
+      dnf -y upgrade $excludes $targets >&2
+      ;;
   esac
   printf '%s' "$report"
 }

@@ -190,12 +190,12 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
    * "update-output" (when there is one) on update and records every call;
    * the FAKE unattended-upgrade installs "upgrade" ("name version" lines) when it exists.
    */
-  function host(role: 'staging' | 'production', installed: string, channel: 'stable' | 'rolling' = 'stable') {
+  function host(role: 'staging' | 'production', installed: string, channel: 'stable' | 'rolling' = 'stable', settings: Record<string, string> = {}) {
     const dir = tempDir();
     mkdirSync(join(dir, 'etc'));
     writeFileSync(
       join(dir, 'etc/updates.env'),
-      renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: role, ...(channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: channel } : {}) }),
+      renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'apt', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: role, ...(channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: channel } : {}), ...settings }),
     );
     writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
     writeFileSync(join(dir, 'installed'), installed);
@@ -301,6 +301,20 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(h.calls()).toContain('demo=1.1 kernel=2.0 APT_CONFIG=');
   });
 
+  it('production: a held package is not installed by a promotion, and the output says so', () => {
+    const h = host('production', 'postgresql-15 15.1\ndemo 1.0\n', 'stable', { UPKEEP_HOLD: 'postgresql-15 nginx' });
+    const run = h.run(['promote', 'security'], { input: 'postgresql-15 15.2 security small\ndemo 1.1 security small\n' });
+    expect(run.stderr).not.toContain('updates:');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe('held postgresql-15 15.2\ninstalled demo 1.1\n');
+    expect(h.calls()).toMatch(/apt-get install -y -q .* demo=1\.1 APT_CONFIG=/);
+    expect(h.calls()).not.toContain('postgresql-15=');
+    // Nor by the timers' runs, which install what was promoted.
+    const routine = h.run(['routine']);
+    expect(routine.stdout).toContain('held postgresql-15 15.2\n');
+    expect(h.calls()).not.toContain('postgresql-15=');
+  });
+
   it('counts an update that needs a package the host lacks (held back by a plain upgrade) as pending, not the new package itself', () => {
     const h = host('production', 'demo 1.0\n', 'rolling');
     h.offer('Inst libdemo2 (2.0 Debian:testing [amd64])\nInst demo [1.0] (1.1 Debian:testing [all])\n');
@@ -359,6 +373,23 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(h.state('routine-last-opening')).toBe('');
     expect(h.run(['routine']).status).toBe(0);
     expect(h.state('routine-last-opening')).toBe('2026-11-08\n');
+  });
+});
+
+describe('updates.sh on a dnf host (FAKE rpm and dnf)', () => {
+  it('production: a promotion skips held packages and keeps dnf from upgrading them as dependencies', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc/updates.env'), renderEnvFile('test', { UPKEEP_PACKAGE_FAMILY: 'dnf', UPKEEP_REBOOT: 'when-needed', UPKEEP_UPDATE_ROLE: 'production', UPKEEP_HOLD: 'postfix' }));
+    writeFileSync(join(dir, 'etc/window.env'), windowEnv(sundayWindow));
+    const PATH = fakes(dir, ['dnf']);
+    writeFileSync(join(dir, 'bin/rpm'), '#!/bin/sh\nprintf "postfix 3.5.9-1.el9\\nopenssl 3.0.7-1.el9\\n"\n');
+    chmodSync(join(dir, 'bin/rpm'), 0o755);
+    const run = runScript('updates.sh', ['promote', 'security'], { PATH, UPKEEP_CONFIG_DIR: join(dir, 'etc'), UPKEEP_STATE_DIR: join(dir, 'state'), UPKEEP_NOW: String(Date.parse('2026-11-07T01:30:00Z') / 1000) }, 'postfix 3.5.25-1.el9 security small\nopenssl 3.0.7-2.el9 security small\n');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe('held postfix 3.5.25-1.el9\ninstalled openssl 3.0.7-2.el9\n');
+    expect(read(join(dir, 'calls'))).toBe('dnf -y upgrade --exclude=postfix openssl-3.0.7-2.el9\n');
   });
 });
 
