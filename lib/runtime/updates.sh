@@ -185,11 +185,11 @@ held() {
 }
 
 # Installs the promoted versions this host is older than; disruptive ones only when $1 is "yes".
-# Prints "installed NAME VERSION", "deferred NAME VERSION CLASS" and "held NAME VERSION" lines.
+# Prints "installed NAME VERSION", "deferred NAME VERSION CLASS", "held NAME VERSION" and
+# "refused NAME VERSION: WHY" lines; a refusal fails the run, at its end.
 install_promoted() {
   touch "$updates_dir/promoted"
   targets=
-  report=
   current=$(installed)
   while read -r name version class; do
     have=$(printf '%s\n' "$current" | awk -v p="$name" '$1 == p { print $2 }')
@@ -207,53 +207,102 @@ install_promoted() {
       echo "deferred $name $version $class"
       continue
     fi
-    case $UPKEEP_PACKAGE_FAMILY in
-      apt) targets="$targets $name=$version" ;;
-      dnf) targets="$targets $name-$version" ;;
-    esac
-    report="${report}installed $name $version
-"
+    targets="$targets $name=$version"
   done <"$updates_dir/promoted"
   [ -n "$targets" ] || return 0
   # shellcheck disable=SC2086 # one word per package=version
   case $UPKEEP_PACKAGE_FAMILY in
-    apt)
-      new_packages "$targets" || return 1
-      if [ -n "$new_names" ]; then
-        # Named to pin their versions; named packages count as installed by hand, which a
-        # dependency is not (apt may remove it once nothing needs it, as on staging).
-        apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold $targets $new_pins >&2
-        apt-mark auto $new_names >&2
-      else
-        apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold $targets >&2
-      fi
-      ;;
+    apt) install_pinned $targets ;;
     dnf)
       # Nor as a dependency of another: dnf then fails the transaction rather than upgrade it.
       excludes=
       for name in $hold; do excludes="$excludes --exclude=$name"; done
-      dnf -y upgrade $excludes $targets >&2
+      versions=
+      for target in $targets; do versions="$versions ${target%%=*}-${target#*=}"; done
+      dnf -y upgrade $excludes $versions >&2
+      for target in $targets; do echo "installed ${target%%=*} ${target#*=}"; done
       ;;
   esac
-  printf '%s' "$report"
 }
 
-# The packages the host lacks that installing $1 ("name=version" words) would add as
-# dependencies, pinned to the versions staging ran: new_names ("name ...") and new_pins
-# ("name=version ..."). Left to itself apt would take the newest version in the archive, which
-# staging may never have run. Fails, installing nothing, when staging ran no version of one.
-new_packages() {
-  new_names=
-  new_pins=
-  # shellcheck disable=SC2086 # one word per package=version
-  for name in $(apt-get -s -o Debug::NoLocking=1 install --only-upgrade --no-install-recommends $1 2>/dev/null | awk '/^Inst [^ ]+ \(/ { print $2 }'); do
-    version=$(awk -v p="$name" '$1 == p { print $2 }' "$updates_dir/promoted")
-    if [ -z "$version" ]; then
-      echo "updates: ${1# } needs $name, which this host lacks and staging did not install in a promoted wave; installing nothing" >&2
+# Installs the promoted versions $@ ("name=version" words) with apt, each only if apt then
+# changes nothing but to versions staging ran and promoted. Left to itself apt upgrades or adds a
+# dependency at the newest version in the archive, which staging may never have run; so every
+# other package apt would install or upgrade is named at its promoted version, and a target for
+# which that is not enough (a dependency staging ran no promoted version of, a held package, a
+# removal) is refused: left as it is, reported, and the run fails.
+# shellcheck disable=SC2086 # one word per package or package=version
+install_pinned() {
+  accepted=$*
+  if ! admissible "$accepted"; then
+    # One simulation per target, only when the whole set does not pass, to find those at fault.
+    accepted=
+    for target; do
+      if admissible "$target"; then accepted="$accepted $target"; else refuse "$target" "$why"; fi
+    done
+    # Each may pass alone and not with the others (two needing different versions of a library).
+    if [ -n "$accepted" ] && ! admissible "$accepted"; then
+      for target in $accepted; do refuse "$target" "$why (with the other promoted updates)"; done
+      accepted=
+    fi
+  fi
+  [ -n "$accepted" ] || return 0
+  pinned=
+  for pin in $pins; do pinned="$pinned ${pin%%=*}"; done
+  if [ -n "$pinned" ]; then manual=" $(apt-mark showmanual $pinned | tr '\n' ' ')"; fi
+  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold $accepted $pins >&2
+  if [ -n "$pinned" ]; then
+    # Named to pin their versions, they now count as installed by hand, which a dependency is not
+    # (apt may remove it once nothing needs it, as on staging).
+    auto=
+    for name in $pinned; do
+      case $manual in *" $name "*) ;; *) auto="$auto $name" ;; esac
+    done
+    [ -z "$auto" ] || apt-mark auto $auto >&2
+  fi
+  for target in $accepted; do echo "installed ${target%%=*} ${target#*=}"; done
+}
+
+refuse() {
+  echo "refused ${1%%=*} ${1#*=}: $2"
+  fail_at_end "promoted ${1%%=*} ${1#*=} not installed: $2"
+}
+
+# Whether apt, installing $1 ("name=version" words) with every other package it would install or
+# upgrade pinned to its promoted version, changes nothing but to promoted versions. Sets pins
+# ("name=version" words), and why when not.
+admissible() {
+  pins=
+  why=
+  while :; do
+    status=0
+    # shellcheck disable=SC2086 # one word per package=version
+    simulated=$(apt-get -s -o Debug::NoLocking=1 install --no-install-recommends $1 $pins 2>&1) || status=$?
+    if [ "$status" != 0 ]; then
+      why="apt cannot install it (exit $status: $(apt_error "$simulated"))"
       return 1
     fi
-    new_names="$new_names $name"
-    new_pins="$new_pins $name=$version"
+    # Inst NAME [OLD] (NEW ...) and Remv NAME [OLD] -> "pin NAME=VERSION" for a package apt
+    # would take at another version than its promoted one, "refuse WHY" for one it must not touch.
+    # Pins only grow, each to a promoted version not named yet, so the loop ends.
+    verdict=$(printf '%s\n' "$simulated" | awk -v words=" $1 $pins " -v hold=" $hold " '
+      FILENAME == ARGV[1] { promoted[$1] = $2; next }
+      /^Remv / { print "refuse it would remove " $2 }
+      /^Inst / {
+        name = $2; new = $0; sub(/^[^(]*\(/, "", new); sub(/ .*/, "", new)
+        if (index(words, " " name "=" new " ")) next
+        change = ($3 ~ /^\[/ ? "upgrade " name " to " new : "install " name " " new)
+        if (index(hold, " " name " ")) print "refuse it would " change ", which the policy holds"
+        else if (!(name in promoted)) print "refuse it would " change ", and no version of " name " has been promoted"
+        else if (promoted[name] == new) next
+        else if (index(words, " " name "=" promoted[name] " ")) print "refuse apt would install " name " " new " although " name " " promoted[name] " was asked for"
+        else print "pin " name "=" promoted[name]
+      }' "$updates_dir/promoted" -)
+    why=$(printf '%s\n' "$verdict" | sed -n 's/^refuse //p' | head -n 1)
+    [ -z "$why" ] || return 1
+    more=$(printf '%s\n' "$verdict" | sed -n 's/^pin //p' | tr '\n' ' ')
+    [ -n "$more" ] || return 0
+    pins="$pins $more"
   done
 }
 

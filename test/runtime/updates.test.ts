@@ -186,7 +186,8 @@ describe('mitigations.sh reverts what the policy no longer declares, and verify 
 describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upgrade: nothing is installed here)', () => {
   /**
    * A host whose installed packages are the file "installed" ("name version" lines); the FAKE
-   * apt-get offers the "Inst" lines of the file "offered" to a simulation, prints the file
+   * apt-get offers the "Inst" lines of the file "offered" to a simulation (at the versions it
+   * names as NAME=VERSION), prints the file
    * "update-output" (when there is one) on update and records every call;
    * the FAKE unattended-upgrade installs "upgrade" ("name version" lines) when it exists.
    */
@@ -205,7 +206,9 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
       writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(dir, 'bin', name), 0o755);
     };
-    fake('apt-get', `echo "apt-get $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\ncase "$*" in -s*) cat '${dir}/offered' ;; *' update') [ ! -f '${dir}/update-output' ] || cat '${dir}/update-output' ;; esac`);
+    // A simulation takes the version of a package named as NAME=VERSION, as apt does.
+    const simulate = `awk -v args=" $* " 'BEGIN { n = split(args, a, " "); for (i = 1; i <= n; i++) if (split(a[i], kv, "=") == 2) pin[kv[1]] = kv[2] } /^Inst / && ($2 in pin) { sub(/\\([^ ]*/, "(" pin[$2]) } { print }' '${dir}/offered'`;
+    fake('apt-get', `echo "apt-get $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\ncase "$*" in -s*) ${simulate} ;; *' update') [ ! -f '${dir}/update-output' ] || cat '${dir}/update-output' ;; esac`);
     fake('apt-mark', `echo "apt-mark $*" >> '${dir}/calls'`);
     fake('dpkg-query', `awk '{ print "ii ", $1, $2 }' '${dir}/installed'`);
     fake('unattended-upgrade', `echo "unattended-upgrade $* APT_CONFIG=\${APT_CONFIG:-}" >> '${dir}/calls'\nif [ -f '${dir}/upgrade' ]; then awk 'NR == FNR { v[$1] = $2; next } { print $1, ($1 in v ? v[$1] : $2) }' '${dir}/upgrade' '${dir}/installed' > '${dir}/installed.new' && mv '${dir}/installed.new' '${dir}/installed'; fi`);
@@ -292,7 +295,7 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(outside.stderr).not.toContain('updates:');
     expect(outside.status).toBe(0);
     expect(outside.stdout).toBe('deferred kernel 2.0 reboot\ninstalled demo 1.1\n');
-    expect(h.calls()).toContain('apt-get install -y -q --only-upgrade --no-install-recommends -o Dpkg::Options::=--force-confold demo=1.1 APT_CONFIG=');
+    expect(h.calls()).toContain('apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold demo=1.1 APT_CONFIG=');
     expect(h.state('updates/promoted')).toBe('absent 3.0 small\ndemo 1.1 small\nkernel 2.0 reboot\n');
     // Inside the window the routine run installs the disruptive one (and demo again: the FAKE installs nothing).
     const inside = h.run(['routine'], { utc: '2026-11-08T01:30:00Z' });
@@ -331,13 +334,14 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(promoted.stderr).not.toContain('updates:');
     expect(promoted.status).toBe(0);
     expect(promoted.stdout).toBe('installed demo 1.1\n');
-    expect(h.calls()).toContain('apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold demo=1.1 libdemo2=2.0 APT_CONFIG=\napt-mark auto libdemo2\n');
+    expect(h.calls()).toContain('apt-mark showmanual libdemo2\napt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold demo=1.1 libdemo2=2.0 APT_CONFIG=\napt-mark auto libdemo2\n');
 
     const lacking = host('production', 'demo 1.0\n', 'rolling');
     lacking.offer('Inst libdemo2 (2.1 Debian:testing [amd64])\nInst demo [1.0] (1.1 Debian:testing [all])\n');
     const refused = lacking.run(['promote', 'security'], { input: 'demo 1.1 security small\n' });
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toContain('updates: demo=1.1 needs libdemo2, which this host lacks and staging did not install in a promoted wave; installing nothing');
+    expect(refused.stdout).toBe('refused demo 1.1: it would install libdemo2 2.1, and no version of libdemo2 has been promoted\n');
+    expect(refused.stderr).toContain('updates: promoted demo 1.1 not installed: it would install libdemo2 2.1, and no version of libdemo2 has been promoted\n');
     expect(lacking.calls()).not.toContain('apt-get install -y');
   });
 
@@ -356,6 +360,15 @@ describe('updates.sh on an apt host (FAKE apt-get, dpkg-query and unattended-upg
     expect(h.run(['security'], { utc: '2026-11-08T02:00:00Z' }).status).toBe(0);
     expect(h.state('updates/archive-read')).toBe(`${Date.parse('2026-11-08T02:00:00Z') / 1000}\n`);
     expect(existsSync(join(h.dir, 'state/updates/archive-problem'))).toBe(false);
+  });
+
+  it('production: refuses a promoted update that would make apt remove a package', () => {
+    const h = host('production', 'demo 1.0\nold-demo-plugin 1\n');
+    h.offer('Remv old-demo-plugin [1]\nInst demo [1.0] (1.1 Debian-Security:12/bookworm-security [all])\n');
+    const run = h.run(['promote', 'security'], { input: 'demo 1.1 security small\n' });
+    expect(run.stdout).toBe('refused demo 1.1: it would remove old-demo-plugin\n');
+    expect(run.status).toBe(1);
+    expect(h.calls()).not.toContain('apt-get install -y');
   });
 
   it('refuses an unknown mode or kind, and promote on a staging host', () => {
@@ -404,8 +417,8 @@ describe('updates.sh with the real apt-get of this machine, against a test repos
   /**
    * A host whose apt is this machine's apt-get, given its own package lists, sources (every suite
    * of `repo`) and dpkg status (`installed`) through APT_CONFIG and DPKG_ADMINDIR. apt-get update
-   * and every simulation (-s) are apt's own; an install is recorded in "calls", not done: this
-   * machine's packages are not the test's to change.
+   * and every simulation (-s) are apt's own, as is apt-mark (on the host's own record); an install
+   * is recorded in "calls", not done: this machine's packages are not the test's to change.
    */
   function aptHost(repo: DebRepo, role: 'staging' | 'production', installed: readonly Installed[], settings: Record<string, string> = {}) {
     const dir = tempDir();
@@ -445,7 +458,7 @@ describe('updates.sh with the real apt-get of this machine, against a test repos
     );
     const realAptGet = whichProgram('apt-get');
     writeFileSync(join(dir, 'bin/apt-get'), `#!/bin/sh\ncase " $* " in *" -s "* | *" update "*) exec '${realAptGet}' "$@" ;; esac\necho "apt-get $*" >> '${dir}/calls'\n`);
-    writeFileSync(join(dir, 'bin/apt-mark'), `#!/bin/sh\necho "apt-mark $*" >> '${dir}/calls'\n`);
+    writeFileSync(join(dir, 'bin/apt-mark'), `#!/bin/sh\necho "apt-mark $*" >> '${dir}/calls'\nexec '${whichProgram('apt-mark')}' "$@"\n`);
     for (const name of ['apt-get', 'apt-mark']) chmodSync(join(dir, 'bin', name), 0o755);
     const env = (time: string): Record<string, string> => ({
       PATH: `${join(dir, 'bin')}:${process.env.PATH}`,
@@ -522,6 +535,55 @@ describe('updates.sh with the real apt-get of this machine, against a test repos
     const blind = h.check('2026-11-09T01:00:00Z');
     expect(blind.stdout).toContain(`UNKNOWN: the updates on offer were last read from the archive 25h0m ago, longer than the 86400s deadline: apt-get update could not refresh the package lists (exit 100: E: Failed to fetch ${url}/dists/bookworm/InRelease`);
     expect(blind.status).toBe(3);
+  });
+
+  /** A security fix (app 2) that needs a newer libfoo, which the archive has in two versions. */
+  async function libraryTransition(): Promise<DebRepo> {
+    const r = await startDebRepo();
+    await r.publish({ name: 'libfoo', version: '2', suite: 'bookworm' });
+    await r.publish({ name: 'libfoo', version: '3', suite: 'bookworm' });
+    await r.publish({ name: 'app', version: '2', suite: 'bookworm-security', depends: 'libfoo (>= 2)' });
+    await r.publish({ name: 'demo', version: '1.1', suite: 'bookworm-security' });
+    return r;
+  }
+  const INSTALL = 'apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold';
+
+  it('GIVEN a promoted fix whose dependency apt would take at a version no wave promoted, THEN that fix is refused and the run fails; once staging\'s version is promoted, it is installed with the dependency pinned to it', async () => {
+    repo = await libraryTransition();
+    const h = aptHost(repo, 'production', [{ name: 'app', version: '1', depends: 'libfoo' }, { name: 'libfoo', version: '1' }, { name: 'demo', version: '1.0' }]);
+    writeFileSync(join(h.dir, 'apt/extended_states'), 'Package: libfoo\nArchitecture: all\nAuto-Installed: 1\n');
+    // Staging took libfoo 2 with app 2; libfoo came from the regular suite, so it is a routine update and this security wave does not carry it.
+    const security = await h.run(['promote', 'security'], '2026-11-07T01:30:00Z', 'app 2 security small\nlibfoo 2 routine small\ndemo 1.1 security small\n');
+    expect(security.stdout).toBe('refused app 2: it would upgrade libfoo to 3, and no version of libfoo has been promoted\ninstalled demo 1.1\n');
+    expect(security.stderr).toContain('updates: promoted app 2 not installed: it would upgrade libfoo to 3, and no version of libfoo has been promoted\n');
+    expect(security.status).toBe(1);
+    expect(h.calls()).toBe(`${INSTALL} demo=1.1\n`);
+
+    // The routine wave promotes libfoo 2 (disruptive: outside the window it waits); app 2 may now go, with libfoo at 2, not 3.
+    writeFileSync(join(h.dir, 'calls'), '');
+    const routine = await h.run(['promote', 'routine'], '2026-11-07T01:30:00Z', 'libfoo 2 routine restart\n');
+    expect(routine.stderr).not.toContain('updates:');
+    expect(routine.status).toBe(0);
+    expect(routine.stdout).toBe('deferred libfoo 2 restart\ninstalled app 2\ninstalled demo 1.1\n');
+    expect(h.calls()).toBe(`apt-mark showmanual libfoo\n${INSTALL} app=2 demo=1.1 libfoo=2\napt-mark auto libfoo\n`);
+  });
+
+  it('GIVEN a promoted fix that needs a package the policy holds upgraded, THEN it is refused, and the held package is not installed', async () => {
+    repo = await libraryTransition();
+    const h = aptHost(repo, 'production', [{ name: 'app', version: '1', depends: 'libfoo' }, { name: 'libfoo', version: '1' }], { UPKEEP_HOLD: 'libfoo' });
+    const run = await h.run(['promote', 'security'], '2026-11-07T01:30:00Z', 'app 2 security small\nlibfoo 2 security small\n');
+    expect(run.stdout).toBe('held libfoo 2\nrefused app 2: it would upgrade libfoo to 3, which the policy holds\n');
+    expect(run.status).toBe(1);
+    expect(h.calls()).toBe('');
+  });
+
+  it('GIVEN a promoted version that is not in the host\'s package lists, THEN it is refused with apt\'s own words', async () => {
+    repo = await libraryTransition();
+    const h = aptHost(repo, 'production', [{ name: 'demo', version: '1.0' }]);
+    const run = await h.run(['promote', 'security'], '2026-11-07T01:30:00Z', 'demo 1.2 security small\n');
+    expect(run.stdout).toBe("refused demo 1.2: apt cannot install it (exit 100: E: Version '1.2' for 'demo' was not found)\n");
+    expect(run.status).toBe(1);
+    expect(h.calls()).toBe('');
   });
 });
 
