@@ -21,9 +21,9 @@
 # saw an update of that package and kind, kept until it is installed; check-security-updates.sh
 # alerts on its age against the deadline. A record is only as good as the package lists it was
 # made from: STATE/updates/archive-read holds when a run last refreshed every list and recorded
-# what they offer, STATE/updates/archive-problem ("since why") why runs have failed to since, and
-# the check alerts when that is longer ago than the deadline. A run that could not refresh the
-# lists still does what it can with the old ones, then fails.
+# what they offer, STATE/updates/archive-problem ("SINCE WHY") why runs have failed to do so since
+# SINCE, and the check alerts once that is longer ago than the deadline. A run that could not
+# refresh the lists still does what it can with the old ones, then fails.
 #
 # kind: security (the version comes from a security suite; every update on a rolling channel) or
 # routine. class: small (no reboot, no service restart), reboot (the package asked for one in
