@@ -103,6 +103,16 @@ export function parseStaged(host: string, text: string): StagedPackage[] {
     });
 }
 
+/** What `updates.sh promote` reports: "installed NAME VERSION", "deferred NAME VERSION CLASS", "held NAME VERSION" lines. */
+export function parsePromoteReport(text: string): { installed: string[]; deferred: string[]; held: string[] } {
+  const report = { installed: [] as string[], deferred: [] as string[], held: [] as string[] };
+  for (const line of text.split('\n')) {
+    const [what, ...rest] = line.trim().split(/\s+/);
+    if (what === 'installed' || what === 'deferred' || what === 'held') report[what].push(rest.join(' '));
+  }
+  return report;
+}
+
 /**
  * The versions to promote: of the wave's kind, what every staging host that installed a package
  * agrees on, both before and after the soak (a version a staging host moved past during the soak
@@ -322,15 +332,14 @@ async function runWave(options: UpdateWaveOptions): Promise<Omit<UpdateWaveResul
     const base = { host, group, installed: [] as string[], deferred: [] as string[] };
     try {
       const manifest = promoted.map((p) => `${p.name} ${p.version} ${p.kind} ${p.class}\n`).join('');
-      const out = await run(host, `promote-${kind}`, wave, group, `${UPDATES} promote ${kind}`, manifest);
-      for (const line of out.split('\n')) {
-        const [what, ...rest] = line.trim().split(/\s+/);
-        if (what === 'installed') base.installed.push(rest.join(' '));
-        if (what === 'deferred') base.deferred.push(rest.join(' '));
-      }
-      const said = [base.installed.length > 0 && `installed ${base.installed.join(', ')}`, base.deferred.length > 0 && `waits for its window: ${base.deferred.join(', ')}`].filter(Boolean);
+      const { installed, deferred, held } = parsePromoteReport(await run(host, `promote-${kind}`, wave, group, `${UPDATES} promote ${kind}`, manifest));
+      const said = [
+        installed.length > 0 && `installed ${installed.join(', ')}`,
+        deferred.length > 0 && `waits for its window: ${deferred.join(', ')}`,
+        held.length > 0 && `held by its policy, not installed: ${held.join(', ')}`,
+      ].filter(Boolean);
       progress(`  ${host}  ${said.length > 0 ? said.join('; ') : 'already up to date'}`, 'ok');
-      return { ...base, status: base.installed.length > 0 ? 'updated' : 'unchanged' };
+      return { ...base, installed, deferred, status: installed.length > 0 ? 'updated' : 'unchanged' };
     } catch (error) {
       progress(`  ${host}  failed: ${firstLine(error)}`, 'fail');
       return { ...base, status: 'failed', detail: firstLine(error) };

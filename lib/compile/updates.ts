@@ -121,6 +121,9 @@ export function compileUpdates(host: ResolvedHost, updates: ResolvedUpdates, sta
       UPKEEP_UPDATE_ROLE: staging ? 'staging' : 'production',
       // Only when set: stable hosts' files stay as they were.
       ...(updates.channel === 'rolling' ? { UPKEEP_UPDATE_CHANNEL: 'rolling' } : {}),
+      // Promotion installs with apt-get/dnf directly, which read neither the unattended-upgrades
+      // blacklist nor dnf-automatic's exclude: updates.sh skips these itself.
+      ...(updates.hold.length > 0 ? { UPKEEP_HOLD: updates.hold.join(' ') } : {}),
     })),
     ...(updates.rebootSet ? rebootSetFiles(host, window, updates.rebootSet) : []),
     ...(apt ? aptFiles(updates) : dnfFiles(updates)),

@@ -2,7 +2,7 @@
 // itself runs on real hosts in test/fleet/update-promotion.test.ts).
 
 import { describe, expect, it } from 'vitest';
-import { parseStaged, promotable, type StagedPackage } from '../../lib/apply/update-wave.ts';
+import { parsePromoteReport, parseStaged, promotable, type StagedPackage } from '../../lib/apply/update-wave.ts';
 
 const pkg = (name: string, version: string, kind: 'security' | 'routine' = 'security', cls: StagedPackage['class'] = 'small', ageSeconds = 100): StagedPackage => ({ name, version, kind, class: cls, ageSeconds });
 const hosts = (entries: Record<string, StagedPackage[]>) => new Map(Object.entries(entries));
@@ -31,5 +31,15 @@ describe('parseStaged', () => {
     expect(parseStaged('stage1', 'openssl 3.0.1-1+deb12u1 security reboot 42\n')).toEqual([pkg('openssl', '3.0.1-1+deb12u1', 'security', 'reboot', 42)]);
     expect(() => parseStaged('stage1', 'openssl 3.0.1;rm -rf / security small 1\n')).toThrow(/^stage1: unexpected line from updates.sh staged/);
     expect(() => parseStaged('stage1', 'openssl 3.0.1 security sometimes 1\n')).toThrow(/stage1/);
+  });
+});
+
+describe('parsePromoteReport', () => {
+  it('reads what a production host installed, left for its window and skipped because its policy holds it', () => {
+    expect(parsePromoteReport('held postgresql-15 15.2-1\ndeferred linux-image-amd64 6.1.1 reboot\ninstalled openssl 3.0.1\n')).toEqual({
+      installed: ['openssl 3.0.1'],
+      deferred: ['linux-image-amd64 6.1.1 reboot'],
+      held: ['postgresql-15 15.2-1'],
+    });
   });
 });

@@ -201,6 +201,13 @@ describe('compileHost', () => {
     expect(sourced(env(compileHost(resolvedFleet([rolling]), rolling)), 'UPKEEP_UPDATE_CHANNEL')).toBe('rolling');
   });
 
+  it('tells updates.sh the held packages, which promotion must skip on apt and dnf hosts alike', () => {
+    const env = (state: HostDesiredState) => file(state, '/etc/upkeep/updates.env').content!;
+    expect(sourced(env(compiled('web1')), 'UPKEEP_HOLD')).toBe('nginx libstdc++6');
+    expect(sourced(env(compiled('mail1')), 'UPKEEP_HOLD')).toBe('postfix');
+    expect(env(compiled('web-staging'))).not.toContain('UPKEEP_HOLD');
+  });
+
   it('compiles a host exempt from updates and backups to its monitoring alone', () => {
     const exempt: ResolvedHost = { ...host('web-staging'), updates: undefined, backups: undefined, exempt: { updates: 'appliance', backups: 'stateless' } };
     const state = compileHost(resolvedFleet([exempt]), exempt);

@@ -28,11 +28,13 @@ export function tempDir(files: Record<string, string> = {}): string {
 
 /**
  * As runScript, without blocking the event loop (for tests that serve HTTP in this process, or
- * hold what the script waits for); `onStderr` sees its stderr so far as it grows.
+ * hold what the script waits for); `onStderr` sees its stderr so far as it grows. With `input`,
+ * that is the script's whole stdin.
  */
-export function runScriptAsync(name: string, args: readonly string[] = [], env: Record<string, string> = {}, onStderr: (stderr: string) => void = () => {}): Promise<ScriptRun> {
+export function runScriptAsync(name: string, args: readonly string[] = [], env: Record<string, string> = {}, onStderr: (stderr: string) => void = () => {}, input?: string): Promise<ScriptRun> {
   return new Promise((resolve) => {
     const child = spawn('/bin/sh', [join(RUNTIME_SOURCE, name), ...args], { env: { ...process.env, ...env } });
+    if (input !== undefined) child.stdin.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
