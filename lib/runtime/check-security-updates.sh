@@ -13,7 +13,13 @@ set -u
 case $UPKEEP_PACKAGE_FAMILY in
   apt) ;;
   dnf)
-    pending=$(dnf -q updateinfo list --security --available 2>/dev/null | grep -c .)
+    # dnf's own failure (a mirror unreachable, an expired key, a broken cache) is not "nothing
+    # pending": its exit status is kept, not lost in a pipeline.
+    if ! list=$(dnf -q updateinfo list --security --available 2>&1); then
+      echo "UNKNOWN: dnf cannot list security updates: $(printf '%s\n' "$list" | tail -n 1)"
+      exit 3
+    fi
+    pending=$(printf '%s\n' "$list" | grep -c .)
     if [ "$pending" -gt 0 ]; then
       echo "WARNING: $pending security updates pending"
       exit 1

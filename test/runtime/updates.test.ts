@@ -726,3 +726,29 @@ describe('mitigations.sh never writes or removes a drop-in through a symlink ano
     expect(readdirSync(join(dir, 'conf.d'))).toEqual(['off.conf']);
   });
 });
+
+describe('check-security-updates.sh on a dnf host (FAKE dnf: no dnf in this machine)', () => {
+  /** The check with a FAKE dnf that prints `out` and exits `rc`. */
+  function check(out: string, rc: number) {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin', 'dnf'), `#!/bin/sh\necho "$*" > '${dir}/args'\nprintf '%s' '${out}'\nexit ${rc}\n`);
+    chmodSync(join(dir, 'bin', 'dnf'), 0o755);
+    const run = runScript('check-security-updates.sh', [], { UPKEEP_PACKAGE_FAMILY: 'dnf', UPKEEP_SECURITY_DEADLINE: '86400', PATH: `${join(dir, 'bin')}:${process.env.PATH}` });
+    return { ...run, args: read(join(dir, 'args')).trim() };
+  }
+
+  it('is WARNING while security updates are pending, asking dnf for the security advisories on offer', () => {
+    const run = check('FEDORA-2026-1 Important/Sec. openssl-3.0.7-2.fc40.x86_64\n', 0);
+    expect(run.stdout).toBe('WARNING: 1 security updates pending\n');
+    expect(run.status).toBe(1);
+    expect(run.args).toBe('-q updateinfo list --security --available');
+    expect(check('', 0).status).toBe(0);
+  });
+
+  it('is UNKNOWN, never OK, when dnf itself fails (a mirror unreachable, an expired key), naming its error', () => {
+    const run = check('Error: Failed to download metadata for repo updates: Cannot download repomd.xml\n', 1);
+    expect(run.stdout).toBe('UNKNOWN: dnf cannot list security updates: Error: Failed to download metadata for repo updates: Cannot download repomd.xml\n');
+    expect(run.status).toBe(3);
+  });
+});
