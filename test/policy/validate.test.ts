@@ -66,6 +66,25 @@ describe('validateFleet', () => {
     expect(issuesOf(spec)).toContainEqual(expect.stringContaining('groups.production: staging group "staging" must finish its window'));
   });
 
+  it('checks the window of every host against staging\'s, not only the first host of each group', () => {
+    // backup1 is the production group's first host; web2, later, sets a window before staging's.
+    const early = editable();
+    early.hosts.web2.updates = { window: { every: 'week', days: ['sat'], start: '01:00', duration: '1h', timeZone: 'Europe/Berlin' } };
+    expect(issuesOf(early)).toEqual([
+      'hosts.web2.updates.window: staging group "staging" must finish its window (sat 02:00 Europe/Berlin) and soak before each window of host "web2" (group "production") (sat 01:00 Europe/Berlin) opens',
+    ]);
+    // A second staging host whose own window comes after production's.
+    const late = editable();
+    late.hosts.stage2 = { group: 'staging', roles: ['web'], address: '192.0.2.4', updates: { window: { every: 'week', days: ['sun'], start: '03:00', duration: '1h', timeZone: 'Europe/Berlin' } } };
+    expect(issuesOf(late)).toEqual([
+      'hosts.stage2.updates.window: staging host "stage2" (group "staging") must finish its window (sun 03:00 Europe/Berlin) and soak before each window of "production" (sun 02:00 Europe/Berlin) opens',
+    ]);
+    // A host's own window that keeps the order is fine.
+    const fine = editable();
+    fine.hosts.web2.updates = { window: { every: 'week', days: ['sun'], start: '04:00', duration: '1h', timeZone: 'Europe/Berlin' } };
+    expect(issuesOf(fine)).toEqual([]);
+  });
+
   it('accepts monthly windows where staging is the first Saturday and production the second Sunday', () => {
     const spec = editable();
     spec.groups.staging.updates.window = { every: 'month', nth: 1, weekday: 'sat', start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' };
