@@ -122,6 +122,18 @@ describe('validateFleet', () => {
     expect(issuesOf(spec).filter((i) => i.includes('bad calendar'))).toEqual(['defaults.backups.schedule: bad calendar expression: "25:00" is not a time such as 02:00 or 02:00:00']);
   });
 
+  it('refuses a window time zone spelled otherwise than the IANA name (systemd and the hosts\' zoneinfo are case-sensitive), and a schedule that never runs', () => {
+    const spec = editable();
+    spec.defaults.updates.window.timeZone = 'europe/berlin';
+    spec.defaults.backups.schedule = '*-02-30 01:30';
+    spec.defaults.backups.check = { schedule: 'Sun *-*-* 05:00:00 europe/berlin' };
+    expect(issuesOf(spec).filter((i) => i.startsWith('defaults.'))).toEqual([
+      'defaults.updates.window.timeZone: "europe/berlin" is not spelled as the IANA time zone is: systemd and the hosts\' tz database match names exactly, capitals included — did you mean "Europe/Berlin"?',
+      'defaults.backups.schedule: bad calendar expression: "*-02-30" names no date that exists: the timer would never run (systemd-analyze calendar says "Next elapse: never")',
+      'defaults.backups.check.schedule: bad calendar expression: "europe/berlin" is not spelled as the IANA time zone is: systemd and the hosts\' tz database match names exactly, capitals included — did you mean "Europe/Berlin"?',
+    ]);
+  });
+
   it('collects every problem at once instead of stopping at the first', () => {
     const spec = editable();
     spec.hosts.web1.group = 'nope';
