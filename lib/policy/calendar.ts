@@ -6,13 +6,14 @@ import { isTimeZoneName, timeZoneProblem } from './time-zone.ts';
 
 const SHORTHANDS = new Set(['minutely', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'annually', 'quarterly', 'semiannually']);
 const WEEKDAY = '(?:mon|tue|wed|thu|fri|sat|sun)(?:day|sday|nesday|rsday|urday)?';
+const DAY_NAMES = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const WEEKDAYS = new RegExp(`^${WEEKDAY}(?:(?:\\.\\.|-)${WEEKDAY})?(?:,${WEEKDAY}(?:(?:\\.\\.|-)${WEEKDAY})?)*$`, 'i');
 
-/** One component such as "*", "5", "1..7", "0/15", "01,15" checked against its range. */
+/** One component such as "*", "5", "1..7", "0/15", "01,15" checked against its range (systemd refuses "*" with a repetition). */
 function component(text: string, min: number, max: number): boolean {
   return text.split(',').every((part) => {
     const m = /^(\*|\d+)(?:\.\.(\d+))?(?:\/(\d+))?$/.exec(part);
-    if (!m) return false;
+    if (!m || (m[1] === '*' && (m[2] !== undefined || m[3] !== undefined))) return false;
     const values = [m[1], m[2]].filter((v): v is string => v !== undefined && v !== '*').map(Number);
     if (m[3] !== undefined && Number(m[3]) === 0) return false;
     return values.every((v) => v >= min && v <= max) && (values.length < 2 || values[0] <= values[1]);
@@ -22,22 +23,37 @@ function component(text: string, min: number, max: number): boolean {
 function date(text: string): boolean {
   const m = /^(?:(\*|[\d.,/]+)-)?(\*|[\d.,/]+)([-~])(\*|[\d.,/]+)$/.exec(text);
   if (!m) return false;
-  return (m[1] === undefined || component(m[1], 1970, 2199)) && component(m[2], 1, 12) && component(m[4], 1, 31);
+  // systemd counts at most 28 days back from the end of a month (~01 to ~28).
+  return (m[1] === undefined || component(m[1], 1970, 2199)) && component(m[2], 1, 12) && component(m[4], 1, m[3] === '~' ? 28 : 31);
 }
 
-/** The values a valid component stands for, within min..max ("a/s" repeats from a to max). */
-function valuesOf(text: string, min: number, max: number): number[] {
+/** A weekday range that runs backwards ("Sun..Mon"), which systemd refuses, or undefined. */
+function backwardsRange(weekdays: string): string | undefined {
+  return weekdays.split(',').find((part) => {
+    const [from, to] = part.toLowerCase().split(/\.\.|-/).map((name) => DAY_NAMES.indexOf(name.slice(0, 3)));
+    return to !== undefined && (from as number) > to;
+  });
+}
+
+/**
+ * The values a valid component stands for, within min..max: "a/s" repeats from a up to max, or,
+ * for days counted from the end of the month ("~07/1": the last seven), from a down to min.
+ */
+function valuesOf(text: string, min: number, max: number, fromEnd = false): number[] {
   const out: number[] = [];
   for (const part of text.split(',')) {
     const m = /^(\*|\d+)(?:\.\.(\d+))?(?:\/(\d+))?$/.exec(part) as RegExpExecArray;
     const start = m[1] === '*' ? min : Number(m[1]);
+    const step = Number(m[3] ?? 1);
+    if (fromEnd && m[2] === undefined && m[3] !== undefined) {
+      for (let v = start; v >= min; v -= step) out.push(v);
+      continue;
+    }
     const end = m[2] !== undefined ? Number(m[2]) : m[1] === '*' || m[3] !== undefined ? max : start;
-    for (let v = start; v <= end; v += Number(m[3] ?? 1)) out.push(v);
+    for (let v = start; v <= end; v += step) out.push(v);
   }
   return out;
 }
-
-const DAY_NAMES = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 /** Weekdays (0 = Monday) a valid weekday word stands for. */
 function weekdaysOf(text: string): Set<number> {
@@ -62,7 +78,7 @@ function dateExists(dateWord: string, weekdayWord: string | undefined): boolean 
   const months = valuesOf(m[2], 1, 12);
   // "~" counts days from the end of the month: ~1 is its last day.
   const fromEnd = m[3] === '~';
-  const days = valuesOf(m[4], 1, 31);
+  const days = valuesOf(m[4], 1, 31, fromEnd);
   const weekdays = weekdayWord === undefined ? undefined : weekdaysOf(weekdayWord);
   for (const year of years) {
     for (const month of months) {
@@ -89,7 +105,11 @@ export function calendarProblem(expr: string): string | undefined {
   if (words.length === 1 && SHORTHANDS.has(words[0].toLowerCase())) return undefined;
   let i = 0;
   const weekday = WEEKDAYS.test(words[0] ?? '') ? words[0] : undefined;
-  if (weekday !== undefined) i++;
+  if (weekday !== undefined) {
+    const backwards = backwardsRange(weekday);
+    if (backwards !== undefined) return `"${backwards}" runs backwards: systemd takes weekday ranges from Monday to Sunday only (e.g. Mon..Fri, Sat,Sun)`;
+    i++;
+  }
   if (i < words.length && /[-~]/.test(words[i]) && !words[i].includes(':')) {
     if (!date(words[i])) return `"${words[i]}" is not a date such as *-*-01 or 2026-12-24`;
     if (!dateExists(words[i], weekday)) {

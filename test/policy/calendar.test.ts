@@ -25,6 +25,12 @@ describe('calendarProblem', () => {
     expect(calendarProblem('*-*-* 01:30:00 Europe/Berlin')).toBeUndefined();
     expect(calendarProblem('*-*-* 01:30:00 Mars/Olympus')).toBe('"Mars/Olympus" is not a weekday, date, time or time zone');
   });
+
+  it('refuses what systemd cannot parse: a weekday range that runs backwards, a day more than 28 back from the end of a month, "*" with a repetition', () => {
+    expect(calendarProblem('Sun..Mon *-*-* 03:00')).toBe('"Sun..Mon" runs backwards: systemd takes weekday ranges from Monday to Sunday only (e.g. Mon..Fri, Sat,Sun)');
+    expect(calendarProblem('*-*~29 03:00')).toBe('"*-*~29" is not a date such as *-*-01 or 2026-12-24');
+    expect(calendarProblem('*:*/15')).toBe('"*:*/15" is not a time such as 02:00 or 02:00:00');
+  });
 });
 
 describe('timeZoneProblem', () => {
@@ -63,6 +69,9 @@ describe.skipIf(!programsAvailable('test/policy/calendar.test.ts', ['systemd-ana
     // 1 February 2196 is a Monday: the rest of that week has none.
     'Mon 2196-02-02..07',
     'Mon 2196-02-01..07',
+    // The last three days of February 2190 are a Friday, Saturday and Sunday.
+    'Mon 2190-02~03/1',
+    'Sun 2190-02~03/1',
     'Sat,Sun *-02-29',
     '*-02,04-30',
     '*-*~07/1 04:00',
@@ -71,6 +80,16 @@ describe.skipIf(!programsAvailable('test/policy/calendar.test.ts', ['systemd-ana
     '*-*-* 01:30:00 Asia/Kolkata',
     '*-*-* 01:30:00 Etc/UTC',
     'daily',
+    // What systemd cannot parse at all.
+    '*-*~28',
+    '*-*~29',
+    '*-01~31',
+    '*-*-*/2 01:00',
+    '*:*/15',
+    '*:0/15',
+    'Sun..Mon *-*-*',
+    'Tue-Mon',
+    'Mon..Sun',
   ])('%s', (expr) => {
     expect(calendarProblem(expr) === undefined, calendarProblem(expr)).toBe(systemdRuns(expr));
   });
