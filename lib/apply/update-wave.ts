@@ -16,6 +16,7 @@ import type { PlanDocument, PlannedGroup, PlannedHost } from '../plan/plan-forma
 import { CONFIG_DIR, RUNTIME_DIR } from '../compile/desired-state.ts';
 import { healthGate, readState } from '../hosts/host-agent.ts';
 import { firstLine, lastLines, pMap, type Transport } from '../hosts/transport.ts';
+import { judgeHealth } from './health-judgement.ts';
 import { FLEET } from './journal.ts';
 import { checkUnitsOf, wavesOf, type RolloutOptions } from './rollout.ts';
 
@@ -237,23 +238,31 @@ async function runWave(options: UpdateWaveOptions): Promise<Omit<UpdateWaveResul
       progress(`soak: watching staging for ${remaining}s more (soak ${soakSeconds}s) before promoting`, 'heading');
       await journal.step(soak, () => sleep(remaining * 1000));
     }
-    if (remaining > 0) {
-      const failures = await gate(stagingHosts, waveNumber, soak.group);
-      if (failures.size > 0) {
-        for (const [host, detail] of failures) outcomes.set(host, { ...(outcomes.get(host) as WaveHostOutcome), status: 'failed', detail });
-        return stop(`${failures.size} staging host(s) failed their health gate after the soak; nothing is promoted`, soak.group);
-      }
-    }
 
     // 3. The manifest: what staging ran through the soak.
-    const { packages, dropped } = promotable(kind, beforeSoak, remaining > 0 ? await readStaged(stagingHosts) : beforeSoak);
+    const afterSoak = remaining > 0 ? await readStaged(stagingHosts) : beforeSoak;
+    const { packages, dropped } = promotable(kind, beforeSoak, afterSoak);
+
+    // 4. Staging's gate, right before promotion: every staging host that runs a version about to be
+    // promoted, whatever installed it. Staging's own timer usually installed a fix before the
+    // pipeline ran (the host is "unchanged" in this wave, the fix older than the soak, and
+    // a routine wave outside the window installs nothing): without this gate nothing would check
+    // staging at all. A host the gate cannot run on was not seen to pass: nothing is promoted.
+    if (packages.length > 0) {
+      const running = stagingHosts.filter((host) => afterSoak.get(host)?.some((p) => packages.some((q) => q.name === p.name && q.version === p.version)));
+      const failures = await gate(running, waveNumber, soak.group);
+      if (failures.size > 0) {
+        for (const [host, detail] of failures) outcomes.set(host, { ...(outcomes.get(host) as WaveHostOutcome), status: 'failed', detail });
+        return stop(`${failures.size} staging host(s) failed their health gate before promotion; nothing is promoted`, soak.group);
+      }
+    }
     for (const why of dropped) progress(`  not promoted: ${why}`, 'warn');
     promoted = packages;
     journal.record({ host: FLEET, step: 'promote' }, 'ok', new Date(), packages.length === 0 ? 'nothing to promote' : packages.map((p) => `${p.name}=${p.version} (${p.kind}, ${p.class})`).join(', '));
     options.onPromote?.(packages);
     progress(`promoting ${packages.length} ${kind} package version(s)${packages.map((p) => `\n  ${p.name} ${p.version} (${p.class})`).join('')}`, 'heading');
 
-    // 4. Production, group by group in batches, soaking between groups as the rollout does.
+    // 5. Production, group by group in batches, soaking between groups as the rollout does.
     for (const [index, group] of production.entries()) {
       if (packages.length === 0) {
         for (const host of group.hosts) outcomes.set(host, { host, group: group.name, status: 'unchanged', installed: [], deferred: [] });
@@ -355,20 +364,31 @@ async function runWave(options: UpdateWaveOptions): Promise<Omit<UpdateWaveResul
     return new Map(read);
   }
 
+  /**
+   * Health gate on `hosts` by health-judgement's rules, judged without a "before": a version may
+   * have been installed hours ago by the host's timer, and a check failing now, even one that was
+   * failing before the install, is a check the host has not passed with the version it runs. A
+   * host the gate cannot run on fails it.
+   */
   async function gate(hosts: readonly string[], wave: number, group: string): Promise<Map<string, string>> {
     const failures = new Map<string, string>();
     if (hosts.length === 0) return failures;
     await pMap(hosts, Math.min(parallel, hosts.length), async (host) => {
+      let reported: readonly string[] = [];
       try {
-        const report = await journal.step({ host, step: 'health-gate', wave, group }, () => healthGate(options.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost)), (r) =>
-          r.ok ? { result: 'ok' } : { result: 'failed', detail: r.problems.join('; ') },
+        const verdict = await journal.step(
+          { host, step: 'health-gate', wave, group },
+          async () => judgeHealth(await healthGate(options.transport(host), checkUnitsOf(plan.hosts[host] as PlannedHost)), undefined),
+          (v) => (v.blamed.length === 0 ? { result: 'ok', ...(v.reported.length > 0 && { detail: v.reported.join('; ') }) } : { result: 'failed', detail: v.blamed.join('; ') }),
         );
-        if (!report.ok) failures.set(host, `health gate: ${report.problems.join('; ') || 'failed'}`);
+        if (verdict.blamed.length > 0) failures.set(host, `health gate: ${verdict.blamed.join('; ')}`);
+        reported = verdict.reported;
       } catch (error) {
         failures.set(host, `health gate: ${firstLine(error)}`);
       }
       const problem = failures.get(host);
       progress(`  ${host}  health gate ${problem === undefined ? 'ok' : `FAILED: ${problem}`}`, problem === undefined ? 'ok' : 'fail');
+      for (const line of reported) progress(`  ${host}    ${line}`, 'warn');
     });
     return failures;
   }

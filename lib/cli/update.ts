@@ -28,9 +28,11 @@ Runs an update wave over the hosts of an applied plan directory, in the plan's g
   1. staging hosts install from the archive (security: security origins only; routine: only
      while the host's maintenance window is open), in batches, each batch health-gated;
   2. the soak: staging keeps running what it installed for its group's soak time (counted from
-     the install, so versions staging installed on its own hours ago need no wait), then it is
-     gated again;
-  3. production hosts install exactly the versions staging ran through the soak, never newer
+     the install, so versions staging installed on its own hours ago need no wait);
+  3. right before promotion, every staging host that runs a version about to be promoted is
+     health-gated, whatever installed the version; any failing check, or a host the gate cannot
+     reach, promotes nothing;
+  4. production hosts install exactly the versions staging ran through the soak, never newer
      (apt-get install NAME=VERSION), group by group in batches with health gates. Updates that
      need no reboot and no service restart are installed at once; disruptive ones only while
      the host's window is open, otherwise they wait for its next window.

@@ -146,32 +146,58 @@ function describeWindow(w: ResolvedWindow): string {
   return `${when} ${hh}:${mm} ${w.timeZone}`;
 }
 
-/** Staging must have its window, and its soak, before every production window opens. */
-function stagingWindows(fleet: ResolvedFleet, issues: Issues): void {
-  const windowOf = (g: ResolvedGroup) => fleet.hosts.find((h) => h.group === g.name && h.updates)?.updates?.window;
+/**
+ * The windows a group's hosts keep: the one they inherit (the group's or the defaults'), and each
+ * one a host sets for itself, which is checked as a window of its own.
+ */
+function windowSources(spec: FleetSpec, fleet: ResolvedFleet, group: ResolvedGroup): { window: ResolvedWindow; host?: string }[] {
+  const own: { window: ResolvedWindow; host: string }[] = [];
+  let inherited: ResolvedWindow | undefined;
+  for (const host of fleet.hosts) {
+    if (host.group !== group.name || !host.updates) continue;
+    if (spec.hosts[host.name]?.updates?.window !== undefined) own.push({ window: host.updates.window, host: host.name });
+    else inherited ??= host.updates.window;
+  }
+  return [...(inherited ? [{ window: inherited }] : []), ...own];
+}
+
+/**
+ * Staging must have its window, and its soak, before every production window opens: every staging
+ * host's window before every production host's. A window a host sets for itself is reported at
+ * that host (production first), an inherited one at the production group.
+ */
+function stagingWindows(spec: FleetSpec, fleet: ResolvedFleet, issues: Issues): void {
   const to = WINDOW_SAMPLE.from + WINDOW_SAMPLE.weeks * 7 * 86_400_000;
-  for (const staging of fleet.groups.filter((g) => g.staging)) {
-    const sw = windowOf(staging);
-    if (!sw) continue;
+  // Hosts mostly share their windows: each pair is compared once.
+  const verdicts = new Map<string, boolean>();
+  const precedes = (sw: ResolvedWindow, soakSeconds: number, pw: ResolvedWindow): boolean => {
+    const key = JSON.stringify([sw, soakSeconds, pw]);
+    const known = verdicts.get(key);
+    if (known !== undefined) return known;
     const stagingOpenings = windowOpenings(sw, WINDOW_SAMPLE.from - 62 * 86_400_000, to);
-    for (const prod of fleet.groups.filter((g) => !g.staging)) {
-      const pw = windowOf(prod);
-      if (!pw) continue;
-      const prodOpenings = windowOpenings(pw, WINDOW_SAMPLE.from, to);
-      const ok = prodOpenings.every((p, i) => {
-        const previous = i > 0 ? prodOpenings[i - 1] : -Infinity;
-        const before = stagingOpenings.filter((s) => s > previous && s + (sw.durationSeconds + staging.soakSeconds) * 1000 <= p);
-        if (before.length === 0) return false;
-        // Staging's window belongs before production's, not just after the one before: the
-        // staging opening nearest to this production window must precede it.
-        const after = stagingOpenings.find((s) => s >= p);
-        return after === undefined || p - before[before.length - 1] < after - p;
-      });
-      if (!ok) {
-        issues.push({
-          path: ['groups', prod.name],
-          message: `staging group "${staging.name}" must finish its window (${describeWindow(sw)}) and soak before each window of "${prod.name}" (${describeWindow(pw)}) opens`,
-        });
+    const prodOpenings = windowOpenings(pw, WINDOW_SAMPLE.from, to);
+    const ok = prodOpenings.every((p, i) => {
+      const previous = i > 0 ? prodOpenings[i - 1] : -Infinity;
+      const before = stagingOpenings.filter((s) => s > previous && s + (sw.durationSeconds + soakSeconds) * 1000 <= p);
+      if (before.length === 0) return false;
+      // Staging's window belongs before production's, not just after the one before: the
+      // staging opening nearest to this production window must precede it.
+      const after = stagingOpenings.find((s) => s >= p);
+      return after === undefined || p - before[before.length - 1] < after - p;
+    });
+    verdicts.set(key, ok);
+    return ok;
+  };
+  for (const staging of fleet.groups.filter((g) => g.staging)) {
+    for (const s of windowSources(spec, fleet, staging)) {
+      for (const prod of fleet.groups.filter((g) => !g.staging)) {
+        for (const p of windowSources(spec, fleet, prod)) {
+          if (precedes(s.window, staging.soakSeconds, p.window)) continue;
+          const path: PolicyPath = p.host !== undefined ? ['hosts', p.host, 'updates', 'window'] : s.host !== undefined ? ['hosts', s.host, 'updates', 'window'] : ['groups', prod.name];
+          const stagingSide = s.host === undefined ? `staging group "${staging.name}"` : `staging host "${s.host}" (group "${staging.name}")`;
+          const prodSide = p.host === undefined ? `"${prod.name}"` : `host "${p.host}" (group "${prod.name}")`;
+          issues.push({ path, message: `${stagingSide} must finish its window (${describeWindow(s.window)}) and soak before each window of ${prodSide} (${describeWindow(p.window)}) opens` });
+        }
       }
     }
   }
@@ -232,7 +258,7 @@ export function validateFleet(spec: FleetSpec, fleet: ResolvedFleet): PolicyIssu
     sla(host, issues);
     securityDeadline(fleet, host, issues);
   }
-  stagingWindows(fleet, issues);
+  stagingWindows(spec, fleet, issues);
   issues.push(...alertRouteIssues(spec));
   issues.push(...monitorHeartbeatIssues(fleet));
   issues.push(...secretIssues(spec));

@@ -10,6 +10,7 @@ import { tryParseDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { MaintenanceWindow, Weekday } from './model.ts';
 import type { ResolvedWindow } from './resolved.ts';
+import { timeZoneProblem } from './time-zone.ts';
 
 /** Weekdays in calendar order, as systemd spells them. */
 const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -20,23 +21,10 @@ const NTH_DAYS: Record<1 | 2 | 3 | 4 | 'last', string> = { 1: '*-*-01..07', 2: '
 
 const TIME_OF_DAY = /^([01]\d|2[0-3]):([0-5]\d)$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-/** IANA names are letters, digits and "/_+-"; anything else could break a unit file or env file. */
-const ZONE_NAME = /^[A-Za-z0-9_+\-]+(\/[A-Za-z0-9_+\-]+)*$/;
 const MAX_WINDOW_SECONDS = 24 * 3600;
 /** Years checked for skipped openings; fixed so that resolving is a pure function of the policy. */
 const CHECK_FROM_YEAR = 2026;
 const CHECK_YEARS = 3;
-
-/** True when `zone` is an IANA time zone this Node (ICU) knows. */
-function isTimeZone(zone: string): boolean {
-  if (!ZONE_NAME.test(zone)) return false;
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function isCalendarDate(text: string): boolean {
   const m = DATE.exec(text);
@@ -104,7 +92,8 @@ export function resolveWindow(spec: MaintenanceWindow, path: PolicyPath): { wind
   else if (durationSeconds < 60) issue('duration', `a window must stay open at least 1m, not ${spec.duration}`);
 
   const timeZone = spec.timeZone ?? 'UTC';
-  if (!isTimeZone(timeZone)) issue('timeZone', `"${timeZone}" is not an IANA time zone such as "Europe/Berlin"`);
+  const zoneProblem = timeZoneProblem(String(timeZone));
+  if (zoneProblem !== undefined) issue('timeZone', zoneProblem);
 
   const blackouts = spec.blackouts ?? [];
   if (!Array.isArray(blackouts)) issue('blackouts', 'must be a list of dates "YYYY-MM-DD"');

@@ -66,6 +66,25 @@ describe('validateFleet', () => {
     expect(issuesOf(spec)).toContainEqual(expect.stringContaining('groups.production: staging group "staging" must finish its window'));
   });
 
+  it('checks the window of every host against staging\'s, not only the first host of each group', () => {
+    // backup1 is the production group's first host; web2, later, sets a window before staging's.
+    const early = editable();
+    early.hosts.web2.updates = { window: { every: 'week', days: ['sat'], start: '01:00', duration: '1h', timeZone: 'Europe/Berlin' } };
+    expect(issuesOf(early)).toEqual([
+      'hosts.web2.updates.window: staging group "staging" must finish its window (sat 02:00 Europe/Berlin) and soak before each window of host "web2" (group "production") (sat 01:00 Europe/Berlin) opens',
+    ]);
+    // A second staging host whose own window comes after production's.
+    const late = editable();
+    late.hosts.stage2 = { group: 'staging', roles: ['web'], address: '192.0.2.4', updates: { window: { every: 'week', days: ['sun'], start: '03:00', duration: '1h', timeZone: 'Europe/Berlin' } } };
+    expect(issuesOf(late)).toEqual([
+      'hosts.stage2.updates.window: staging host "stage2" (group "staging") must finish its window (sun 03:00 Europe/Berlin) and soak before each window of "production" (sun 02:00 Europe/Berlin) opens',
+    ]);
+    // A host's own window that keeps the order is fine.
+    const fine = editable();
+    fine.hosts.web2.updates = { window: { every: 'week', days: ['sun'], start: '04:00', duration: '1h', timeZone: 'Europe/Berlin' } };
+    expect(issuesOf(fine)).toEqual([]);
+  });
+
   it('accepts monthly windows where staging is the first Saturday and production the second Sunday', () => {
     const spec = editable();
     spec.groups.staging.updates.window = { every: 'month', nth: 1, weekday: 'sat', start: '02:00', duration: '2h', timeZone: 'Europe/Berlin' };
@@ -101,6 +120,18 @@ describe('validateFleet', () => {
     const spec = editable();
     spec.defaults.backups.schedule = 'Sun *-*-* 25:00';
     expect(issuesOf(spec).filter((i) => i.includes('bad calendar'))).toEqual(['defaults.backups.schedule: bad calendar expression: "25:00" is not a time such as 02:00 or 02:00:00']);
+  });
+
+  it('refuses a window time zone spelled otherwise than the IANA name (systemd and the hosts\' zoneinfo are case-sensitive), and a schedule that never runs', () => {
+    const spec = editable();
+    spec.defaults.updates.window.timeZone = 'europe/berlin';
+    spec.defaults.backups.schedule = '*-02-30 01:30';
+    spec.defaults.backups.check = { schedule: 'Sun *-*-* 05:00:00 europe/berlin' };
+    expect(issuesOf(spec).filter((i) => i.startsWith('defaults.'))).toEqual([
+      'defaults.updates.window.timeZone: "europe/berlin" is not spelled as the IANA time zone is: systemd and the hosts\' tz database match names exactly, capitals included — did you mean "Europe/Berlin"?',
+      'defaults.backups.schedule: bad calendar expression: "*-02-30" names no date that exists: the timer would never run (systemd-analyze calendar says "Next elapse: never")',
+      'defaults.backups.check.schedule: bad calendar expression: "europe/berlin" is not spelled as the IANA time zone is: systemd and the hosts\' tz database match names exactly, capitals included — did you mean "Europe/Berlin"?',
+    ]);
   });
 
   it('collects every problem at once instead of stopping at the first', () => {
