@@ -246,7 +246,7 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
     expect(await versions('upkeep-demo')).toEqual({ stage1: '2.0-1', web1: '2.0-1', web2: '2.0-1' });
   }, 900_000);
 
-  it('never promotes a fix that breaks a health check on staging, and alerts', async () => {
+  it("never promotes a fix that breaks a health check on staging, though staging's own timer installed it longer ago than the soak, and alerts", async () => {
     await repo.publish({
       name: 'upkeep-web',
       version: '1.0-1+deb12u1',
@@ -255,6 +255,11 @@ describe.skipIf(!available)('upkeep update on a real fleet with a real Debian re
       postinst: 'systemctl daemon-reload || true\nsystemctl restart upkeep-web.service || true',
     });
     const before = alerts.length;
+    // As on a real fleet: staging's hourly security run installs the fix before the pipeline's
+    // wave comes, which then finds nothing new to install on staging and the soak long over.
+    await securityTimerRun('stage1');
+    expect((await versions('upkeep-web')).stage1).toBe('1.0-1+deb12u1');
+    await new Promise((r) => setTimeout(r, (SOAK_SECONDS + 2) * 1000));
     const run = await update('security');
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toContain('nothing is promoted');
