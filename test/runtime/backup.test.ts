@@ -3,6 +3,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, wr
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
+import { compileHost } from '../../lib/compile/host.ts';
+import type { ResolvedHost } from '../../lib/policy/resolved.ts';
+import { resolvedFleet } from '../fixtures/resolved-fleet.ts';
 import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
 import { programsAvailable } from '../programs.ts';
 
@@ -40,6 +43,18 @@ function setup() {
   return { data, repo: join(dir, 'repo'), env, status, restic };
 }
 
+/** unshare's options for a mount namespace of this test's own, where /mnt can be a fresh tmpfs (as root, or as a mapped root). */
+const PRIVATE_MOUNTS = process.getuid?.() === 0 ? ['--mount'] : ['--user', '--map-root-user', '--mount'];
+
+/** Whether this machine lets a test mount a file system of its own on /mnt, which no other process sees. */
+function privateMountsAvailable(what: string): boolean {
+  if (!programsAvailable(what, ['restic', 'unshare'])) return false;
+  const probe = spawnSync('unshare', [...PRIVATE_MOUNTS, 'mount', '-t', 'tmpfs', 'upkeep-probe', '/mnt'], { encoding: 'utf8' });
+  if (probe.status === 0) return true;
+  console.warn(`!!! SKIPPING ${what}: cannot mount a tmpfs on /mnt in a private mount namespace (unshare ${PRIVATE_MOUNTS.join(' ')}: ${probe.stderr.trim()})`);
+  return false;
+}
+
 // restic derives its key with scrypt on every run, which takes seconds on a small machine.
 describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('backup.sh with the real restic and a local repository', { timeout: 120_000 }, () => {
   it('initialises the repository on the first backup, keeps the excludes out, and records success', () => {
@@ -58,6 +73,39 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     expect(again.stdout).not.toContain('initialising');
     expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(2);
   });
+
+  it.skipIf(!privateMountsAvailable('backups of a volume mounted under /mnt (test/runtime/backup.test.ts)'))(
+    'backs up a data volume mounted at /mnt/HC_Volume_<id>, as Hetzner mounts them, with the compiled excludes, but not the local repository beside it',
+    () => {
+      // GIVEN a host whose policy backs up /mnt, with its repository on a disk mounted there too
+      const fleet = resolvedFleet();
+      const web1 = fleet.hosts.find((h) => h.name === 'web1')!;
+      const local: ResolvedHost = { ...web1, backups: { ...web1.backups!, paths: ['/mnt'], repository: '/mnt/backup/web1', repositoryHost: undefined } };
+      const compiled = compileHost(resolvedFleet([local]), local);
+      const content = (path: string) => compiled.files.find((f) => f.path === path)!.content!;
+      const config = tempDir({ 'backup.paths': content('/etc/upkeep/restic/backup.paths'), 'backup.excludes': content('/etc/upkeep/restic/backup.excludes'), 'backup.password': 'correct horse battery staple\n' });
+      writeFileSync(join(config, 'backup.env'), renderEnvFile('test', { RESTIC_REPOSITORY: '/mnt/backup/web1', RESTIC_PASSWORD_FILE: join(config, 'backup.password'), RESTIC_CACHE_DIR: join(config, 'cache') }));
+      // WHEN it backs up, in a mount namespace of its own where a tmpfs stands in for the volume
+      const script = [
+        'set -eu',
+        'mount -t tmpfs upkeep-test-volume /mnt',
+        'mkdir -p /mnt/HC_Volume_4242/shop',
+        'echo "order 1" >/mnt/HC_Volume_4242/shop/orders.db',
+        '/bin/sh "$1/backup.sh" backup',
+        'echo "--- snapshot"',
+        'restic -r /mnt/backup/web1 --password-file "$2/backup.password" --no-cache ls latest',
+      ].join('\n');
+      const run = spawnSync('unshare', [...PRIVATE_MOUNTS, 'sh', '-c', script, 'sh', RUNTIME_SOURCE, config], {
+        encoding: 'utf8',
+        env: { ...process.env, UPKEEP_BACKUP_CONFIG: join(config, 'backup.env'), UPKEEP_STATE_DIR: join(config, 'state') },
+      });
+      // THEN the volume's files are in the snapshot, and the repository did not copy itself
+      expect(run.status, run.stderr).toBe(0);
+      const listed = run.stdout.split('--- snapshot\n')[1]!.split('\n');
+      expect(listed).toContain('/mnt/HC_Volume_4242/shop/orders.db');
+      expect(listed.filter((p) => p.startsWith('/mnt/backup/'))).toEqual([]);
+    },
+  );
 
   it('restore drill restores a sample of the latest snapshot, verifies it and writes its status', () => {
     const t = setup();
