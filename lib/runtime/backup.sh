@@ -3,6 +3,8 @@
 #
 # Usage: backup.sh backup|forget|check|drill|key|snapshots
 #        backup.sh restore [--at TIME | --snapshot ID] [--to DIR] PATH...
+#   backup saves a snapshot of the paths listed in backup.paths; each must exist, or nothing is
+#   saved and the job fails naming it; a listed symlink is saved with what it points to.
 #   key prints the client's public ssh key (creating the key pair if needed), for the repository
 #   host's list of authorized clients.
 #   forget applies the retention; only for a repository this host may delete from (a backup host
@@ -52,12 +54,17 @@ fi
 exec 9>"$status_dir/restic.lock"
 flock 9
 
+# Everything a job writes is inside this fresh directory that only root can write: a name beside
+# it in /tmp could be taken by another user first (a symlink root would write through).
+work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-restic.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
 status() {
   printf '%s %s %s\n' "$(date +%s)" "$1" "$2" >"$status_dir/$job.status.new"
   mv "$status_dir/$job.status.new" "$status_dir/$job.status"
 }
 
-# Says why the repository cannot be reached, records it for a scheduled job, and stops.
+# Says why the job cannot run, records it for a scheduled job, and stops.
 refuse() {
   echo "$job: $1" >&2
   case $job in backup | forget | check | drill) status failed "$1" ;; esac
@@ -155,8 +162,6 @@ case $job in
     # The snapshot: the one named, else the newest up to --at that holds every path. A newer
     # snapshot without them (the host's backup after the deletion, or a rebuilt host's empty one)
     # is skipped, and said so.
-    work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-restore.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
     r snapshots --json | grep -o '"time":"[^"]*"\|"short_id":"[^"]*"' | cut -d'"' -f4 | paste -d' ' - - >"$work/all"
     : >"$work/candidates"
     while read -r time id; do
@@ -195,6 +200,30 @@ case $job in
     r snapshots --compact
     ;;
   backup)
+    # Every listed path must exist. restic reads --files-from lines as patterns and skips one that
+    # matches nothing with a line on stderr and exit 0: an unmounted volume or a mistyped path would
+    # pass for a good backup. So the paths go to restic verbatim, never as patterns, once each is
+    # found. A listed symlink is backed up with what it points to: restic stores a link alone, and
+    # a snapshot of /srv/data -> /mnt/HC_Volume_1/data without the data is no backup of it.
+    missing=
+    : >"$work/paths"
+    while IFS= read -r path || [ -n "$path" ]; do
+      [ -n "$path" ] || continue
+      # Without trailing slashes: "link/" names the directory behind the link, not the link.
+      link=${path%"${path##*[!/]}"}
+      [ -n "$link" ] || link=/
+      if [ ! -e "$path" ]; then
+        [ ! -L "$link" ] || echo "backup: $path is a symlink to $(readlink "$link"), which does not exist" >&2
+        missing="$missing $path"
+        continue
+      fi
+      printf '%s\n' "$link" >>"$work/paths"
+      if [ -L "$link" ]; then
+        echo "backup: $path is a symlink; backing up $(readlink -f "$link"), where it points, as well"
+        readlink -f "$link" >>"$work/paths"
+      fi
+    done <"$config_dir/backup.paths"
+    [ -z "$missing" ] || refuse "listed path(s) do not exist:$missing; nothing was backed up"
     if ! r cat config >/dev/null 2>&1; then
       diagnose
       echo "backup: no repository at $RESTIC_REPOSITORY yet; initialising it"
@@ -203,7 +232,7 @@ case $job in
       [ "$rc" -eq 0 ] || refuse "cannot read or create the repository (restic init exited $rc)"
     fi
     rc=0
-    r backup --files-from "$config_dir/backup.paths" --exclude-file "$config_dir/backup.excludes" \
+    r backup --files-from-verbatim "$work/paths" --exclude-file "$config_dir/backup.excludes" \
       --exclude-caches --tag upkeep || rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || diagnose
     case $rc in
@@ -228,10 +257,6 @@ case $job in
     status ok "read back $UPKEEP_CHECK_SUBSET of the data"
     ;;
   drill)
-    # Everything the drill writes is inside this fresh directory that only root can write: a name
-    # beside it in /tmp could be taken by another user first (a symlink root would write through).
-    work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-drill.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
     target=$work/restored
     # Regular files of the latest snapshot whose names need no escaping as restic --include patterns.
     r ls latest --json | sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' |

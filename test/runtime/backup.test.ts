@@ -40,7 +40,7 @@ function setup() {
   const status = (job: string) => readFileSync(join(dir, 'state/backup', `${job}.status`), 'utf8').trim().split(' ');
   const restic = (...args: string[]) =>
     spawnSync('restic', ['-r', join(dir, 'repo'), '--password-file', join(config, 'backup.password'), '--no-cache', ...args], { encoding: 'utf8' });
-  return { data, repo: join(dir, 'repo'), env, status, restic };
+  return { data, config, repo: join(dir, 'repo'), env, status, restic };
 }
 
 /** unshare's options for a mount namespace of this test's own, where /mnt can be a fresh tmpfs (as root, or as a mapped root). */
@@ -106,6 +106,43 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
       expect(listed.filter((p) => p.startsWith('/mnt/backup/'))).toEqual([]);
     },
   );
+
+  it('fails, naming it, when a listed path does not exist (an unmounted volume, a typo), and saves no snapshot', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    // GIVEN the policy lists a volume's directory that is not there (not mounted), and a symlink to nothing
+    const gone = join(t.data, '..', 'volume-not-mounted');
+    const dangling = join(t.data, '..', 'dangling');
+    symlinkSync(join(t.data, '..', 'nowhere'), dangling);
+    writeFileSync(join(t.config, 'backup.paths'), `${t.data}\n${gone}\n${dangling}\n`);
+    // WHEN the backup runs
+    const run = runScript('backup.sh', ['backup'], t.env);
+    // THEN it fails and says which, in its status too (the freshness check reports that line)
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`backup: listed path(s) do not exist: ${gone} ${dangling}; nothing was backed up`);
+    expect(run.stderr).toContain(`backup: ${dangling} is a symlink to ${join(t.data, '..', 'nowhere')}, which does not exist`);
+    expect(t.status('backup').slice(1).join(' ')).toBe(`failed listed path(s) do not exist: ${gone} ${dangling}; nothing was backed up`);
+    expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(1);
+  });
+
+  it('backs up what a listed symlink points to, and the link itself, so that the data is in the snapshot', () => {
+    const t = setup();
+    // GIVEN /srv/data is a symlink to the volume that holds the data
+    const volume = join(t.data, '..', 'HC_Volume_4242');
+    mkdirSync(join(volume, 'shop'), { recursive: true });
+    writeFileSync(join(volume, 'shop', 'orders.db'), 'order 1\n');
+    const link = join(t.data, '..', 'srv-data');
+    symlinkSync(join(volume, 'shop'), link);
+    writeFileSync(join(t.config, 'backup.paths'), `${link}/\n`);
+    // WHEN the backup runs
+    const run = runScript('backup.sh', ['backup'], t.env);
+    // THEN the data behind the link is in the snapshot, under the path where it lives, and the link too
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`backup: ${link}/ is a symlink; backing up ${join(volume, 'shop')}, where it points, as well`);
+    const listed = t.restic('ls', '--long', 'latest').stdout.split('\n');
+    expect(listed.some((l) => l.endsWith(` ${link} -> ${join(volume, 'shop')}`))).toBe(true);
+    expect(listed.some((l) => l.endsWith(` ${join(volume, 'shop', 'orders.db')}`))).toBe(true);
+  });
 
   it('restore drill restores a sample of the latest snapshot, verifies it and writes its status', () => {
     const t = setup();
