@@ -112,6 +112,14 @@ r() {
   fi
 }
 
+# As r, with restic's output passed on as it comes and its stderr also kept in $work/restic.err,
+# for the job to say why it failed; returns restic's exit code (the job records a failure itself:
+# under set -e a failing restic would end the job before its status line, and the last one stayed).
+kept() {
+  { { rc=0; r "$@" 2>&1 >&3 3>&- || rc=$?; echo "$rc" >"$work/restic.rc"; } | tee "$work/restic.err" >&2; } 3>&1
+  return "$(cat "$work/restic.rc")"
+}
+
 case $job in
   restore)
     shift
@@ -249,11 +257,19 @@ case $job in
     [ "${UPKEEP_KEEP_MONTHLY:-0}" -gt 0 ] && set -- "$@" --keep-monthly "$UPKEEP_KEEP_MONTHLY"
     [ "${UPKEEP_KEEP_YEARLY:-0}" -gt 0 ] && set -- "$@" --keep-yearly "$UPKEEP_KEEP_YEARLY"
     [ $# -gt 0 ] || { echo "forget: no retention rule; refusing to forget everything" >&2; exit 2; }
-    r forget --prune "$@"
+    rc=0
+    kept forget --prune "$@" || rc=$?
+    [ "$rc" -eq 0 ] || { status failed "restic forget --prune exited $rc; see the job's journal"; exit "$rc"; }
     status ok "retention applied"
     ;;
   check)
-    r check --read-data-subset "$UPKEEP_CHECK_SUBSET"
+    rc=0
+    kept check --read-data-subset "$UPKEEP_CHECK_SUBSET" || rc=$?
+    if grep -q '^Fatal: repository contains errors' "$work/restic.err"; then
+      status failed "the repository contains errors (restic check exited $rc); see the job's journal"
+      exit 1
+    fi
+    [ "$rc" -eq 0 ] || { status failed "restic check exited $rc; see the job's journal"; exit "$rc"; }
     status ok "read back $UPKEEP_CHECK_SUBSET of the data"
     ;;
   drill)

@@ -40,7 +40,10 @@ function setup() {
   const status = (job: string) => readFileSync(join(dir, 'state/backup', `${job}.status`), 'utf8').trim().split(' ');
   const restic = (...args: string[]) =>
     spawnSync('restic', ['-r', join(dir, 'repo'), '--password-file', join(config, 'backup.password'), '--no-cache', ...args], { encoding: 'utf8' });
-  return { data, config, repo: join(dir, 'repo'), env, status, restic };
+  /** Zeroes the first half of every pack file (the blobs; the pack header sits at the end), as a failing disk would. */
+  const corrupt = () =>
+    spawnSync('sh', ['-c', 'for f in "$1"/data/*/*; do dd if=/dev/zero of="$f" bs=1 count=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null; done', 'sh', join(dir, 'repo')]);
+  return { data, config, repo: join(dir, 'repo'), env, status, restic, corrupt };
 }
 
 /** unshare's options for a mount namespace of this test's own, where /mnt can be a fresh tmpfs (as root, or as a mapped root). */
@@ -156,8 +159,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
   it('restore drill fails, and says so in its status, when the repository data is corrupted', () => {
     const t = setup();
     expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
-    // Zero the first half of every pack file (the blobs; the pack header sits at the end), as a failing disk would.
-    spawnSync('sh', ['-c', 'for f in "$1"/data/*/*; do dd if=/dev/zero of="$f" bs=1 count=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null; done', 'sh', t.repo]);
+    t.corrupt();
     const drill = runScript('backup.sh', ['drill'], t.env);
     expect(drill.status).not.toBe(0);
     expect(t.status('drill')[1]).toBe('failed');
@@ -172,6 +174,30 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     const check = runScript('backup.sh', ['check'], t.env);
     expect(check.status).toBe(0);
     expect(check.stdout).toContain('read 50.0% of data packs');
+  });
+
+  it('check records a failure in its status when the repository contains errors, where the last ok stayed', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    expect(runScript('backup.sh', ['check'], t.env).status).toBe(0);
+    expect(t.status('check')[1]).toBe('ok');
+    t.corrupt();
+    const check = runScript('backup.sh', ['check'], t.env);
+    expect(check.status).toBe(1);
+    expect(check.stderr).toContain('Fatal: repository contains errors');
+    expect(t.status('check').slice(1).join(' ')).toBe("failed the repository contains errors (restic check exited 1); see the job's journal");
+  });
+
+  it('forget records a failure in its status when restic fails, where the last ok stayed', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    expect(runScript('backup.sh', ['forget'], t.env).status).toBe(0);
+    expect(t.status('forget')[1]).toBe('ok');
+    // The password no longer opens the repository: no key is left.
+    rmSync(join(t.repo, 'keys'), { recursive: true });
+    const forget = runScript('backup.sh', ['forget'], t.env);
+    expect(forget.status).toBe(1);
+    expect(t.status('forget').slice(1).join(' ')).toBe("failed restic forget --prune exited 1; see the job's journal");
   });
 
   it('key creates the client ssh key pair once and prints its public half', () => {
