@@ -24,7 +24,9 @@
 # UPKEEP_BACKUP_HOST_PIN (a provisioned backup host: the directory where bin/apply pins its
 # address, in ssh_config, and its host key, in known_hosts),
 # UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
-# UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. Writes status lines "<epoch> <result> <detail>" to
+# UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. From the environment: UPKEEP_LOCK_WAIT and
+# UPKEEP_LOCK_RETRY (seconds a scheduled job waits for another process's repository lock, 14400,
+# and between tries, 60; see waiting). Writes status lines "<epoch> <result> <detail>" to
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
 set -eu
 
@@ -112,12 +114,35 @@ r() {
   fi
 }
 
-# As r, with restic's output passed on as it comes and its stderr also kept in $work/restic.err,
-# for the job to say why it failed; returns restic's exit code (the job records a failure itself:
-# under set -e a failing restic would end the job before its status line, and the last one stayed).
-kept() {
-  { { rc=0; r "$@" 2>&1 >&3 3>&- || rc=$?; echo "$rc" >"$work/restic.rc"; } | tee "$work/restic.err" >&2; } 3>&1
-  return "$(cat "$work/restic.rc")"
+# As r for a scheduled job, waiting while another process holds the repository's lock. restic
+# 0.14 fails at once then (it has no --retry-lock), and the backup host's retention job
+# (backup-prune.sh) holds the lock exclusively while it prunes, after waiting up to four hours for
+# its clients' locks: failing would lose the day's backup, or record a restore drill that never
+# ran as a failed one. So the job tries again every UPKEEP_LOCK_RETRY seconds (60, plus up to half
+# as much at random, so that two jobs that keep missing each other fall out of step), first removing
+# stale locks (restic unlock removes only those: a retention job cut off mid-prune leaves one), for
+# up to UPKEEP_LOCK_WAIT seconds (14400, as long as the retention job waits; the units have no start
+# timeout), and then fails saying it could not lock the repository.
+# restic's output is passed on as it comes, its stderr also kept in $work/restic.err for the job
+# to say why it failed; returns restic's exit code (the job records a failure itself: under set -e
+# a failing restic would end the job before its status line, and the last one would stay).
+waiting() {
+  deadline=$(($(date +%s) + ${UPKEEP_LOCK_WAIT:-14400}))
+  while :; do
+    { { rc=0; r "$@" 2>&1 >&3 3>&- || rc=$?; echo "$rc" >"$work/restic.rc"; } | tee "$work/restic.err" >&2; } 3>&1
+    rc=$(cat "$work/restic.rc")
+    # restic's own words at the start of a line, which no file name in an error message can forge.
+    if [ "$rc" -ne 1 ] || ! grep -q '^unable to create lock in backend: repository is already locked' "$work/restic.err"; then
+      return "$rc"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || refuse "could not lock the repository: another process (the backup host's retention job, or a restore reading it) still held it after ${UPKEEP_LOCK_WAIT:-14400}s of waiting"
+    retry=${UPKEEP_LOCK_RETRY:-60}
+    pause=$((retry + $(shuf -i 0-$((retry / 2)) -n 1)))
+    echo "$job: the repository is locked by another process (the backup host's retention job, or a restore reading it); trying again in ${pause}s" >&2
+    sleep "$pause"
+    # Best effort: removes only stale locks, and the next try says what still holds the repository.
+    r unlock >/dev/null 2>&1 || true
+  done
 }
 
 case $job in
@@ -232,7 +257,8 @@ case $job in
       fi
     done <"$config_dir/backup.paths"
     [ -z "$missing" ] || refuse "listed path(s) do not exist:$missing; nothing was backed up"
-    if ! r cat config >/dev/null 2>&1; then
+    # Without a lock, which the retention job may hold: anything but a readable config means no repository yet.
+    if ! r --no-lock cat config >/dev/null 2>&1; then
       diagnose
       echo "backup: no repository at $RESTIC_REPOSITORY yet; initialising it"
       rc=0
@@ -240,7 +266,7 @@ case $job in
       [ "$rc" -eq 0 ] || refuse "cannot read or create the repository (restic init exited $rc)"
     fi
     rc=0
-    r backup --files-from-verbatim "$work/paths" --exclude-file "$config_dir/backup.excludes" \
+    waiting backup --files-from-verbatim "$work/paths" --exclude-file "$config_dir/backup.excludes" \
       --exclude-caches --tag upkeep || rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || diagnose
     case $rc in
@@ -258,13 +284,13 @@ case $job in
     [ "${UPKEEP_KEEP_YEARLY:-0}" -gt 0 ] && set -- "$@" --keep-yearly "$UPKEEP_KEEP_YEARLY"
     [ $# -gt 0 ] || { echo "forget: no retention rule; refusing to forget everything" >&2; exit 2; }
     rc=0
-    kept forget --prune "$@" || rc=$?
+    waiting forget --prune "$@" || rc=$?
     [ "$rc" -eq 0 ] || { status failed "restic forget --prune exited $rc; see the job's journal"; exit "$rc"; }
     status ok "retention applied"
     ;;
   check)
     rc=0
-    kept check --read-data-subset "$UPKEEP_CHECK_SUBSET" || rc=$?
+    waiting check --read-data-subset "$UPKEEP_CHECK_SUBSET" || rc=$?
     if grep -q '^Fatal: repository contains errors' "$work/restic.err"; then
       status failed "the repository contains errors (restic check exited $rc); see the job's journal"
       exit 1
@@ -275,7 +301,10 @@ case $job in
   drill)
     target=$work/restored
     # Regular files of the latest snapshot whose names need no escaping as restic --include patterns.
-    r ls latest --json | sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' |
+    rc=0
+    waiting ls latest --json >"$work/ls" || rc=$?
+    [ "$rc" -eq 0 ] || { status failed "could not list the latest snapshot (restic ls exited $rc)"; exit 1; }
+    sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' "$work/ls" |
       shuf -n "${UPKEEP_DRILL_FILES:-20}" >"$work/list" || true
     count=$(wc -l <"$work/list")
     if [ "$count" -eq 0 ]; then
@@ -286,8 +315,11 @@ case $job in
     set --
     while IFS= read -r path; do set -- "$@" --include "$path"; done <"$work/list"
     # --verify reads every restored file back and compares it with the snapshot's content.
-    if ! r restore latest --target "$target" --verify "$@"; then
-      status failed "restore of $count files failed verification"
+    # A repository locked past the wait is recorded as such by waiting, never as a failed verification.
+    rc=0
+    waiting restore latest --target "$target" --verify "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      status failed "restore of $count files failed verification (restic restore exited $rc)"
       exit 1
     fi
     missing=0

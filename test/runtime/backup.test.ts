@@ -1,12 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
 import { compileHost } from '../../lib/compile/host.ts';
 import type { ResolvedHost } from '../../lib/policy/resolved.ts';
 import { resolvedFleet } from '../fixtures/resolved-fleet.ts';
-import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
+import { RUNTIME_SOURCE, runScript, runScriptAsync, tempDir } from './run-script.ts';
 import { programsAvailable } from '../programs.ts';
 
 /** A host-like layout in a temporary directory: data to protect, a local repository, the job's config. */
@@ -43,7 +43,21 @@ function setup() {
   /** Zeroes the first half of every pack file (the blobs; the pack header sits at the end), as a failing disk would. */
   const corrupt = () =>
     spawnSync('sh', ['-c', 'for f in "$1"/data/*/*; do dd if=/dev/zero of="$f" bs=1 count=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null; done', 'sh', join(dir, 'repo')]);
-  return { data, config, repo: join(dir, 'repo'), env, status, restic, corrupt };
+  /**
+   * Holds the repository's exclusive lock, as the backup host's retention job does while it prunes,
+   * until release(): `restic key passwd` holds it while it waits for the new password on its input
+   * (and, given none, gives up and removes its lock). Resolves once the lock is there.
+   */
+  const holdExclusiveLock = async () => {
+    const holder = spawn('restic', ['-r', join(dir, 'repo'), '--password-file', join(config, 'backup.password'), '--no-cache', 'key', 'passwd'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => holder.on('exit', (code) => resolve(code)));
+    const locks = () => readdirSync(join(dir, 'repo', 'locks'));
+    for (let i = 0; i < 400 && locks().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(locks()).toHaveLength(1);
+    holder.stdin.on('error', () => {});
+    return { exited, release: () => holder.stdin.end() };
+  };
+  return { data, config, repo: join(dir, 'repo'), env, status, restic, corrupt, holdExclusiveLock };
 }
 
 /** unshare's options for a mount namespace of this test's own, where /mnt can be a fresh tmpfs (as root, or as a mapped root). */
@@ -198,6 +212,38 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     const forget = runScript('backup.sh', ['forget'], t.env);
     expect(forget.status).toBe(1);
     expect(t.status('forget').slice(1).join(' ')).toBe("failed restic forget --prune exited 1; see the job's journal");
+  });
+
+  describe("while the backup host's retention job holds the repository's exclusive lock", () => {
+    it('a backup waits for the lock to go, then saves its snapshot', async () => {
+      const t = setup();
+      expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+      const held = await t.holdExclusiveLock();
+      // The retention job ends once the backup has found the repository locked and said it waits.
+      const run = await runScriptAsync('backup.sh', ['backup'], { ...t.env, UPKEEP_LOCK_RETRY: '1' }, (stderr) => stderr.includes('trying again') && held.release());
+      held.release();
+      await held.exited;
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain("backup: the repository is locked by another process (the backup host's retention job, or a restore reading it); trying again in 1s");
+      expect(t.status('backup').slice(1).join(' ')).toBe('ok snapshot saved');
+      expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(2);
+    });
+
+    it('a restore drill that cannot lock the repository within UPKEEP_LOCK_WAIT says so, never that verification failed', async () => {
+      const t = setup();
+      expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+      const held = await t.holdExclusiveLock();
+      try {
+        const drill = await runScriptAsync('backup.sh', ['drill'], { ...t.env, UPKEEP_LOCK_RETRY: '1', UPKEEP_LOCK_WAIT: '3' });
+        expect(drill.status).toBe(1);
+        const [result, ...detail] = t.status('drill').slice(1);
+        expect(result).toBe('failed');
+        expect(detail.join(' ')).toBe("could not lock the repository: another process (the backup host's retention job, or a restore reading it) still held it after 3s of waiting");
+      } finally {
+        held.release();
+        await held.exited;
+      }
+    });
   });
 
   it('key creates the client ssh key pair once and prints its public half', () => {
