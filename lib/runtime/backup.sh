@@ -185,7 +185,7 @@ case $job in
         *) echo "restore: $path is not an absolute path" >&2; exit 2 ;;
       esac
       # restic reads --include as a pattern: a path with pattern characters would restore others.
-      case $path in *'*'* | *'?'* | *'['* | *"\\"* | *'"'*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
+      case $path in *'*'* | *'?'* | *'['* | *"\\"*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
       if [ "$target" = / ] && ! "$runtime_dir/safe-path.sh" -r "$path"; then
         echo "restore: $path is not restored in place; restore it with --to DIR, a directory only root can write" >&2
         exit 1
@@ -195,7 +195,11 @@ case $job in
     # The snapshot: the one named, else the newest up to --at that holds every path. A newer
     # snapshot without them (the host's backup after the deletion, or a rebuilt host's empty one)
     # is skipped, and said so.
-    r snapshots --json | grep -o '"time":"[^"]*"\|"short_id":"[^"]*"' | cut -d'"' -f4 | paste -d' ' - - >"$work/all"
+    # A failure is said, not taken for a repository without snapshots.
+    rc=0
+    r snapshots --json >"$work/snapshots" || rc=$?
+    [ "$rc" -eq 0 ] || { echo "restore: restic snapshots exited $rc; nothing was restored" >&2; exit 1; }
+    grep -o '"time":"[^"]*"\|"short_id":"[^"]*"' "$work/snapshots" | cut -d'"' -f4 | paste -d' ' - - >"$work/all"
     : >"$work/candidates"
     while read -r time id; do
       if [ -n "$snapshot" ]; then
@@ -209,9 +213,17 @@ case $job in
     skipped=0
     for entry in $(sort -rn "$work/candidates" | tr ' ' '@'); do
       id=$(echo "$entry" | cut -d@ -f2)
-      r ls --json "$id" "$@" >"$work/ls" 2>/dev/null || true
       missing=
-      for path in "$@"; do grep -qF "\"path\":\"$path\"," "$work/ls" || missing="$missing $path"; done
+      for path in "$@"; do
+        # Asked for one path, restic ls lists it and what lies under it, and nothing when the
+        # snapshot does not hold it. The path is not looked for in the listing: restic's JSON
+        # escapes some characters (& < > as \u0026 \u003c \u003e, quotes, controls), so any entry
+        # (a node; the snapshot line's strings escape quotes) says it is there.
+        rc=0
+        r ls --json "$id" "$path" >"$work/ls" || rc=$?
+        [ "$rc" -eq 0 ] || { echo "restore: restic ls of snapshot $id exited $rc; nothing was restored" >&2; exit 1; }
+        grep -q '"struct_type":"node"' "$work/ls" || missing="$missing $path"
+      done
       if [ -z "$missing" ]; then chosen=$entry; break; fi
       [ -n "$snapshot" ] && { echo "restore: snapshot $id does not hold:$missing" >&2; exit 1; }
       skipped=$((skipped + 1))

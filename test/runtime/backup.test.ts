@@ -278,6 +278,27 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     expect(readFileSync(file).equals(before)).toBe(true);
   });
 
+  it('restore finds paths whose names restic escapes in its JSON (& < > and quotes), and puts them back byte for byte', () => {
+    const t = setup();
+    const dir = join(t.data, 'R&D <2026>');
+    mkdirSync(dir);
+    const file = join(dir, 'a "quoted" & <tagged> name.txt');
+    writeFileSync(file, 'findings\n');
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    rmSync(dir, { recursive: true });
+    const one = runScript('backup.sh', ['restore', file], t.env);
+    expect(one.status, one.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('findings\n');
+    rmSync(dir, { recursive: true });
+    const whole = runScript('backup.sh', ['restore', dir, join(t.data, 'etc', 'file-3.conf')], t.env);
+    expect(whole.status, whole.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('findings\n');
+    // A path that only begins like one the snapshot holds is not taken for it.
+    const prefix = runScript('backup.sh', ['restore', join(t.data, 'R&D')], t.env);
+    expect(prefix.status).toBe(1);
+    expect(prefix.stderr).toContain(`does not hold: ${join(t.data, 'R&D')};`);
+  });
+
   it('restore --at takes the newest snapshot up to that time that holds the path, and never a newer one without it', () => {
     const t = setup();
     const file = join(t.data, 'etc', 'file-7.conf');
