@@ -20,7 +20,7 @@ export interface PackageUse {
 export const PACKAGES = {
   // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
   coreutils: {
-    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'od', 'paste', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
+    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'od', 'paste', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'tee', 'timeout', 'touch', 'tr', 'true', 'wc'],
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },

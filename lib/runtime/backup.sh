@@ -255,8 +255,8 @@ case $job in
     while IFS= read -r path || [ -n "$path" ]; do
       [ -n "$path" ] || continue
       # Without trailing slashes: "link/" names the directory behind the link, not the link.
-      link=${path%"${path##*[!/]}"}
-      [ -n "$link" ] || link=/
+      link=$path
+      while [ "$link" != / ] && [ "${link%/}" != "$link" ]; do link=${link%/}; done
       if [ ! -e "$path" ]; then
         [ ! -L "$link" ] || echo "backup: $path is a symlink to $(readlink "$link"), which does not exist" >&2
         missing="$missing $path"
