@@ -20,7 +20,7 @@ export interface PackageUse {
 export const PACKAGES = {
   // Essential packages: part of every Debian system, the fresh machine and the test hosts alike.
   coreutils: {
-    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'od', 'paste', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'timeout', 'touch', 'tr', 'true', 'wc'],
+    programs: ['base64', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'comm', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'head', 'id', 'mkdir', 'mktemp', 'mv', 'od', 'paste', 'readlink', 'rm', 'sha256sum', 'shuf', 'sleep', 'sort', 'stat', 'sync', 'tail', 'tee', 'timeout', 'touch', 'tr', 'true', 'wc'],
     on: ['machine', 'hosts'],
   },
   dash: { programs: ['sh'], on: ['machine', 'hosts'] },
@@ -29,7 +29,7 @@ export const PACKAGES = {
   grep: { programs: ['grep'], on: ['machine', 'hosts'] },
   findutils: { programs: ['find'], on: ['machine', 'hosts'] },
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
-  'util-linux': { programs: ['findmnt', 'flock', 'mountpoint', 'setsid'], on: ['machine', 'hosts'] },
+  'util-linux': { programs: ['findmnt', 'flock', 'mountpoint', 'setsid', 'unshare'], on: ['machine', 'hosts'] },
   tar: { programs: ['tar'], on: ['machine', 'hosts'] },
   // getconf CLK_TCK: reboot-ready.sh reads PID 1's start in clock ticks.
   'libc-bin': { programs: ['getconf'], on: ['machine', 'hosts'] },

@@ -31,8 +31,11 @@ const DRILL_FILES = 20;
 /**
  * Never worth keeping: kernel and runtime file systems, temporary files and caches (restic's own
  * cache included). Host state in /var/lib/upkeep is kept: it is small and says what was applied.
+ * Mount points are not excluded: Hetzner mounts a server's volumes at /mnt/HC_Volume_<id>, where a
+ * customer's data lives, and backups cross into every file system under a listed path (no
+ * --one-file-system), so the pseudo file systems are kept out here by where they are mounted.
  */
-const BUILT_IN_EXCLUDES = ['/dev', '/proc', '/sys', '/run', '/tmp', '/var/tmp', '/var/cache', '/mnt', '/media', '/lost+found', '/swapfile'];
+const BUILT_IN_EXCLUDES = ['/dev', '/proc', '/sys', '/run', '/tmp', '/var/tmp', '/var/cache', '/lost+found', '/swapfile'];
 
 interface SftpRepository {
   readonly user: string;
@@ -172,8 +175,9 @@ export function compileBackups(fleet: ResolvedFleet, host: ResolvedHost, backups
   // A repository on a local path (a mounted disk) is the one place the read-only jobs write to.
   const local = /^(?:local:)?(\/.*)$/.exec(backups.repository)?.[1];
   if (local !== undefined && /\s/.test(local)) throw new Error(`local repository path ${JSON.stringify(local)} must not contain spaces`);
-  // A host that stores other hosts' repositories does not copy them into its own backup.
-  const heldRepositories = receivedRepositories(fleet, host).map((r) => r.path);
+  // A host that stores other hosts' repositories does not copy them into its own backup, nor its
+  // own local repository (a mounted disk, under /mnt say) into itself.
+  const heldRepositories = [...(local === undefined ? [] : [local.replace(/(.)\/+$/, '$1')]), ...receivedRepositories(fleet, host).map((r) => r.path)];
   const files: ManagedFile[] = [
     configFile(`${RESTIC_DIR}/backup.env`, env),
     { path: `${RESTIC_DIR}/backup.password`, mode: '0600', owner: 'root:root', secret: repositoryPassword(backups, host.name) },

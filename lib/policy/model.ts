@@ -117,7 +117,7 @@ export interface BackupPolicy<H extends string = string> {
   /** systemd OnCalendar expression. @default "*-*-* 01:30:00" (daily) */
   readonly schedule?: string;
   readonly retention?: Retention;
-  /** What to back up. @default ["/"] (all files; pseudo and cache file systems are excluded) */
+  /** What to back up. @default ["/"] (all files, mounted volumes included; kernel and runtime file systems (/dev, /proc, /sys, /run), temporary files and caches are excluded). Each must exist: a missing one fails the backup. A symlink is backed up with what it points to. */
   readonly paths?: readonly string[];
   /** restic exclude patterns, added to the built-in ones. @default [] */
   readonly exclude?: readonly string[];

@@ -3,6 +3,8 @@
 #
 # Usage: backup.sh backup|forget|check|drill|key|snapshots
 #        backup.sh restore [--at TIME | --snapshot ID] [--to DIR] PATH...
+#   backup saves a snapshot of the paths listed in backup.paths; each must exist, or nothing is
+#   saved and the job fails naming it; a listed symlink is saved with what it points to.
 #   key prints the client's public ssh key (creating the key pair if needed), for the repository
 #   host's list of authorized clients.
 #   forget applies the retention; only for a repository this host may delete from (a backup host
@@ -22,7 +24,9 @@
 # UPKEEP_BACKUP_HOST_PIN (a provisioned backup host: the directory where bin/apply pins its
 # address, in ssh_config, and its host key, in known_hosts),
 # UPKEEP_KEEP_DAILY/WEEKLY/MONTHLY/YEARLY,
-# UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. Writes status lines "<epoch> <result> <detail>" to
+# UPKEEP_CHECK_SUBSET, UPKEEP_DRILL_FILES. From the environment: UPKEEP_LOCK_WAIT and
+# UPKEEP_LOCK_RETRY (seconds a scheduled job waits for another process's repository lock, 14400,
+# and between tries, 60; see waiting). Writes status lines "<epoch> <result> <detail>" to
 # /var/lib/upkeep/backup/<job>.status, which the backup-freshness check reads.
 set -eu
 
@@ -52,12 +56,17 @@ fi
 exec 9>"$status_dir/restic.lock"
 flock 9
 
+# Everything a job writes is inside this fresh directory that only root can write: a name beside
+# it in /tmp could be taken by another user first (a symlink root would write through).
+work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-restic.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
 status() {
   printf '%s %s %s\n' "$(date +%s)" "$1" "$2" >"$status_dir/$job.status.new"
   mv "$status_dir/$job.status.new" "$status_dir/$job.status"
 }
 
-# Says why the repository cannot be reached, records it for a scheduled job, and stops.
+# Says why the job cannot run, records it for a scheduled job, and stops.
 refuse() {
   echo "$job: $1" >&2
   case $job in backup | forget | check | drill) status failed "$1" ;; esac
@@ -105,6 +114,37 @@ r() {
   fi
 }
 
+# As r for a scheduled job, waiting while another process holds the repository's lock. restic
+# 0.14 fails at once then (it has no --retry-lock), and the backup host's retention job
+# (backup-prune.sh) holds the lock exclusively while it prunes, after waiting up to four hours for
+# its clients' locks: failing would lose the day's backup, or record a restore drill that never
+# ran as a failed one. So the job tries again every UPKEEP_LOCK_RETRY seconds (60, plus up to half
+# as much at random, so that two jobs that keep missing each other fall out of step), first removing
+# stale locks (restic unlock removes only those: a retention job cut off mid-prune leaves one), for
+# up to UPKEEP_LOCK_WAIT seconds (14400, as long as the retention job waits; the units have no start
+# timeout), and then fails saying it could not lock the repository.
+# restic's output is passed on as it comes, its stderr also kept in $work/restic.err for the job
+# to say why it failed; returns restic's exit code (the job records a failure itself: under set -e
+# a failing restic would end the job before its status line, and the last one would stay).
+waiting() {
+  deadline=$(($(date +%s) + ${UPKEEP_LOCK_WAIT:-14400}))
+  while :; do
+    { { rc=0; r "$@" 2>&1 >&3 3>&- || rc=$?; echo "$rc" >"$work/restic.rc"; } | tee "$work/restic.err" >&2; } 3>&1
+    rc=$(cat "$work/restic.rc")
+    # restic's own words at the start of a line, which no file name in an error message can forge.
+    if [ "$rc" -ne 1 ] || ! grep -q '^unable to create lock in backend: repository is already locked' "$work/restic.err"; then
+      return "$rc"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || refuse "could not lock the repository: another process (the backup host's retention job, or a restore reading it) still held it after ${UPKEEP_LOCK_WAIT:-14400}s of waiting"
+    retry=${UPKEEP_LOCK_RETRY:-60}
+    pause=$((retry + $(shuf -i 0-$((retry / 2)) -n 1)))
+    echo "$job: the repository is locked by another process (the backup host's retention job, or a restore reading it); trying again in ${pause}s" >&2
+    sleep "$pause"
+    # Best effort: removes only stale locks, and the next try says what still holds the repository.
+    r unlock >/dev/null 2>&1 || true
+  done
+}
+
 case $job in
   restore)
     shift
@@ -145,7 +185,7 @@ case $job in
         *) echo "restore: $path is not an absolute path" >&2; exit 2 ;;
       esac
       # restic reads --include as a pattern: a path with pattern characters would restore others.
-      case $path in *'*'* | *'?'* | *'['* | *"\\"* | *'"'*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
+      case $path in *'*'* | *'?'* | *'['* | *"\\"*) echo "restore: $path contains pattern characters; use restic restore directly" >&2; exit 2 ;; esac
       if [ "$target" = / ] && ! "$runtime_dir/safe-path.sh" -r "$path"; then
         echo "restore: $path is not restored in place; restore it with --to DIR, a directory only root can write" >&2
         exit 1
@@ -155,9 +195,11 @@ case $job in
     # The snapshot: the one named, else the newest up to --at that holds every path. A newer
     # snapshot without them (the host's backup after the deletion, or a rebuilt host's empty one)
     # is skipped, and said so.
-    work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-restore.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
-    r snapshots --json | grep -o '"time":"[^"]*"\|"short_id":"[^"]*"' | cut -d'"' -f4 | paste -d' ' - - >"$work/all"
+    # A failure is said, not taken for a repository without snapshots.
+    rc=0
+    r snapshots --json >"$work/snapshots" || rc=$?
+    [ "$rc" -eq 0 ] || { echo "restore: restic snapshots exited $rc; nothing was restored" >&2; exit 1; }
+    grep -o '"time":"[^"]*"\|"short_id":"[^"]*"' "$work/snapshots" | cut -d'"' -f4 | paste -d' ' - - >"$work/all"
     : >"$work/candidates"
     while read -r time id; do
       if [ -n "$snapshot" ]; then
@@ -171,9 +213,17 @@ case $job in
     skipped=0
     for entry in $(sort -rn "$work/candidates" | tr ' ' '@'); do
       id=$(echo "$entry" | cut -d@ -f2)
-      r ls --json "$id" "$@" >"$work/ls" 2>/dev/null || true
       missing=
-      for path in "$@"; do grep -qF "\"path\":\"$path\"," "$work/ls" || missing="$missing $path"; done
+      for path in "$@"; do
+        # Asked for one path, restic ls lists it and what lies under it, and nothing when the
+        # snapshot does not hold it. The path is not looked for in the listing: restic's JSON
+        # escapes some characters (& < > as \u0026 \u003c \u003e, quotes, controls), so any entry
+        # (a node; the snapshot line's strings escape quotes) says it is there.
+        rc=0
+        r ls --json "$id" "$path" >"$work/ls" || rc=$?
+        [ "$rc" -eq 0 ] || { echo "restore: restic ls of snapshot $id exited $rc; nothing was restored" >&2; exit 1; }
+        grep -q '"struct_type":"node"' "$work/ls" || missing="$missing $path"
+      done
       if [ -z "$missing" ]; then chosen=$entry; break; fi
       [ -n "$snapshot" ] && { echo "restore: snapshot $id does not hold:$missing" >&2; exit 1; }
       skipped=$((skipped + 1))
@@ -195,7 +245,32 @@ case $job in
     r snapshots --compact
     ;;
   backup)
-    if ! r cat config >/dev/null 2>&1; then
+    # Every listed path must exist. restic reads --files-from lines as patterns and skips one that
+    # matches nothing with a line on stderr and exit 0: an unmounted volume or a mistyped path would
+    # pass for a good backup. So the paths go to restic verbatim, never as patterns, once each is
+    # found. A listed symlink is backed up with what it points to: restic stores a link alone, and
+    # a snapshot of /srv/data -> /mnt/HC_Volume_1/data without the data is no backup of it.
+    missing=
+    : >"$work/paths"
+    while IFS= read -r path || [ -n "$path" ]; do
+      [ -n "$path" ] || continue
+      # Without trailing slashes: "link/" names the directory behind the link, not the link.
+      link=$path
+      while [ "$link" != / ] && [ "${link%/}" != "$link" ]; do link=${link%/}; done
+      if [ ! -e "$path" ]; then
+        [ ! -L "$link" ] || echo "backup: $path is a symlink to $(readlink "$link"), which does not exist" >&2
+        missing="$missing $path"
+        continue
+      fi
+      printf '%s\n' "$link" >>"$work/paths"
+      if [ -L "$link" ]; then
+        echo "backup: $path is a symlink; backing up $(readlink -f "$link"), where it points, as well"
+        readlink -f "$link" >>"$work/paths"
+      fi
+    done <"$config_dir/backup.paths"
+    [ -z "$missing" ] || refuse "listed path(s) do not exist:$missing; nothing was backed up"
+    # Without a lock, which the retention job may hold: anything but a readable config means no repository yet.
+    if ! r --no-lock cat config >/dev/null 2>&1; then
       diagnose
       echo "backup: no repository at $RESTIC_REPOSITORY yet; initialising it"
       rc=0
@@ -203,7 +278,7 @@ case $job in
       [ "$rc" -eq 0 ] || refuse "cannot read or create the repository (restic init exited $rc)"
     fi
     rc=0
-    r backup --files-from "$config_dir/backup.paths" --exclude-file "$config_dir/backup.excludes" \
+    waiting backup --files-from-verbatim "$work/paths" --exclude-file "$config_dir/backup.excludes" \
       --exclude-caches --tag upkeep || rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || diagnose
     case $rc in
@@ -220,21 +295,28 @@ case $job in
     [ "${UPKEEP_KEEP_MONTHLY:-0}" -gt 0 ] && set -- "$@" --keep-monthly "$UPKEEP_KEEP_MONTHLY"
     [ "${UPKEEP_KEEP_YEARLY:-0}" -gt 0 ] && set -- "$@" --keep-yearly "$UPKEEP_KEEP_YEARLY"
     [ $# -gt 0 ] || { echo "forget: no retention rule; refusing to forget everything" >&2; exit 2; }
-    r forget --prune "$@"
+    rc=0
+    waiting forget --prune "$@" || rc=$?
+    [ "$rc" -eq 0 ] || { status failed "restic forget --prune exited $rc; see the job's journal"; exit "$rc"; }
     status ok "retention applied"
     ;;
   check)
-    r check --read-data-subset "$UPKEEP_CHECK_SUBSET"
+    rc=0
+    waiting check --read-data-subset "$UPKEEP_CHECK_SUBSET" || rc=$?
+    if grep -q '^Fatal: repository contains errors' "$work/restic.err"; then
+      status failed "the repository contains errors (restic check exited $rc); see the job's journal"
+      exit 1
+    fi
+    [ "$rc" -eq 0 ] || { status failed "restic check exited $rc; see the job's journal"; exit "$rc"; }
     status ok "read back $UPKEEP_CHECK_SUBSET of the data"
     ;;
   drill)
-    # Everything the drill writes is inside this fresh directory that only root can write: a name
-    # beside it in /tmp could be taken by another user first (a symlink root would write through).
-    work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-drill.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
     target=$work/restored
     # Regular files of the latest snapshot whose names need no escaping as restic --include patterns.
-    r ls latest --json | sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' |
+    rc=0
+    waiting ls latest --json >"$work/ls" || rc=$?
+    [ "$rc" -eq 0 ] || { status failed "could not list the latest snapshot (restic ls exited $rc)"; exit 1; }
+    sed -n 's/^{"name":"[^"]*","type":"file","path":"\([^"\\*?[]*\)".*/\1/p' "$work/ls" |
       shuf -n "${UPKEEP_DRILL_FILES:-20}" >"$work/list" || true
     count=$(wc -l <"$work/list")
     if [ "$count" -eq 0 ]; then
@@ -245,8 +327,11 @@ case $job in
     set --
     while IFS= read -r path; do set -- "$@" --include "$path"; done <"$work/list"
     # --verify reads every restored file back and compares it with the snapshot's content.
-    if ! r restore latest --target "$target" --verify "$@"; then
-      status failed "restore of $count files failed verification"
+    # A repository locked past the wait is recorded as such by waiting, never as a failed verification.
+    rc=0
+    waiting restore latest --target "$target" --verify "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      status failed "restore of $count files failed verification (restic restore exited $rc)"
       exit 1
     fi
     missing=0

@@ -241,6 +241,14 @@ describe('compileHost', () => {
       expect(excludes).not.toContain('/var/lib/upkeep');
     });
 
+    it('backs up mounted volumes (Hetzner mounts them at /mnt/HC_Volume_<id>), but never a local repository into itself', () => {
+      const excludes = file(compiled('web1'), '/etc/upkeep/restic/backup.excludes').content!.split('\n');
+      expect(excludes.filter((e) => e.startsWith('/mnt') || e.startsWith('/media'))).toEqual([]);
+      const local: ResolvedHost = { ...host('web1'), backups: { ...host('web1').backups!, repository: '/mnt/backup/web1/', repositoryHost: undefined } };
+      const state = compileHost(resolvedFleet([local]), local);
+      expect(file(state, '/etc/upkeep/restic/backup.excludes').content!.split('\n')).toContain('/mnt/backup/web1');
+    });
+
     it('runs backups idle and read-only towards the system, with a catch-up after downtime', () => {
       const web1 = compiled('web1');
       const service = file(web1, `${UNIT_DIR}/upkeep-backup.service`).content!;

@@ -1,9 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderEnvFile } from '../../lib/compile/env-file.ts';
-import { RUNTIME_SOURCE, runScript, tempDir } from './run-script.ts';
+import { compileHost } from '../../lib/compile/host.ts';
+import type { ResolvedHost } from '../../lib/policy/resolved.ts';
+import { resolvedFleet } from '../fixtures/resolved-fleet.ts';
+import { RUNTIME_SOURCE, runScript, runScriptAsync, tempDir } from './run-script.ts';
 import { programsAvailable } from '../programs.ts';
 
 /** A host-like layout in a temporary directory: data to protect, a local repository, the job's config. */
@@ -37,7 +40,36 @@ function setup() {
   const status = (job: string) => readFileSync(join(dir, 'state/backup', `${job}.status`), 'utf8').trim().split(' ');
   const restic = (...args: string[]) =>
     spawnSync('restic', ['-r', join(dir, 'repo'), '--password-file', join(config, 'backup.password'), '--no-cache', ...args], { encoding: 'utf8' });
-  return { data, repo: join(dir, 'repo'), env, status, restic };
+  /** Zeroes the first half of every pack file (the blobs; the pack header sits at the end), as a failing disk would. */
+  const corrupt = () =>
+    spawnSync('sh', ['-c', 'for f in "$1"/data/*/*; do dd if=/dev/zero of="$f" bs=1 count=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null; done', 'sh', join(dir, 'repo')]);
+  /**
+   * Holds the repository's exclusive lock, as the backup host's retention job does while it prunes,
+   * until release(): `restic key passwd` holds it while it waits for the new password on its input
+   * (and, given none, gives up and removes its lock). Resolves once the lock is there.
+   */
+  const holdExclusiveLock = async () => {
+    const holder = spawn('restic', ['-r', join(dir, 'repo'), '--password-file', join(config, 'backup.password'), '--no-cache', 'key', 'passwd'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => holder.on('exit', (code) => resolve(code)));
+    const locks = () => readdirSync(join(dir, 'repo', 'locks'));
+    for (let i = 0; i < 400 && locks().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(locks()).toHaveLength(1);
+    holder.stdin.on('error', () => {});
+    return { exited, release: () => holder.stdin.end() };
+  };
+  return { data, config, repo: join(dir, 'repo'), env, status, restic, corrupt, holdExclusiveLock };
+}
+
+/** unshare's options for a mount namespace of this test's own, where /mnt can be a fresh tmpfs (as root, or as a mapped root). */
+const PRIVATE_MOUNTS = process.getuid?.() === 0 ? ['--mount'] : ['--user', '--map-root-user', '--mount'];
+
+/** Whether this machine lets a test mount a file system of its own on /mnt, which no other process sees. */
+function privateMountsAvailable(what: string): boolean {
+  if (!programsAvailable(what, ['restic', 'unshare'])) return false;
+  const probe = spawnSync('unshare', [...PRIVATE_MOUNTS, 'mount', '-t', 'tmpfs', 'upkeep-probe', '/mnt'], { encoding: 'utf8' });
+  if (probe.status === 0) return true;
+  console.warn(`!!! SKIPPING ${what}: cannot mount a tmpfs on /mnt in a private mount namespace (unshare ${PRIVATE_MOUNTS.join(' ')}: ${probe.stderr.trim()})`);
+  return false;
 }
 
 // restic derives its key with scrypt on every run, which takes seconds on a small machine.
@@ -59,6 +91,76 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(2);
   });
 
+  it.skipIf(!privateMountsAvailable('backups of a volume mounted under /mnt (test/runtime/backup.test.ts)'))(
+    'backs up a data volume mounted at /mnt/HC_Volume_<id>, as Hetzner mounts them, with the compiled excludes, but not the local repository beside it',
+    () => {
+      // GIVEN a host whose policy backs up /mnt, with its repository on a disk mounted there too
+      const fleet = resolvedFleet();
+      const web1 = fleet.hosts.find((h) => h.name === 'web1')!;
+      const local: ResolvedHost = { ...web1, backups: { ...web1.backups!, paths: ['/mnt'], repository: '/mnt/backup/web1', repositoryHost: undefined } };
+      const compiled = compileHost(resolvedFleet([local]), local);
+      const content = (path: string) => compiled.files.find((f) => f.path === path)!.content!;
+      const config = tempDir({ 'backup.paths': content('/etc/upkeep/restic/backup.paths'), 'backup.excludes': content('/etc/upkeep/restic/backup.excludes'), 'backup.password': 'correct horse battery staple\n' });
+      writeFileSync(join(config, 'backup.env'), renderEnvFile('test', { RESTIC_REPOSITORY: '/mnt/backup/web1', RESTIC_PASSWORD_FILE: join(config, 'backup.password'), RESTIC_CACHE_DIR: join(config, 'cache') }));
+      // WHEN it backs up, in a mount namespace of its own where a tmpfs stands in for the volume
+      const script = [
+        'set -eu',
+        'mount -t tmpfs upkeep-test-volume /mnt',
+        'mkdir -p /mnt/HC_Volume_4242/shop',
+        'echo "order 1" >/mnt/HC_Volume_4242/shop/orders.db',
+        '/bin/sh "$1/backup.sh" backup',
+        'echo "--- snapshot"',
+        'restic -r /mnt/backup/web1 --password-file "$2/backup.password" --no-cache ls latest',
+      ].join('\n');
+      const run = spawnSync('unshare', [...PRIVATE_MOUNTS, 'sh', '-c', script, 'sh', RUNTIME_SOURCE, config], {
+        encoding: 'utf8',
+        env: { ...process.env, UPKEEP_BACKUP_CONFIG: join(config, 'backup.env'), UPKEEP_STATE_DIR: join(config, 'state') },
+      });
+      // THEN the volume's files are in the snapshot, and the repository did not copy itself
+      expect(run.status, run.stderr).toBe(0);
+      const listed = run.stdout.split('--- snapshot\n')[1]!.split('\n');
+      expect(listed).toContain('/mnt/HC_Volume_4242/shop/orders.db');
+      expect(listed.filter((p) => p.startsWith('/mnt/backup/'))).toEqual([]);
+    },
+  );
+
+  it('fails, naming it, when a listed path does not exist (an unmounted volume, a typo), and saves no snapshot', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    // GIVEN the policy lists a volume's directory that is not there (not mounted), and a symlink to nothing
+    const gone = join(t.data, '..', 'volume-not-mounted');
+    const dangling = join(t.data, '..', 'dangling');
+    symlinkSync(join(t.data, '..', 'nowhere'), dangling);
+    writeFileSync(join(t.config, 'backup.paths'), `${t.data}\n${gone}\n${dangling}\n`);
+    // WHEN the backup runs
+    const run = runScript('backup.sh', ['backup'], t.env);
+    // THEN it fails and says which, in its status too (the freshness check reports that line)
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`backup: listed path(s) do not exist: ${gone} ${dangling}; nothing was backed up`);
+    expect(run.stderr).toContain(`backup: ${dangling} is a symlink to ${join(t.data, '..', 'nowhere')}, which does not exist`);
+    expect(t.status('backup').slice(1).join(' ')).toBe(`failed listed path(s) do not exist: ${gone} ${dangling}; nothing was backed up`);
+    expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(1);
+  });
+
+  it('backs up what a listed symlink points to, and the link itself, so that the data is in the snapshot', () => {
+    const t = setup();
+    // GIVEN /srv/data is a symlink to the volume that holds the data
+    const volume = join(t.data, '..', 'HC_Volume_4242');
+    mkdirSync(join(volume, 'shop'), { recursive: true });
+    writeFileSync(join(volume, 'shop', 'orders.db'), 'order 1\n');
+    const link = join(t.data, '..', 'srv-data');
+    symlinkSync(join(volume, 'shop'), link);
+    writeFileSync(join(t.config, 'backup.paths'), `${link}/\n`);
+    // WHEN the backup runs
+    const run = runScript('backup.sh', ['backup'], t.env);
+    // THEN the data behind the link is in the snapshot, under the path where it lives, and the link too
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`backup: ${link}/ is a symlink; backing up ${join(volume, 'shop')}, where it points, as well`);
+    const listed = t.restic('ls', '--long', 'latest').stdout.split('\n');
+    expect(listed.some((l) => l.endsWith(` ${link} -> ${join(volume, 'shop')}`))).toBe(true);
+    expect(listed.some((l) => l.endsWith(` ${join(volume, 'shop', 'orders.db')}`))).toBe(true);
+  });
+
   it('restore drill restores a sample of the latest snapshot, verifies it and writes its status', () => {
     const t = setup();
     expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
@@ -71,8 +173,7 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
   it('restore drill fails, and says so in its status, when the repository data is corrupted', () => {
     const t = setup();
     expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
-    // Zero the first half of every pack file (the blobs; the pack header sits at the end), as a failing disk would.
-    spawnSync('sh', ['-c', 'for f in "$1"/data/*/*; do dd if=/dev/zero of="$f" bs=1 count=$(($(stat -c %s "$f") / 2)) conv=notrunc 2>/dev/null; done', 'sh', t.repo]);
+    t.corrupt();
     const drill = runScript('backup.sh', ['drill'], t.env);
     expect(drill.status).not.toBe(0);
     expect(t.status('drill')[1]).toBe('failed');
@@ -87,6 +188,62 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     const check = runScript('backup.sh', ['check'], t.env);
     expect(check.status).toBe(0);
     expect(check.stdout).toContain('read 50.0% of data packs');
+  });
+
+  it('check records a failure in its status when the repository contains errors, where the last ok stayed', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    expect(runScript('backup.sh', ['check'], t.env).status).toBe(0);
+    expect(t.status('check')[1]).toBe('ok');
+    t.corrupt();
+    const check = runScript('backup.sh', ['check'], t.env);
+    expect(check.status).toBe(1);
+    expect(check.stderr).toContain('Fatal: repository contains errors');
+    expect(t.status('check').slice(1).join(' ')).toBe("failed the repository contains errors (restic check exited 1); see the job's journal");
+  });
+
+  it('forget records a failure in its status when restic fails, where the last ok stayed', () => {
+    const t = setup();
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    expect(runScript('backup.sh', ['forget'], t.env).status).toBe(0);
+    expect(t.status('forget')[1]).toBe('ok');
+    // The password no longer opens the repository: no key is left.
+    rmSync(join(t.repo, 'keys'), { recursive: true });
+    const forget = runScript('backup.sh', ['forget'], t.env);
+    expect(forget.status).toBe(1);
+    expect(t.status('forget').slice(1).join(' ')).toBe("failed restic forget --prune exited 1; see the job's journal");
+  });
+
+  describe("while the backup host's retention job holds the repository's exclusive lock", () => {
+    it('a backup waits for the lock to go, then saves its snapshot', async () => {
+      const t = setup();
+      expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+      const held = await t.holdExclusiveLock();
+      // The retention job ends once the backup has found the repository locked and said it waits.
+      const run = await runScriptAsync('backup.sh', ['backup'], { ...t.env, UPKEEP_LOCK_RETRY: '1' }, (stderr) => stderr.includes('trying again') && held.release());
+      held.release();
+      await held.exited;
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toContain("backup: the repository is locked by another process (the backup host's retention job, or a restore reading it); trying again in 1s");
+      expect(t.status('backup').slice(1).join(' ')).toBe('ok snapshot saved');
+      expect(JSON.parse(t.restic('snapshots', '--json').stdout)).toHaveLength(2);
+    });
+
+    it('a restore drill that cannot lock the repository within UPKEEP_LOCK_WAIT says so, never that verification failed', async () => {
+      const t = setup();
+      expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+      const held = await t.holdExclusiveLock();
+      try {
+        const drill = await runScriptAsync('backup.sh', ['drill'], { ...t.env, UPKEEP_LOCK_RETRY: '1', UPKEEP_LOCK_WAIT: '3' });
+        expect(drill.status).toBe(1);
+        const [result, ...detail] = t.status('drill').slice(1);
+        expect(result).toBe('failed');
+        expect(detail.join(' ')).toBe("could not lock the repository: another process (the backup host's retention job, or a restore reading it) still held it after 3s of waiting");
+      } finally {
+        held.release();
+        await held.exited;
+      }
+    });
   });
 
   it('key creates the client ssh key pair once and prints its public half', () => {
@@ -119,6 +276,27 @@ describe.skipIf(!programsAvailable('test/runtime/backup.test.ts', ['restic']))('
     const run = runScript('backup.sh', ['restore', file], t.env);
     expect(run.status, run.stderr).toBe(0);
     expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('restore finds paths whose names restic escapes in its JSON (& < > and quotes), and puts them back byte for byte', () => {
+    const t = setup();
+    const dir = join(t.data, 'R&D <2026>');
+    mkdirSync(dir);
+    const file = join(dir, 'a "quoted" & <tagged> name.txt');
+    writeFileSync(file, 'findings\n');
+    expect(runScript('backup.sh', ['backup'], t.env).status).toBe(0);
+    rmSync(dir, { recursive: true });
+    const one = runScript('backup.sh', ['restore', file], t.env);
+    expect(one.status, one.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('findings\n');
+    rmSync(dir, { recursive: true });
+    const whole = runScript('backup.sh', ['restore', dir, join(t.data, 'etc', 'file-3.conf')], t.env);
+    expect(whole.status, whole.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('findings\n');
+    // A path that only begins like one the snapshot holds is not taken for it.
+    const prefix = runScript('backup.sh', ['restore', join(t.data, 'R&D')], t.env);
+    expect(prefix.status).toBe(1);
+    expect(prefix.stderr).toContain(`does not hold: ${join(t.data, 'R&D')};`);
   });
 
   it('restore --at takes the newest snapshot up to that time that holds the path, and never a newer one without it', () => {
