@@ -7,7 +7,7 @@ import { tryParseDuration } from '../policy/duration.ts';
 import type { Check, SecretRef } from '../policy/model.ts';
 import type { ResolvedCheck, ResolvedFleet, ResolvedHost, ResolvedMonitoring, ResolvedRoute } from '../policy/resolved.ts';
 import { canonicalJson } from './canonical-json.ts';
-import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
+import { CONFIG_DIR, LIVENESS_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
 import { runtimeCommand, seconds, socketServedFiles, unitFile } from './systemd.ts';
@@ -274,7 +274,18 @@ function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>,
     configFile(envPath, renderEnvFile('The monitor heartbeat, for heartbeat.sh.', { UPKEEP_HEARTBEAT_URL_FILE: urlPath, UPKEEP_HEARTBEAT_CHECKS: watched.join(' ') })),
     unitFile('upkeep-heartbeat.service', {
       Unit: { Description: 'upkeep: heartbeat of this monitor to its dead-man\'s switch', After: 'network-online.target' },
-      Service: { Type: 'oneshot', ExecStart: runtimeCommand('heartbeat.sh', envPath), TimeoutStartSec: '120s', ProtectSystem: 'strict', ProtectHome: 'read-only', PrivateTmp: true, NoNewPrivileges: true, StateDirectory: 'upkeep/heartbeat' },
+      Service: {
+        Type: 'oneshot',
+        ExecStart: runtimeCommand('heartbeat.sh', envPath),
+        TimeoutStartSec: '120s',
+        ProtectSystem: 'strict',
+        ProtectHome: 'read-only',
+        PrivateTmp: true,
+        NoNewPrivileges: true,
+        // Where it records the time for serve-liveness.sh (heartbeat.sh sets the same modes).
+        StateDirectory: LIVENESS_DIR.slice('/var/lib/'.length),
+        StateDirectoryMode: '0755',
+      },
     }),
     unitFile('upkeep-heartbeat.timer', {
       Unit: { Description: `upkeep: heartbeat every ${seconds(every)}` },
@@ -286,6 +297,9 @@ function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>,
       { stream: String(heartbeat.port) },
       { socket: "upkeep: when this monitor's checks last all ran, for the other hosts", service: "upkeep: serve the time this monitor's checks last all ran" },
       'serve-liveness.sh',
+      {},
+      // It reads only the time in LIVENESS_DIR; the host's state is none of its business.
+      [STATE_DIR],
     ),
   ];
 }

@@ -375,6 +375,16 @@ describe('compileHost', () => {
       expect(timer).not.toContain('RandomizedDelaySec');
     });
 
+    it("records the monitor's heartbeat where its unprivileged liveness server may read it, and hides the host's state from that server", () => {
+      const monitor: ResolvedHost = { ...host('monitor1'), monitoring: { ...host('monitor1').monitoring!, heartbeat: { url: { env: 'HEARTBEAT_URL' }, port: 9469 } } };
+      const state = compileHost(resolvedFleet([monitor]), monitor);
+      const heartbeat = file(state, `${UNIT_DIR}/upkeep-heartbeat.service`).content!;
+      expect(heartbeat).toContain('\nStateDirectory=upkeep-liveness\nStateDirectoryMode=0755\n');
+      const server = file(state, `${UNIT_DIR}/upkeep-liveness@.service`).content!;
+      expect(server).toContain('\nDynamicUser=yes\n');
+      expect(server).toContain('\nInaccessiblePaths=-/var/lib/upkeep\n');
+    });
+
     it('names check units from host and check names reduced to safe words', () => {
       const odd: ResolvedHost = {
         ...host('web1'),
