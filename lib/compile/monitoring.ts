@@ -50,7 +50,9 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
         vars: {
           UPKEEP_MAIL_TO: spec.to,
           UPKEEP_MAIL_SMTP: spec.smtp,
-          UPKEEP_MAIL_IMAP: spec.imap,
+          // The schema allows "imaps://host/"; the script appends "/INBOX", and curl would SELECT
+          // "/INBOX", a mailbox that does not exist.
+          UPKEEP_MAIL_IMAP: spec.imap.replace(/\/$/, ''),
           UPKEEP_MAIL_IMAP_USER: spec.imapUser,
           UPKEEP_MAIL_IMAP_PASSWORD_FILE: secretPath,
           UPKEEP_MAIL_MAX_DELAY: durationOr(spec.maxDelay, '5m'),

@@ -368,6 +368,17 @@ describe('compileHost', () => {
       expect(sourced(file(monitor1, '/etc/upkeep/checks/mail1-smtp.env').content!, 'UPKEEP_SMTP_PORT')).toBe('25');
     });
 
+    it('gives a mail-delivery check its IMAP server without a trailing slash, so the probe selects INBOX, not /INBOX', () => {
+      const mail1 = host('mail1');
+      const withSlash: ResolvedHost = {
+        ...mail1,
+        monitoring: { ...mail1.monitoring!, checks: mail1.monitoring!.checks.map((c) => (c.spec.kind === 'mail-delivery' ? { ...c, spec: { ...c.spec, imap: 'imaps://mail1.example.net:993/' } } : c)) },
+      };
+      const f = resolvedFleet([withSlash]);
+      const env = file(compileHost(f, f.hosts.find((h) => h.name === 'monitor1')!), '/etc/upkeep/checks/mail1-delivery.env').content!;
+      expect(sourced(env, 'UPKEEP_MAIL_IMAP')).toBe('imaps://mail1.example.net:993');
+    });
+
     it('times checks exactly on their interval, without randomized delay', () => {
       const timer = file(compiled('web1'), `${UNIT_DIR}/upkeep-check-web1-disk.timer`).content!;
       expect(timer).toContain('OnUnitActiveSec=60s');
