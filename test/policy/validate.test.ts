@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveFleet } from '../../lib/policy/resolve.ts';
 import { monitorHeartbeatWarnings } from '../../lib/policy/monitor-heartbeat.ts';
+import { localMailRouteWarnings } from '../../lib/policy/alert-route-rules.ts';
 import { validateFleet } from '../../lib/policy/validate.ts';
 import { editable } from '../fixtures/small-fleet.ts';
 
@@ -139,6 +140,22 @@ describe('validateFleet', () => {
     it('refuses a token on an e-mail route and half an SMTP login', () => {
       expect(withRoute({ email: { to: ['ops@example.com'] }, token: { env: 'T' } })).toContainEqual(expect.stringMatching(/^defaults\.monitoring\.routes\.0\.token: an e-mail route logs in with email\.user/));
       expect(withRoute({ email: { to: ['ops@example.com'], user: 'alerts' } })).toContainEqual('defaults.monitoring.routes.0.email.user: SMTP login needs both email.user and email.password');
+    });
+
+    it('warns where an e-mail route without a server is written when the hosts that would send it have no mail server', () => {
+      const warnings = (s: any) => localMailRouteWarnings(s, resolveFleet(s).fleet).map((i) => `${i.path.join('.')}: ${i.message}`);
+      const spec = editable();
+      spec.defaults.monitoring.routes = [{ name: 'hook', webhook: 'https://alerts.example.com/hook' }, { name: 'mail', email: { to: ['ops@example.com'] } }];
+      spec.hosts.web2.roles = ['web', 'mail'];
+      expect(warnings(spec)).toEqual([
+        'defaults.monitoring.routes.1.email: an e-mail route without email.server mails through smtp://localhost on the host that runs the check, and backup1, stage1, web1 have no role "mail": alerts reach nobody unless a mail server runs there besides upkeep; give the route a server (a relay)',
+      ]);
+      // Written on a host, it is named there; a relay, or a host with its own mail server, is fine.
+      spec.hosts.web1.monitoring = { routes: [{ name: 'mail', email: { to: ['ops@example.com'] } }] };
+      expect(warnings(spec).map((w) => w.split(':')[0])).toEqual(['defaults.monitoring.routes.1.email', 'hosts.web1.monitoring.routes.0.email']);
+      spec.defaults.monitoring.routes[1].email.server = 'smtps://relay.example.com';
+      spec.hosts.web1.roles = ['web', 'mail'];
+      expect(warnings(spec)).toEqual([]);
     });
 
     it('refuses an Alertmanager token over plain http', () => {
