@@ -6,8 +6,10 @@
 # run until systemd kills it, which records nothing and alerts nobody.
 set -u
 limit=${UPKEEP_TLS_TIMEOUT:-20}
+case $limit in '' | *[!0-9]*) limit=20 ;; esac
 rc=0
-served=$(timeout "$limit" openssl s_client -connect "$UPKEEP_TLS_TARGET:$UPKEEP_TLS_PORT" -servername "$UPKEEP_TLS_TARGET" </dev/null 2>/dev/null) || rc=$?
+# shellcheck disable=SC2086 # a number, unquoted so that test/program-usage.ts sees timeout's operand
+served=$(timeout $limit openssl s_client -connect "$UPKEEP_TLS_TARGET:$UPKEEP_TLS_PORT" -servername "$UPKEEP_TLS_TARGET" </dev/null 2>/dev/null) || rc=$?
 if [ "$rc" = 124 ]; then
   # Like a server that sends no certificate: the service's clients cannot connect either.
   echo "CRITICAL: $UPKEEP_TLS_TARGET:$UPKEEP_TLS_PORT completed no TLS handshake within ${limit}s"

@@ -67,7 +67,12 @@ fi
 routes_told=1
 
 rank() {
-  case $1 in warning) echo 1 ;; unknown) echo 2 ;; critical) echo 3 ;; *) echo 0 ;; esac
+  case $1 in
+    warning) echo 1 ;;
+    unknown) echo 2 ;;
+    critical) echo 3 ;;
+    *) echo 0 ;;
+  esac
 }
 
 # One line per firing or resolved notice some route took. Bounded: status reads only the newest 200
