@@ -3,6 +3,7 @@
 // to the subject host's routes (webhook, Alertmanager, e-mail); tokens and SMTP passwords are
 // secret files.
 
+import { longestRunSeconds, runPeriodSeconds } from '../policy/check-timing.ts';
 import { tryParseDuration } from '../policy/duration.ts';
 import type { Check, SecretRef } from '../policy/model.ts';
 import type { ResolvedCheck, ResolvedFleet, ResolvedHost, ResolvedMonitoring, ResolvedRoute } from '../policy/resolved.ts';
@@ -215,6 +216,9 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
         UPKEEP_CHECK_SUBJECT: check.subject,
         UPKEEP_CHECK_NAME: check.name,
         UPKEEP_CHECK_INTERVAL: check.intervalSeconds,
+        // At most this long between two runs' alerts (an interval, and a run that takes long):
+        // how long an alert sent to Alertmanager must stay active until the next one.
+        UPKEEP_CHECK_RESEND_SECONDS: runPeriodSeconds(check.spec, check.intervalSeconds),
         UPKEEP_FAILURE_THRESHOLD: policy.failureThreshold,
         UPKEEP_RECOVERY_THRESHOLD: policy.recoveryThreshold,
         UPKEEP_ROUTES: [...new Set(routeKeys)].join(' '),
@@ -263,14 +267,15 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
 
 /**
  * The monitor's heartbeat: a timer that pings the dead-man's switch while every check running
- * here has run within two of its intervals (plus a minute for a slow probe), and records that
- * time; a socket serving the recorded time to the other hosts' monitor-heartbeat checks.
+ * here has run within two of its intervals and its longest run (a mail-delivery check waits its
+ * maxDelay in every failing run), plus a minute, and records that time; a socket serving the
+ * recorded time to the other hosts' monitor-heartbeat checks.
  */
 function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>, checks: readonly ResolvedCheck[]): ManagedFile[] {
   const urlPath = `${CONFIG_DIR}/heartbeat.url`;
   const envPath = `${CONFIG_DIR}/heartbeat.env`;
   const every = Math.min(...checks.map((c) => c.intervalSeconds));
-  const watched = checks.map((c) => `${checkUnitName(c).slice('upkeep-check-'.length)}:${2 * c.intervalSeconds + 60}`);
+  const watched = checks.map((c) => `${checkUnitName(c).slice('upkeep-check-'.length)}:${2 * c.intervalSeconds + longestRunSeconds(c.spec) + 60}`);
   return [
     { path: urlPath, mode: '0600', owner: 'root:root', secret: heartbeat.url },
     configFile(envPath, renderEnvFile('The monitor heartbeat, for heartbeat.sh.', { UPKEEP_HEARTBEAT_URL_FILE: urlPath, UPKEEP_HEARTBEAT_CHECKS: watched.join(' ') })),

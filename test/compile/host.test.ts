@@ -396,6 +396,19 @@ describe('compileHost', () => {
       expect(server).toContain('\nInaccessiblePaths=-/var/lib/upkeep\n');
     });
 
+    it("allows a mail-delivery check its wait in every run: in the monitor heartbeat, and in how long an Alertmanager alert lasts", () => {
+      const monitor: ResolvedHost = { ...host('monitor1'), monitoring: { ...host('monitor1').monitoring!, heartbeat: { url: { env: 'HEARTBEAT_URL' }, port: 9469 } } };
+      const state = compileHost(resolvedFleet([monitor]), monitor);
+      const delivery = host('mail1').monitoring!.checks.find((c) => c.spec.kind === 'mail-delivery')!;
+      expect(delivery.intervalSeconds).toBe(60);
+      // Its failing runs take maxDelay (5m) each, and the next starts when one ends.
+      const watched = sourced(file(state, '/etc/upkeep/heartbeat.env').content!, 'UPKEEP_HEARTBEAT_CHECKS').split(' ');
+      expect(watched).toContainEqual(`mail1-delivery:${2 * 60 + 300 + 5 + 60}`);
+      expect(watched).toContainEqual(`web1-site:${2 * 60 + 30 + 60}`);
+      expect(sourced(file(state, '/etc/upkeep/checks/mail1-delivery.env').content!, 'UPKEEP_CHECK_RESEND_SECONDS')).toBe(String(60 + 305));
+      expect(sourced(file(state, '/etc/upkeep/checks/web1-site.env').content!, 'UPKEEP_CHECK_RESEND_SECONDS')).toBe(String(60 + 30));
+    });
+
     it('names check units from host and check names reduced to safe words', () => {
       const odd: ResolvedHost = {
         ...host('web1'),

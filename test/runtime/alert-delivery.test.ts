@@ -26,6 +26,8 @@ describe.skipIf(!programsAvailable('test/runtime/alert-delivery.test.ts', ['curl
   let server: Server;
   let base = '';
   const notices: Notice[] = [];
+  /** What the Alertmanager API took: arrays of alerts. */
+  const alertmanager: { labels: Record<string, string>; startsAt: string; endsAt: string }[][] = [];
   /** Routes that refuse what they are sent (401). */
   const refusing = new Set<string>();
 
@@ -36,6 +38,10 @@ describe.skipIf(!programsAvailable('test/runtime/alert-delivery.test.ts', ['curl
       req.on('end', () => {
         const route = (req.url ?? '').slice(1);
         if (refusing.has(route)) return void res.writeHead(401).end('token expired\n');
+        if (route === 'api/v2/alerts') {
+          alertmanager.push(JSON.parse(body));
+          return void res.writeHead(200).end();
+        }
         const { status, reminder, severity } = JSON.parse(body);
         notices.push({ route, status, reminder, severity });
         res.writeHead(202).end();
@@ -143,6 +149,21 @@ describe.skipIf(!programsAvailable('test/runtime/alert-delivery.test.ts', ['curl
     await new Promise((resolve) => setTimeout(resolve, 1100));
     await run('critical');
     expect(since(from)).toEqual(['pager firing critical', 'pager firing reminder critical']);
+  });
+
+  it("keeps an Alertmanager alert active until a slow check's next run can re-send it: four re-send periods, not four intervals", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'am.env'), renderEnvFile('route', { UPKEEP_ROUTE_KIND: 'alertmanager', UPKEEP_ALERTMANAGER_URL: `${base}/api/v2/alerts` }));
+    const sent = await new Promise<number | null>((resolve) => {
+      const env = { UPKEEP_CHECK_ID: 'mail1-delivery', UPKEEP_CHECK_SUBJECT: 'mail1', UPKEEP_CHECK_NAME: 'delivery', UPKEEP_CHECK_KIND: 'mail-delivery', UPKEEP_CHECK_INTERVAL: '60', UPKEEP_CHECK_RESEND_SECONDS: '665', UPKEEP_STATE_DIR: join(dir, 'state') };
+      spawn('sh', [join(RUNTIME_SOURCE, 'alert.sh'), join(dir, 'am.env'), 'firing', 'critical', 'probe not delivered within 10m', '2', '0'], { env: { ...process.env, ...env }, stdio: 'ignore' }).on('close', resolve);
+    });
+    expect(sent).toBe(0);
+    const [alert] = alertmanager.at(-1)!;
+    expect(alert.labels).toMatchObject({ host: 'mail1', check: 'delivery', severity: 'critical' });
+    const lasts = (Date.parse(alert.endsAt) - Date.now()) / 1000;
+    expect(lasts).toBeGreaterThan(4 * 665 - 30);
+    expect(lasts).toBeLessThanOrEqual(4 * 665);
   });
 
   it('takes over an incident alerted before delivery was tracked per route: no second firing notice, and the recovery reaches the route', async () => {
