@@ -29,7 +29,7 @@ export const PACKAGES = {
   grep: { programs: ['grep'], on: ['machine', 'hosts'] },
   findutils: { programs: ['find'], on: ['machine', 'hosts'] },
   mawk: { programs: ['awk'], on: ['machine', 'hosts'] },
-  'util-linux': { programs: ['findmnt', 'flock', 'mountpoint', 'setsid', 'unshare'], on: ['machine', 'hosts'] },
+  'util-linux': { programs: ['findmnt', 'flock', 'mountpoint', 'setpriv', 'setsid', 'unshare'], on: ['machine', 'hosts'] },
   tar: { programs: ['tar'], on: ['machine', 'hosts'] },
   // getconf CLK_TCK: reboot-ready.sh reads PID 1's start in clock ticks.
   'libc-bin': { programs: ['getconf'], on: ['machine', 'hosts'] },

@@ -12,6 +12,7 @@ import { formatIssue } from '../policy/errors.ts';
 import { monitorHeartbeatWarnings } from '../policy/monitor-heartbeat.ts';
 import { prepareFleet } from '../policy/prepare.ts';
 import { hardwareCheckWarnings } from '../policy/hardware-warnings.ts';
+import { localMailRouteWarnings } from '../policy/alert-route-rules.ts';
 import { buildPlan, withInfraDiff, type BaseHost } from '../plan/build-plan.ts';
 import { planWithEngine } from '../engine/engine-plan.ts';
 import { diffInfra, renderInfraSection, type InfraDiff } from '../plan/infra-diff.ts';
@@ -93,7 +94,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   const { spec, source } = await loadPolicy(policyFile);
   const fleet = prepareFleet(spec, source);
   // Warnings name the file and line where the policy can say otherwise; they do not stop the plan.
-  for (const warning of [...hardwareCheckWarnings(fleet), ...monitorHeartbeatWarnings(fleet)]) process.stderr.write(`bin/plan: warning: ${formatIssue(warning, source)}
+  for (const warning of [...hardwareCheckWarnings(fleet), ...monitorHeartbeatWarnings(fleet), ...localMailRouteWarnings(spec, fleet)]) process.stderr.write(`bin/plan: warning: ${formatIssue(warning, source)}
 `);
   // Terraform runs inside DIR/terraform, which every plan replaces: local state must live in the
   // project (the working directory), addressed relatively so the plan stays the same on any machine.

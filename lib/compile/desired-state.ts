@@ -50,3 +50,8 @@ export const RUNTIME_DIR = '/usr/local/lib/upkeep';
 export const CONFIG_DIR = '/etc/upkeep';
 /** Host state: manifest and generations. */
 export const STATE_DIR = '/var/lib/upkeep';
+/**
+ * The monitor's heartbeat time, for its liveness server, which runs unprivileged: a directory of
+ * its own (0755, the time 0644), since STATE_DIR is 0700 and holds keys and secrets.
+ */
+export const LIVENESS_DIR = '/var/lib/upkeep-liveness';

@@ -3,11 +3,12 @@
 // to the subject host's routes (webhook, Alertmanager, e-mail); tokens and SMTP passwords are
 // secret files.
 
+import { longestRunSeconds, runPeriodSeconds } from '../policy/check-timing.ts';
 import { tryParseDuration } from '../policy/duration.ts';
 import type { Check, SecretRef } from '../policy/model.ts';
 import type { ResolvedCheck, ResolvedFleet, ResolvedHost, ResolvedMonitoring, ResolvedRoute } from '../policy/resolved.ts';
 import { canonicalJson } from './canonical-json.ts';
-import { CONFIG_DIR, type ManagedFile } from './desired-state.ts';
+import { CONFIG_DIR, LIVENESS_DIR, STATE_DIR, type ManagedFile } from './desired-state.ts';
 import { renderEnvFile } from './env-file.ts';
 import { configFile, type HostPart } from './host-part.ts';
 import { runtimeCommand, seconds, socketServedFiles, unitFile } from './systemd.ts';
@@ -50,7 +51,9 @@ function checkSettings(spec: Check<string>, runner: ResolvedHost, secretPath: st
         vars: {
           UPKEEP_MAIL_TO: spec.to,
           UPKEEP_MAIL_SMTP: spec.smtp,
-          UPKEEP_MAIL_IMAP: spec.imap,
+          // The schema allows "imaps://host/"; the script appends "/INBOX", and curl would SELECT
+          // "/INBOX", a mailbox that does not exist.
+          UPKEEP_MAIL_IMAP: spec.imap.replace(/\/$/, ''),
           UPKEEP_MAIL_IMAP_USER: spec.imapUser,
           UPKEEP_MAIL_IMAP_PASSWORD_FILE: secretPath,
           UPKEEP_MAIL_MAX_DELAY: durationOr(spec.maxDelay, '5m'),
@@ -213,6 +216,9 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
         UPKEEP_CHECK_SUBJECT: check.subject,
         UPKEEP_CHECK_NAME: check.name,
         UPKEEP_CHECK_INTERVAL: check.intervalSeconds,
+        // At most this long between two runs' alerts (an interval, and a run that takes long):
+        // how long an alert sent to Alertmanager must stay active until the next one.
+        UPKEEP_CHECK_RESEND_SECONDS: runPeriodSeconds(check.spec, check.intervalSeconds),
         UPKEEP_FAILURE_THRESHOLD: policy.failureThreshold,
         UPKEEP_RECOVERY_THRESHOLD: policy.recoveryThreshold,
         UPKEEP_ROUTES: [...new Set(routeKeys)].join(' '),
@@ -261,20 +267,32 @@ export function compileMonitoring(fleet: ResolvedFleet, host: ResolvedHost): Hos
 
 /**
  * The monitor's heartbeat: a timer that pings the dead-man's switch while every check running
- * here has run within two of its intervals (plus a minute for a slow probe), and records that
- * time; a socket serving the recorded time to the other hosts' monitor-heartbeat checks.
+ * here has run within two of its intervals and its longest run (a mail-delivery check waits its
+ * maxDelay in every failing run), plus a minute, and records that time; a socket serving the
+ * recorded time to the other hosts' monitor-heartbeat checks.
  */
 function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>, checks: readonly ResolvedCheck[]): ManagedFile[] {
   const urlPath = `${CONFIG_DIR}/heartbeat.url`;
   const envPath = `${CONFIG_DIR}/heartbeat.env`;
   const every = Math.min(...checks.map((c) => c.intervalSeconds));
-  const watched = checks.map((c) => `${checkUnitName(c).slice('upkeep-check-'.length)}:${2 * c.intervalSeconds + 60}`);
+  const watched = checks.map((c) => `${checkUnitName(c).slice('upkeep-check-'.length)}:${2 * c.intervalSeconds + longestRunSeconds(c.spec) + 60}`);
   return [
     { path: urlPath, mode: '0600', owner: 'root:root', secret: heartbeat.url },
     configFile(envPath, renderEnvFile('The monitor heartbeat, for heartbeat.sh.', { UPKEEP_HEARTBEAT_URL_FILE: urlPath, UPKEEP_HEARTBEAT_CHECKS: watched.join(' ') })),
     unitFile('upkeep-heartbeat.service', {
       Unit: { Description: 'upkeep: heartbeat of this monitor to its dead-man\'s switch', After: 'network-online.target' },
-      Service: { Type: 'oneshot', ExecStart: runtimeCommand('heartbeat.sh', envPath), TimeoutStartSec: '120s', ProtectSystem: 'strict', ProtectHome: 'read-only', PrivateTmp: true, NoNewPrivileges: true, StateDirectory: 'upkeep/heartbeat' },
+      Service: {
+        Type: 'oneshot',
+        ExecStart: runtimeCommand('heartbeat.sh', envPath),
+        TimeoutStartSec: '120s',
+        ProtectSystem: 'strict',
+        ProtectHome: 'read-only',
+        PrivateTmp: true,
+        NoNewPrivileges: true,
+        // Where it records the time for serve-liveness.sh (heartbeat.sh sets the same modes).
+        StateDirectory: LIVENESS_DIR.slice('/var/lib/'.length),
+        StateDirectoryMode: '0755',
+      },
     }),
     unitFile('upkeep-heartbeat.timer', {
       Unit: { Description: `upkeep: heartbeat every ${seconds(every)}` },
@@ -286,6 +304,9 @@ function heartbeatFiles(heartbeat: NonNullable<ResolvedMonitoring['heartbeat']>,
       { stream: String(heartbeat.port) },
       { socket: "upkeep: when this monitor's checks last all ran, for the other hosts", service: "upkeep: serve the time this monitor's checks last all ran" },
       'serve-liveness.sh',
+      {},
+      // It reads only the time in LIVENESS_DIR; the host's state is none of its business.
+      [STATE_DIR],
     ),
   ];
 }

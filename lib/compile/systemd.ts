@@ -69,6 +69,8 @@ export function seconds(value: number): string {
  * its own (it answers on the socket it was given) instead: the programs that use such files
  * (ssh-keygen) want a user in the passwd database, which a dynamic user is only where the host
  * runs nss-systemd.
+ *
+ * `hidden` paths do not exist for the service (InaccessiblePaths=, "-": nor when they are absent).
  */
 export function socketServedFiles(
   name: string,
@@ -76,6 +78,7 @@ export function socketServedFiles(
   descriptions: { readonly socket: string; readonly service: string },
   script: string,
   credentials: Readonly<Record<string, string>> = {},
+  hidden: readonly string[] = [],
 ): ManagedFile[] {
   const loaded = Object.entries(credentials).map(([id, path]) => `${id}:${path}`);
   return [
@@ -97,6 +100,7 @@ export function socketServedFiles(
         ProtectHome: true,
         PrivateTmp: true,
         NoNewPrivileges: true,
+        ...(hidden.length > 0 && { InaccessiblePaths: hidden.map((path) => `-${path}`).join(' ') }),
         ...(loaded.length === 0
           ? { DynamicUser: true }
           : { LoadCredential: loaded, CapabilityBoundingSet: '', PrivateNetwork: true, PrivateDevices: true }),

@@ -1,8 +1,9 @@
 // validate: the whole-fleet rules of the maintenance contract. Pure; returns every issue at once.
 
 import { alertRouteIssues } from './alert-route-rules.ts';
+import { responseTime } from './check-timing.ts';
 import { monitorHeartbeatIssues } from './monitor-heartbeat.ts';
-import { formatDuration, tryParseDuration } from './duration.ts';
+import { formatDuration } from './duration.ts';
 import type { PolicyIssue, PolicyPath } from './errors.ts';
 import type { CheckKind, FleetSpec } from './model.ts';
 import type { ResolvedFleet, ResolvedGroup, ResolvedHost, ResolvedWindow } from './resolved.ts';
@@ -86,19 +87,17 @@ function references(spec: FleetSpec, host: ResolvedHost, byName: ReadonlyMap<str
   }
 }
 
-/** Detection + alert delivery must fit the promised response time, for every check. */
+/** Detection + alert delivery must fit the promised response time, for every check (check-timing.ts). */
 function sla(host: ResolvedHost, issues: Issues): void {
   const m = host.monitoring;
   if (!m || m.routes.length === 0) return;
   const delivery = Math.max(...m.routes.map((r) => r.deliverySeconds));
   for (const check of m.checks) {
-    // A mail-delivery check only fails once the mail is overdue, so its wait adds to detection.
-    const wait = check.spec.kind === 'mail-delivery' ? tryParseDuration(check.spec.maxDelay ?? '5m') ?? 0 : 0;
-    const worst = check.intervalSeconds * m.failureThreshold + wait + delivery;
-    if (worst > m.slaSeconds) {
+    const worst = responseTime(check.spec, check.intervalSeconds, m.failureThreshold, delivery);
+    if (worst.seconds > m.slaSeconds) {
       issues.push({
         path: ['hosts', host.name, 'monitoring', 'checks', check.name],
-        message: `SLA response time ${formatDuration(m.slaSeconds)} cannot be met: check interval ${formatDuration(check.intervalSeconds)} x failure threshold ${m.failureThreshold}${wait ? ` + delivery wait ${formatDuration(wait)}` : ''} + alert delivery ${formatDuration(delivery)} = ${formatDuration(worst)}`,
+        message: `SLA response time ${formatDuration(m.slaSeconds)} cannot be met: ${worst.terms.join(' + ')} = ${formatDuration(worst.seconds)}`,
       });
     }
   }

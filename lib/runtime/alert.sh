@@ -2,7 +2,10 @@
 # Hands one alert to one route, and decides whether a still-failing check is re-sent: every run
 # for Alertmanager (which expects alerts to be re-sent while they fire and ends them itself when
 # they stop), every UPKEEP_ROUTE_REPEAT_SECONDS for webhook and e-mail routes (reminders), else
-# never.
+# never. Once the route took it, records what the route now knows (<id>.<route>.told, which
+# run-check.sh reads): the severity and incident (UPKEEP_FAILING_SINCE) of a firing notice, and
+# of an Alertmanager re-send (its label); nothing after the recovery notice. Exits non-zero when
+# the route did not take it.
 #
 # Usage: alert.sh <route.env> firing|repeat|resolved <severity> <message> <failures> <successes>
 # The route file sets UPKEEP_ROUTE_KIND (webhook, alertmanager, email) and that kind's settings.
@@ -21,6 +24,7 @@ set +a
 : "${UPKEEP_ROUTE_KIND:?}" "${UPKEEP_CHECK_ID:?}"
 now=${UPKEEP_OBSERVED_AT:-$(date +%s)}
 sent_file="${UPKEEP_STATE_DIR:-/var/lib/upkeep}/checks/$UPKEEP_CHECK_ID.$(basename "$route" .env).sent"
+told_file="${sent_file%.sent}.told"
 
 if [ "$status" = repeat ]; then
   case $UPKEEP_ROUTE_KIND in
@@ -41,3 +45,9 @@ fi
 mkdir -p "$(dirname "$sent_file")"
 echo "$now" >"$sent_file.new"
 mv "$sent_file.new" "$sent_file"
+case $status/$UPKEEP_ROUTE_KIND in
+  resolved/*) : >"$told_file.new" ;;
+  firing/* | repeat/alertmanager) echo "$severity ${UPKEEP_FAILING_SINCE:-0}" >"$told_file.new" ;;
+  *) exit 0 ;;
+esac
+mv "$told_file.new" "$told_file"

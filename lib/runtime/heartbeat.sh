@@ -9,12 +9,17 @@
 # The file sets UPKEEP_HEARTBEAT_URL_FILE (0600; the URL embeds its key, so curl reads it from a
 # private config file, never its command line) and UPKEEP_HEARTBEAT_CHECKS ("<check id>:<max
 # age in seconds>" words).
+#
+# The time goes to UPKEEP_LIVENESS_DIR (/var/lib/upkeep-liveness, 0755, the file 0644), not under
+# /var/lib/upkeep (0700: it holds keys and secrets): serve-liveness.sh answers the other hosts
+# without privileges (a dynamic user), and this time is all it may read.
 set -eu
 
 config=${1:?usage: heartbeat.sh <heartbeat.env>}
 # shellcheck source=/dev/null
 . "$config"
 state=${UPKEEP_STATE_DIR:-/var/lib/upkeep}
+liveness=${UPKEEP_LIVENESS_DIR:-/var/lib/upkeep-liveness}
 now=$(date +%s)
 
 stale=
@@ -24,7 +29,10 @@ for entry in $UPKEEP_HEARTBEAT_CHECKS; do
   if [ ! -f "$file" ] || [ $((now - $(stat -c %Y "$file"))) -gt "$max" ]; then stale="$stale $id"; fi
 done
 
-mkdir -p "$state/heartbeat"
+# systemd creates the directory (StateDirectory=, 0755); the modes are set here all the same, so
+# that a umask of 077 cannot hide the time from the server.
+mkdir -p "$liveness"
+chmod 0755 "$liveness"
 request=$(mktemp)
 trap 'rm -f "$request"' EXIT
 # curl config syntax: a quoted string with backslash and quote escaped.
@@ -32,8 +40,9 @@ quoted() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 url=$(cat "$UPKEEP_HEARTBEAT_URL_FILE")
 url=${url%/}
 if [ -z "$stale" ]; then
-  echo "$now" >"$state/heartbeat/last.new"
-  mv "$state/heartbeat/last.new" "$state/heartbeat/last"
+  echo "$now" >"$liveness/last.new"
+  chmod 0644 "$liveness/last.new"
+  mv "$liveness/last.new" "$liveness/last"
   printf 'url = "%s"\n' "$(quoted "$url")" >"$request"
   echo "heartbeat: all checks ran"
 else

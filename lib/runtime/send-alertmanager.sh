@@ -1,8 +1,10 @@
 #!/bin/sh
 # POSTs one alert to Alertmanager's API (POST /api/v2/alerts), as Prometheus does: labels name
 # the alert (alertname, host, check, kind, severity), startsAt is the check's first failure, and
-# a firing alert carries an endsAt four check intervals ahead, so it stays active while the check
-# keeps re-sending it each run and ends by itself if the sender dies. Recovery sends endsAt = now.
+# a firing alert carries an endsAt four re-send periods ahead (UPKEEP_CHECK_RESEND_SECONDS: the
+# interval and the check's longest run, since a slow check's runs come further apart than its
+# interval), so it stays active while the check keeps re-sending it each run and ends by itself if
+# the sender dies. Recovery sends endsAt = now.
 # When the severity changes while firing, the alert under the old severity label is ended.
 #
 # Usage: send-alertmanager.sh firing|repeat|resolved <severity> <message> <failures> <successes>
@@ -30,7 +32,7 @@ if [ "$status" = resolved ]; then
   # The alert is known by its labels: end the one sent, under the severity it was sent with.
   body="[$(alert "${previous:-$severity}" "$now")]"
 else
-  body="[$(alert "$severity" $((now + 4 * ${UPKEEP_CHECK_INTERVAL:-60})))"
+  body="[$(alert "$severity" $((now + 4 * ${UPKEEP_CHECK_RESEND_SECONDS:-${UPKEEP_CHECK_INTERVAL:-60}})))"
   if [ -n "$previous" ] && [ "$previous" != "$severity" ]; then body="$body,$(alert "$previous" "$now")"; fi
   body="$body]"
 fi

@@ -383,11 +383,45 @@ describe('compileHost', () => {
       expect(sourced(file(monitor1, '/etc/upkeep/checks/mail1-smtp.env').content!, 'UPKEEP_SMTP_PORT')).toBe('25');
     });
 
+    it('gives a mail-delivery check its IMAP server without a trailing slash, so the probe selects INBOX, not /INBOX', () => {
+      const mail1 = host('mail1');
+      const withSlash: ResolvedHost = {
+        ...mail1,
+        monitoring: { ...mail1.monitoring!, checks: mail1.monitoring!.checks.map((c) => (c.spec.kind === 'mail-delivery' ? { ...c, spec: { ...c.spec, imap: 'imaps://mail1.example.net:993/' } } : c)) },
+      };
+      const f = resolvedFleet([withSlash]);
+      const env = file(compileHost(f, f.hosts.find((h) => h.name === 'monitor1')!), '/etc/upkeep/checks/mail1-delivery.env').content!;
+      expect(sourced(env, 'UPKEEP_MAIL_IMAP')).toBe('imaps://mail1.example.net:993');
+    });
+
     it('times checks exactly on their interval, without randomized delay', () => {
       const timer = file(compiled('web1'), `${UNIT_DIR}/upkeep-check-web1-disk.timer`).content!;
       expect(timer).toContain('OnUnitActiveSec=60s');
       expect(timer).toContain('AccuracySec=1s');
       expect(timer).not.toContain('RandomizedDelaySec');
+    });
+
+    it("records the monitor's heartbeat where its unprivileged liveness server may read it, and hides the host's state from that server", () => {
+      const monitor: ResolvedHost = { ...host('monitor1'), monitoring: { ...host('monitor1').monitoring!, heartbeat: { url: { env: 'HEARTBEAT_URL' }, port: 9469 } } };
+      const state = compileHost(resolvedFleet([monitor]), monitor);
+      const heartbeat = file(state, `${UNIT_DIR}/upkeep-heartbeat.service`).content!;
+      expect(heartbeat).toContain('\nStateDirectory=upkeep-liveness\nStateDirectoryMode=0755\n');
+      const server = file(state, `${UNIT_DIR}/upkeep-liveness@.service`).content!;
+      expect(server).toContain('\nDynamicUser=yes\n');
+      expect(server).toContain('\nInaccessiblePaths=-/var/lib/upkeep\n');
+    });
+
+    it("allows a mail-delivery check its wait in every run: in the monitor heartbeat, and in how long an Alertmanager alert lasts", () => {
+      const monitor: ResolvedHost = { ...host('monitor1'), monitoring: { ...host('monitor1').monitoring!, heartbeat: { url: { env: 'HEARTBEAT_URL' }, port: 9469 } } };
+      const state = compileHost(resolvedFleet([monitor]), monitor);
+      const delivery = host('mail1').monitoring!.checks.find((c) => c.spec.kind === 'mail-delivery')!;
+      expect(delivery.intervalSeconds).toBe(60);
+      // Its failing runs take maxDelay (5m) each, and the next starts when one ends.
+      const watched = sourced(file(state, '/etc/upkeep/heartbeat.env').content!, 'UPKEEP_HEARTBEAT_CHECKS').split(' ');
+      expect(watched).toContainEqual(`mail1-delivery:${2 * 60 + 300 + 5 + 60}`);
+      expect(watched).toContainEqual(`web1-site:${2 * 60 + 30 + 60}`);
+      expect(sourced(file(state, '/etc/upkeep/checks/mail1-delivery.env').content!, 'UPKEEP_CHECK_RESEND_SECONDS')).toBe(String(60 + 305));
+      expect(sourced(file(state, '/etc/upkeep/checks/web1-site.env').content!, 'UPKEEP_CHECK_RESEND_SECONDS')).toBe(String(60 + 30));
     });
 
     it('names check units from host and check names reduced to safe words', () => {

@@ -57,6 +57,19 @@ describe.skipIf(!programsAvailable('test/compile/systemd-verify.test.ts', ['syst
     expect(run.status).toBe(0);
   });
 
+  it("a monitor with a heartbeat: its heartbeat and liveness units pass verify", () => {
+    const host = fleet.hosts.find((h) => h.roles.includes('monitor'))!;
+    const monitor = { ...host, monitoring: { ...host.monitoring!, heartbeat: { url: { env: 'HEARTBEAT_URL' }, port: 9469 } } };
+    const state = compileHost({ ...fleet, hosts: fleet.hosts.map((h) => (h === host ? monitor : h)) }, monitor);
+    const root = writeRoot(state);
+    roots.push(root);
+    const units = state.files.filter((f) => /\/upkeep-(heartbeat|liveness)/.test(f.path)).map((f) => join(root, f.path));
+    expect(units).toHaveLength(4);
+    const run = spawnSync('systemd-analyze', ['verify', `--root=${root}`, ...units], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+  });
+
   it('every OnCalendar expression is accepted by systemd-analyze calendar', () => {
     const expressions = new Set<string>();
     for (const host of fleet.hosts) {

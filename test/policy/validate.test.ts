@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveFleet } from '../../lib/policy/resolve.ts';
 import { monitorHeartbeatWarnings } from '../../lib/policy/monitor-heartbeat.ts';
+import { localMailRouteWarnings } from '../../lib/policy/alert-route-rules.ts';
 import { validateFleet } from '../../lib/policy/validate.ts';
 import { editable } from '../fixtures/small-fleet.ts';
 
@@ -49,8 +50,33 @@ describe('validateFleet', () => {
     spec.defaults.monitoring.interval = '5m';
     spec.defaults.monitoring.failureThreshold = 3;
     expect(issuesOf(spec)).toContainEqual(
-      'hosts.web1.monitoring.checks.disk-usage: SLA response time 15m cannot be met: check interval 5m x failure threshold 3 + alert delivery 2m = 17m',
+      'hosts.web1.monitoring.checks.disk-usage: SLA response time 15m cannot be met: check interval 5m x failure threshold 3 + resending a notice no route took 5m + alert delivery 2m = 22m',
     );
+  });
+
+  it('counts every failing run of a mail-delivery check at its full wait, since runs never overlap', () => {
+    const spec = editable();
+    spec.hosts.web1.monitoring = {
+      checks: { mail: { kind: 'mail-delivery', to: 'probe@example.com', smtp: 'smtp://mail.example.com', imap: 'imaps://mail.example.com', imapUser: 'probe', imapPassword: { env: 'PROBE' }, maxDelay: '10m' } },
+    };
+    // 1m x 2 + 10m + 2m = 14m was accepted; two failing runs take 2 x 10m already.
+    expect(issuesOf(spec)).toContainEqual(
+      'hosts.web1.monitoring.checks.mail: SLA response time 15m cannot be met: check interval 1m + failure threshold 2 x longest run 605s (delivery wait 10m + 5s) (runs never overlap) + resending a notice no route took 1m + alert delivery 2m = 1450s',
+    );
+    spec.hosts.web1.monitoring.checks.mail.maxDelay = '5m';
+    expect(issuesOf(spec).filter((i) => i.includes('SLA'))).toEqual([]);
+  });
+
+  it("counts a monitor-heartbeat check's maximum age and a probe's timeout", () => {
+    const spec = editable();
+    spec.hosts.mon1 = { group: 'production', roles: ['monitor'], address: '192.0.2.8', monitoring: { heartbeat: { url: { env: 'HEARTBEAT_URL' } } } };
+    spec.defaults.monitoring.sla = '10m';
+    spec.hosts.web1.monitoring = { checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'mon1', maxAge: '5m' }, site: { kind: 'http', url: 'https://www.example.com/' } } };
+    const sla = issuesOf(spec).filter((i) => i.includes('SLA'));
+    expect(sla).toEqual([
+      'hosts.web1.monitoring.checks.monitor: SLA response time 10m cannot be met: monitor heartbeat max age 5m + check interval 1m x failure threshold 2 + longest run 10s + resending a notice no route took 1m + alert delivery 2m = 610s',
+    ]);
+    // The web check: 1m x 2 + 30s + 1m + 2m = 5m30s, within 10m.
   });
 
   it('refuses a security deadline that staging soak and production batches cannot meet', () => {
@@ -170,6 +196,22 @@ describe('validateFleet', () => {
     it('refuses a token on an e-mail route and half an SMTP login', () => {
       expect(withRoute({ email: { to: ['ops@example.com'] }, token: { env: 'T' } })).toContainEqual(expect.stringMatching(/^defaults\.monitoring\.routes\.0\.token: an e-mail route logs in with email\.user/));
       expect(withRoute({ email: { to: ['ops@example.com'], user: 'alerts' } })).toContainEqual('defaults.monitoring.routes.0.email.user: SMTP login needs both email.user and email.password');
+    });
+
+    it('warns where an e-mail route without a server is written when the hosts that would send it have no mail server', () => {
+      const warnings = (s: any) => localMailRouteWarnings(s, resolveFleet(s).fleet).map((i) => `${i.path.join('.')}: ${i.message}`);
+      const spec = editable();
+      spec.defaults.monitoring.routes = [{ name: 'hook', webhook: 'https://alerts.example.com/hook' }, { name: 'mail', email: { to: ['ops@example.com'] } }];
+      spec.hosts.web2.roles = ['web', 'mail'];
+      expect(warnings(spec)).toEqual([
+        'defaults.monitoring.routes.1.email: an e-mail route without email.server mails through smtp://localhost on the host that runs the check, and backup1, stage1, web1 have no role "mail": alerts reach nobody unless a mail server runs there besides upkeep; give the route a server (a relay)',
+      ]);
+      // Written on a host, it is named there; a relay, or a host with its own mail server, is fine.
+      spec.hosts.web1.monitoring = { routes: [{ name: 'mail', email: { to: ['ops@example.com'] } }] };
+      expect(warnings(spec).map((w) => w.split(':')[0])).toEqual(['defaults.monitoring.routes.1.email', 'hosts.web1.monitoring.routes.0.email']);
+      spec.defaults.monitoring.routes[1].email.server = 'smtps://relay.example.com';
+      spec.hosts.web1.roles = ['web', 'mail'];
+      expect(warnings(spec)).toEqual([]);
     });
 
     it('refuses an Alertmanager token over plain http', () => {

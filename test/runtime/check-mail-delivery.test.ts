@@ -168,6 +168,27 @@ describe.skipIf(!programsAvailable('test/runtime/check-mail-delivery.test.ts', [
     expect(plaintext.inbox).toEqual([]);
   });
 
+  it('lasts no longer than the maximum delay when a server accepts and never answers: each failing run holds back the next', { timeout: 30_000 }, async () => {
+    const held: Socket[] = [];
+    const stalling = createServer((socket) => void held.push(socket));
+    await new Promise<void>((r) => stalling.listen(0, '127.0.0.1', r));
+    try {
+      const at = `127.0.0.1:${port(stalling)}`;
+      for (const [stalled, said] of [
+        [{ UPKEEP_MAIL_SMTP: `smtp://${at}` }, `CRITICAL: sending through smtp://${at} failed`],
+        [{ UPKEEP_MAIL_IMAP: `imaps://${at}` }, `UNKNOWN: IMAP search at imaps://${at} failed`],
+      ] as const) {
+        const started = Date.now();
+        const run = await runScriptAsync('check-mail-delivery.sh', [], { ...env(delivering), ...stalled, UPKEEP_MAIL_MAX_DELAY: '3' });
+        expect(run.stdout).toContain(said);
+        expect(Date.now() - started).toBeLessThan(6_000);
+      }
+    } finally {
+      held.forEach((s) => s.destroy());
+      stalling.close();
+    }
+  });
+
   it('refuses a bare host name (which curl would speak HTTP to) before connecting anywhere', async () => {
     const run = await runScriptAsync('check-mail-delivery.sh', [], { ...env(delivering), UPKEEP_MAIL_SMTP: '127.0.0.1' });
     expect(run.stdout).toBe('UNKNOWN: 127.0.0.1 is not an smtp:// or smtps:// URL\n');

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptAsync, tempDir } from './run-script.ts';
 import { programsAvailable } from '../programs.ts';
@@ -36,5 +37,23 @@ describe.skipIf(!programsAvailable('test/runtime/check-tls-expiry.test.ts', ['op
 
   it('is CRITICAL when nothing answers', async () => {
     expect((await runScriptAsync('check-tls-expiry.sh', [], { UPKEEP_TLS_TARGET: '127.0.0.1', UPKEEP_TLS_PORT: '9', UPKEEP_TLS_MIN_VALIDITY: '1' })).status).toBe(2);
+  });
+
+  it('is CRITICAL, saying so, within its timeout when the server accepts and never answers the handshake', { timeout: 20_000 }, async () => {
+    const held: Socket[] = [];
+    const stalling = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    const stallPort = String((stalling.address() as AddressInfo).port);
+    try {
+      const started = Date.now();
+      const run = await runScriptAsync('check-tls-expiry.sh', [], { UPKEEP_TLS_TARGET: '127.0.0.1', UPKEEP_TLS_PORT: stallPort, UPKEEP_TLS_MIN_VALIDITY: '1', UPKEEP_TLS_TIMEOUT: '2' });
+      expect(run.stdout).toBe(`CRITICAL: 127.0.0.1:${stallPort} completed no TLS handshake within 2s\n`);
+      expect(run.status).toBe(2);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(held.length).toBeGreaterThan(0);
+    } finally {
+      held.forEach((s) => s.destroy());
+      stalling.close();
+    }
   });
 });

@@ -214,17 +214,16 @@ describe.skipIf(!programsAvailable('test/runtime/checks.test.ts', ['curl']))('HT
 describe('check-monitor-heartbeat.sh asking a real serve-liveness.sh (a TCP server starting it per connection, as systemd\'s Accept=yes socket does)', () => {
   let server: NetServer;
   let port: number;
-  /** The monitor's state and config directories, which serve-liveness.sh reads. */
-  const monitorState = tempDir();
+  /** The monitor's liveness and config directories, which serve-liveness.sh reads. */
+  const monitorLiveness = tempDir();
   const monitorConfig = tempDir();
   const now = () => Math.floor(Date.now() / 1000);
 
   /** What the monitor recorded: its checks last all ran `secondsAgo` ago, or nothing yet (null). */
   function recorded(secondsAgo: number | null): void {
-    rmSync(join(monitorState, 'heartbeat'), { recursive: true, force: true });
+    rmSync(join(monitorLiveness, 'last'), { force: true });
     if (secondsAgo === null) return;
-    mkdirSync(join(monitorState, 'heartbeat'));
-    writeFileSync(join(monitorState, 'heartbeat', 'last'), `${now() - secondsAgo}\n`);
+    writeFileSync(join(monitorLiveness, 'last'), `${now() - secondsAgo}\n`);
   }
 
   /** Its heartbeat settings, written `secondsAgo` ago (a rollout writes them when they change). */
@@ -236,7 +235,7 @@ describe('check-monitor-heartbeat.sh asking a real serve-liveness.sh (a TCP serv
 
   beforeAll(async () => {
     server = createNetServer((socket) => {
-      const child = spawn('sh', [join(RUNTIME_SOURCE, 'serve-liveness.sh')], { env: { ...process.env, UPKEEP_STATE_DIR: monitorState, UPKEEP_CONFIG_DIR: monitorConfig }, stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn('sh', [join(RUNTIME_SOURCE, 'serve-liveness.sh')], { env: { ...process.env, UPKEEP_LIVENESS_DIR: monitorLiveness, UPKEEP_CONFIG_DIR: monitorConfig }, stdio: ['pipe', 'pipe', 'inherit'] });
       socket.pipe(child.stdin);
       child.stdout.pipe(socket);
     });

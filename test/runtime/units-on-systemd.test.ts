@@ -63,7 +63,7 @@ describe.skipIf(!fleetAvailable('compiled units on a real systemd host'))('compi
     const r = await run('systemctl start upkeep-check-web-staging-disk.service upkeep-check-web-staging-failed-units.service && cat /var/lib/upkeep/checks/web-staging-disk /var/lib/upkeep/checks/web-staging-failed-units /var/lib/upkeep/checks/web-staging-failed-units.message');
     expect(r.exitCode).toBe(0);
     // since: when the check started passing (upkeep status reports it); then the last message.
-    expect(r.stdout).toMatch(/^(failures=0\nsuccesses=1\nalerted=0\nseverity=ok\nsince=\d{10}\nfailing_since=0\nalerted_severity=\n){2}OK: no failed units\n$/);
+    expect(r.stdout).toMatch(/^(failures=0\nsuccesses=1\nalerted=0\nseverity=ok\nsince=\d{10}\nfailing_since=0\nalerted_severity=\nnotified=\nroutes_told=1\n){2}OK: no failed units\n$/);
   });
 
   it('skips routine updates outside the window instead of running or failing them', { timeout: FLEET_TEST_TIMEOUT_MS }, async () => {
