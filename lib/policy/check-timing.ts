@@ -78,8 +78,9 @@ export interface ResponseTime {
  * + the other (threshold - 1) failing runs, each starting an interval after the one before, or
  *   when it ended if it took longer
  * + the last failing run's own length (the probe's timeouts; a mail-delivery check's maxDelay)
- * + one interval: a notice no route took is sent again at the start of the next run
  * + the route's delivery time.
+ * It is the promise for a route that takes the notice: one that does not is sent it again at the
+ * start of each run after, and its check's unit fails meanwhile (run-check.sh), so that is seen.
  */
 export function responseTime(spec: Check<string>, intervalSeconds: number, failureThreshold: number, deliverySeconds: number): ResponseTime {
   const grace = graceSeconds(spec);
@@ -91,9 +92,8 @@ export function responseTime(spec: Check<string>, intervalSeconds: number, failu
     ...(run <= intervalSeconds
       ? [`check interval ${format(intervalSeconds)} x failure threshold ${failureThreshold}`, ...(run > 0 ? [runText] : [])]
       : [`check interval ${format(intervalSeconds)}`, `failure threshold ${failureThreshold} x ${runText} (runs never overlap)`]),
-    `resending a notice no route took ${format(intervalSeconds)}`,
     `alert delivery ${format(deliverySeconds)}`,
   ];
-  const total = grace + intervalSeconds + (failureThreshold - 1) * Math.max(intervalSeconds, run) + run + intervalSeconds + deliverySeconds;
+  const total = grace + intervalSeconds + (failureThreshold - 1) * Math.max(intervalSeconds, run) + run + deliverySeconds;
   return { seconds: total, terms };
 }

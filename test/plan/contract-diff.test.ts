@@ -49,8 +49,7 @@ describe('the contract diff', () => {
   it('lists strengthening changes apart, after the warning, and a host that left the fleet as a weakening', () => {
     const spec = editable();
     spec.defaults.backups.retention = { daily: 90, monthly: 12 };
-    // 4m: every 5m would not meet the 15m SLA (2 x 5m + 5m to resend + 2m delivery).
-    spec.defaults.monitoring.checks['failed-units'] = { kind: 'failed-units', interval: '4m' };
+    spec.defaults.monitoring.checks['failed-units'] = { kind: 'failed-units', interval: '5m' };
     spec.hosts.web1.monitoring = { checks: { 'reboot-required': { kind: 'reboot-required' } } };
     spec.defaults.updates.window.duration = '1h';
     delete spec.hosts.web2;
@@ -60,7 +59,7 @@ describe('the contract diff', () => {
     const [warning, strengthened] = text.split('Strengthened or added:');
     expect(warning).toContain('> **WARNING: this change WEAKENS the maintenance promise on 4 host(s).**');
     expect(warning).toContain('- **removed from the fleet: no longer updated, backed up or monitored by upkeep** on web2: maintained → not maintained');
-    expect(warning).toContain('- **check failed-units runs less often** on 3 hosts (backup1, stage1, web1): every 1m → every 4m');
+    expect(warning).toContain('- **check failed-units runs less often** on 3 hosts (backup1, stage1, web1): every 1m → every 5m');
     expect(strengthened).toContain('- **backup retention lengthened** on 3 hosts (backup1, stage1, web1): 90 daily, 0 weekly, 0 monthly, 0 yearly → 90 daily, 0 weekly, 12 monthly, 0 yearly');
     expect(strengthened).toContain('- **check reboot-required added** on web1: no check → reboot-required every 1m');
     expect(strengthened).toContain('- **maintenance window narrowed** on 2 hosts (backup1, web1)');

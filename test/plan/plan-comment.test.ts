@@ -33,7 +33,7 @@ describe('plan.md of a 1,000-host fleet, as a pull-request comment', { timeout: 
   // files it changes are named after each host: they still change alike.
   after.defaults.monitoring.checks['disk-usage'] = { kind: 'disk-usage', interval: '2m' };
   // Two exceptions: hosts with changes of their own.
-  after.hosts.web00500.monitoring.checks.ping = { kind: 'failed-units', interval: '4m' };
+  after.hosts.web00500.monitoring.checks.ping = { kind: 'failed-units', interval: '5m' };
   after.hosts.web00501.backups.exclude = ['/var/cache/app'];
   const plan = planOf(after as FleetSpec, base);
   const servers = Object.keys(plan.hosts).map((h) => `hcloud_server.${h}`);

@@ -50,7 +50,7 @@ describe('validateFleet', () => {
     spec.defaults.monitoring.interval = '5m';
     spec.defaults.monitoring.failureThreshold = 3;
     expect(issuesOf(spec)).toContainEqual(
-      'hosts.web1.monitoring.checks.disk-usage: SLA response time 15m cannot be met: check interval 5m x failure threshold 3 + resending a notice no route took 5m + alert delivery 2m = 22m',
+      'hosts.web1.monitoring.checks.disk-usage: SLA response time 15m cannot be met: check interval 5m x failure threshold 3 + alert delivery 2m = 17m',
     );
   });
 
@@ -61,7 +61,7 @@ describe('validateFleet', () => {
     };
     // 1m x 2 + 10m + 2m = 14m was accepted; two failing runs take 2 x 10m already.
     expect(issuesOf(spec)).toContainEqual(
-      'hosts.web1.monitoring.checks.mail: SLA response time 15m cannot be met: check interval 1m + failure threshold 2 x longest run 605s (delivery wait 10m + 5s) (runs never overlap) + resending a notice no route took 1m + alert delivery 2m = 1450s',
+      'hosts.web1.monitoring.checks.mail: SLA response time 15m cannot be met: check interval 1m + failure threshold 2 x longest run 605s (delivery wait 10m + 5s) (runs never overlap) + alert delivery 2m = 1390s',
     );
     spec.hosts.web1.monitoring.checks.mail.maxDelay = '5m';
     expect(issuesOf(spec).filter((i) => i.includes('SLA'))).toEqual([]);
@@ -70,13 +70,13 @@ describe('validateFleet', () => {
   it("counts a monitor-heartbeat check's maximum age and a probe's timeout", () => {
     const spec = editable();
     spec.hosts.mon1 = { group: 'production', roles: ['monitor'], address: '192.0.2.8', monitoring: { heartbeat: { url: { env: 'HEARTBEAT_URL' } } } };
-    spec.defaults.monitoring.sla = '10m';
+    spec.defaults.monitoring.sla = '9m';
     spec.hosts.web1.monitoring = { checks: { monitor: { kind: 'monitor-heartbeat', monitor: 'mon1', maxAge: '5m' }, site: { kind: 'http', url: 'https://www.example.com/' } } };
     const sla = issuesOf(spec).filter((i) => i.includes('SLA'));
     expect(sla).toEqual([
-      'hosts.web1.monitoring.checks.monitor: SLA response time 10m cannot be met: monitor heartbeat max age 5m + check interval 1m x failure threshold 2 + longest run 10s + resending a notice no route took 1m + alert delivery 2m = 610s',
+      'hosts.web1.monitoring.checks.monitor: SLA response time 9m cannot be met: monitor heartbeat max age 5m + check interval 1m x failure threshold 2 + longest run 10s + alert delivery 2m = 550s',
     ]);
-    // The web check: 1m x 2 + 30s + 1m + 2m = 5m30s, within 10m.
+    // The web check: 1m x 2 + 30s + 2m = 4m30s, within 9m.
   });
 
   it('refuses a security deadline that staging soak and production batches cannot meet', () => {
