@@ -102,9 +102,14 @@ describe.skipIf(!fleetAvailable('the provisioned monitor heartbeat test (test/fl
     expect(await checkNow()).toMatch(/^OK: monitor mon1 (has recorded no heartbeat yet: set up \d+s ago|'s checks all ran \d+s ago)/);
     // mon1 records its first time at its heartbeat's next run (its timer's, a minute in; started
     // here), its checks having run in its health gate.
-    const beat = await mon1.ssh(`systemctl start upkeep-heartbeat.service && curl -fsS http://${mon1.address}:9469/`);
-    const why = beat.exitCode === 0 ? '' : (await mon1.ssh('journalctl --no-pager -n 40 -u upkeep-heartbeat.service -u upkeep-check-mon1-disk.service; ls -l --time-style=+%s /var/lib/upkeep/checks /var/lib/upkeep/heartbeat; date +%s')).stdout;
+    // /var/lib/upkeep as the agent makes it where it is the first to (0700 root): the liveness
+    // server, an unprivileged DynamicUser, must not need it.
+    const beat = await mon1.ssh(`chmod 0700 /var/lib/upkeep && systemctl start upkeep-heartbeat.service && curl -fsS http://${mon1.address}:9469/`);
+    const why = beat.exitCode === 0 ? '' : (await mon1.ssh('journalctl --no-pager -n 40 -u upkeep-heartbeat.service -u upkeep-check-mon1-disk.service; ls -l --time-style=+%s /var/lib/upkeep/checks /var/lib/upkeep-liveness; date +%s')).stdout;
     expect(beat.exitCode, `${beat.stderr}\n${why}`).toBe(0);
+    expect(beat.stdout.trim()).toMatch(/^\d{10}$/);
+    // Served from a directory of its own, readable by the unprivileged server.
+    expect((await mon1.ssh('stat -c "%a %U" /var/lib/upkeep-liveness /var/lib/upkeep-liveness/last')).stdout).toBe('755 root\n644 root\n');
     expect(await checkNow()).toMatch(/^OK: monitor mon1's checks all ran \d+s ago$/);
   }, FLEET_TEST_TIMEOUT_MS);
 

@@ -38,7 +38,8 @@ describe.skipIf(!fleetAvailable('monitor heartbeat on real hosts'))('a silent mo
   async function install(host: TestHost, files: readonly { path: string; mode: string; content?: string }[], units: readonly string[], kick: readonly string[]) {
     const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
     const lines = files.map((f) => `mkdir -p "$(dirname ${q(f.path)})" && echo ${Buffer.from(f.content!).toString('base64')} | base64 -d > ${q(f.path)} && chmod ${f.mode} ${q(f.path)}`);
-    const r = await host.ssh('sh -s', { input: `set -e\n${lines.join('\n')}\nsystemctl daemon-reload\nsystemctl enable --now ${units.join(' ')}\n${kick.map((u) => `systemctl start ${u}`).join('\n')}\n` });
+    // /var/lib/upkeep as the agent makes it (0700 root): the liveness server, a DynamicUser, must not need it.
+    const r = await host.ssh('sh -s', { input: `set -e\n(umask 077 && mkdir -p /var/lib/upkeep)\n${lines.join('\n')}\nsystemctl daemon-reload\nsystemctl enable --now ${units.join(' ')}\n${kick.map((u) => `systemctl start ${u}`).join('\n')}\n` });
     expect(r.stderr.replace(/^Created symlink .*\n/gm, '')).toBe('');
     expect(r.exitCode).toBe(0);
   }
@@ -106,6 +107,11 @@ describe.skipIf(!fleetAvailable('monitor heartbeat on real hosts'))('a silent mo
     expect(pings().length).toBeGreaterThanOrEqual(2);
     expect(pings().map((p) => p.path)).toEqual(pings().map(() => `/ping/${KEY}`));
     expect((await web.ssh('cat /var/lib/upkeep/checks/web1-monitor')).stdout).toMatch(/^severity=ok$/m);
+    // From a real heartbeat, not the grace before the first one: the liveness server answers with it.
+    const served = await mon.ssh(`curl -fsS http://${mon.address}:9469/`);
+    expect(served.exitCode, served.stderr).toBe(0);
+    expect(served.stdout).toMatch(/^\d{10}\n$/);
+    expect((await web.ssh('cat /var/lib/upkeep/checks/web1-monitor.message')).stdout).toMatch(/^OK: monitor mon1's checks all ran \d+s ago$/m);
     expect(hooks()).toEqual([]);
 
     // WHEN every upkeep timer of the monitor stops
