@@ -750,12 +750,17 @@ arm_rollback() { # GEN SECONDS
 
 # --- confirm, rollback ----------------------------------------------------------------------
 
-cmd_confirm() { # GEN
+# Holds the lock for a step about generation GEN, after recovery; refuses a host not on it.
+lock_on_generation() { # GEN
 	valid_word "$1" || die 13 "bad generation"
 	RECOVERED=''
 	take_lock 30
 	recover
 	[ "$(current_generation)" = "$1" ] || die 15 "host is on generation $(current_generation), not $1: it rolled back"
+}
+
+cmd_confirm() { # GEN
+	lock_on_generation "$1"
 	if [ -f "$STATE/unconfirmed" ]; then
 		systemctl stop "$(rollback_unit "$1").timer" >/dev/null 2>&1
 		rm -f "$STATE/unconfirmed" && sync "$STATE"
@@ -766,11 +771,7 @@ cmd_confirm() { # GEN
 # The applier saw generation GEN pass its gates (and its group's soak): the change is done, and a
 # repair's way back is no longer needed.
 cmd_settle() { # GEN
-	valid_word "$1" || die 13 "bad generation"
-	RECOVERED=''
-	take_lock 30
-	recover
-	[ "$(current_generation)" = "$1" ] || die 15 "host is on generation $(current_generation), not $1: it rolled back"
+	lock_on_generation "$1"
 	rm -rf "$STATE/repair" && rm -f "$STATE/unsettled" && sync "$STATE"
 	say "settled $1"
 }
